@@ -1,0 +1,1 @@
+"""The `rater` command line: one module per command group, loaded lazily."""
