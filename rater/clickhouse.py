@@ -1,0 +1,114 @@
+"""ClickHouse connections and migrations (schemas/clickhouse/NNN_name.sql, applied in order).
+
+Every statement must run on ClickHouse 18.16 (Debian's package) and on a current release.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as ch_errors
+
+from rater.errors import MigrationError, ServiceUnavailable
+from rater.settings import PROJECT_ROOT, Settings
+
+MIGRATIONS_DIR = PROJECT_ROOT / "schemas" / "clickhouse"
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def client(settings: Settings, *, database: str | None = None) -> Client:
+    """A native-protocol client; numpy columnar inserts enabled."""
+    return Client(
+        host=settings.clickhouse_host,
+        port=settings.clickhouse_port,
+        user=settings.clickhouse_user,
+        password=str(settings.clickhouse_password),
+        database=database or settings.clickhouse_database,
+        settings={"use_numpy": True},
+        connect_timeout=5,
+        send_receive_timeout=300,
+    )
+
+
+def ping(settings: Settings) -> str:
+    """The server version; ServiceUnavailable when it does not answer."""
+    try:
+        rows = client(settings, database="default").execute("SELECT version()")
+    except (ch_errors.Error, OSError, EOFError) as error:
+        raise ServiceUnavailable(
+            f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} does not answer: {error}"
+        ) from error
+    return str(rows[0][0])
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    path: Path
+
+    def statements(self) -> list[str]:
+        """The file split on ';' at line ends, comments dropped."""
+        text = "\n".join(
+            line for line in self.path.read_text().splitlines() if not line.strip().startswith("--")
+        )
+        return [s.strip() for s in re.split(r";\s*(?:\n|$)", text) if s.strip()]
+
+
+def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """All migration files, in order; MigrationError for a badly named or duplicated one."""
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files are named NNN_name.sql")
+        number = int(match[1])
+        if number in found:
+            raise MigrationError(f"{path.name}: number {number:03d} also used by {found[number].path.name}")
+        found[number] = Migration(number, path.stem, path)
+    return [found[n] for n in sorted(found)]
+
+
+def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Create the database and apply the migrations not yet recorded; returns the names applied.
+
+    Safe to re-run: applied ones are recorded in `schema_migrations` and every DDL statement
+    uses IF NOT EXISTS, so a migration interrupted half-way can be applied again.
+    """
+    ping(settings)
+    database = settings.clickhouse_database
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+        raise MigrationError(f"database name {database!r} is not a plain identifier")
+    client(settings, database="default").execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    ch = client(settings)
+    ch.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(number UInt32, name String, applied_at DateTime) ENGINE = TinyLog"
+    )
+    ch_plain = client(settings)
+    ch_plain.settings.pop("use_numpy", None)
+    done = {int(row[0]) for row in ch_plain.execute("SELECT number FROM schema_migrations")}
+    applied: list[str] = []
+    for migration in migrations(directory):
+        if migration.number in done:
+            continue
+        for statement in migration.statements():
+            try:
+                ch_plain.execute(statement)
+            except ch_errors.Error as error:
+                raise MigrationError(f"{migration.path.name}: {error}") from error
+        ch_plain.execute(
+            "INSERT INTO schema_migrations (number, name, applied_at) VALUES",
+            [(migration.number, migration.name, _now())],
+        )
+        applied.append(migration.name)
+    return applied
+
+
+def _now() -> object:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
