@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from clickhouse_driver import Client
@@ -19,15 +20,20 @@ MIGRATIONS_DIR = PROJECT_ROOT / "schemas" / "clickhouse"
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
-def client(settings: Settings, *, database: str | None = None) -> Client:
-    """A native-protocol client; numpy columnar inserts enabled."""
+def client(settings: Settings, *, database: str | None = None, numpy: bool = True) -> Client:
+    """A native-protocol client; numpy columnar inserts enabled unless numpy=False.
+
+    The driver reads use_numpy once, when the client is built: a numpy client refuses row
+    inserts ("NumPy inserts is only allowed with columnar=True"), so row-wise callers (the
+    migrations table, small admin queries) ask for numpy=False.
+    """
     return Client(
         host=settings.clickhouse_host,
         port=settings.clickhouse_port,
         user=settings.clickhouse_user,
         password=str(settings.clickhouse_password),
         database=database or settings.clickhouse_database,
-        settings={"use_numpy": True},
+        settings={"use_numpy": numpy},
         connect_timeout=5,
         send_receive_timeout=300,
     )
@@ -39,7 +45,8 @@ def ping(settings: Settings) -> str:
         rows = client(settings, database="default").execute("SELECT version()")
     except (ch_errors.Error, OSError, EOFError) as error:
         raise ServiceUnavailable(
-            f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} does not answer: {error}"
+            f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} "
+            f"does not answer: {error}"
         ) from error
     return str(rows[0][0])
 
@@ -67,7 +74,9 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
             raise MigrationError(f"{path.name}: migration files are named NNN_name.sql")
         number = int(match[1])
         if number in found:
-            raise MigrationError(f"{path.name}: number {number:03d} also used by {found[number].path.name}")
+            raise MigrationError(
+                f"{path.name}: number {number:03d} also used by {found[number].path.name}"
+            )
         found[number] = Migration(number, path.stem, path)
     return [found[n] for n in sorted(found)]
 
@@ -88,8 +97,7 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(number UInt32, name String, applied_at DateTime) ENGINE = TinyLog"
     )
-    ch_plain = client(settings)
-    ch_plain.settings.pop("use_numpy", None)
+    ch_plain = client(settings, numpy=False)
     done = {int(row[0]) for row in ch_plain.execute("SELECT number FROM schema_migrations")}
     applied: list[str] = []
     for migration in migrations(directory):
@@ -99,7 +107,9 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
             try:
                 ch_plain.execute(statement)
             except ch_errors.Error as error:
-                raise MigrationError(f"{migration.path.name}: {error}") from error
+                # the server appends its C++ stack trace: the first lines say what is wrong
+                reason = str(error).split("Stack trace:")[0].strip()
+                raise MigrationError(f"{migration.path.name}: {reason}") from error
         ch_plain.execute(
             "INSERT INTO schema_migrations (number, name, applied_at) VALUES",
             [(migration.number, migration.name, _now())],
@@ -109,6 +119,4 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
 
 
 def _now() -> object:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)

@@ -19,7 +19,7 @@ def connect(settings: Settings, **kwargs: Any) -> RedisLike:
         nodes = []
         for seed in settings.redis_cluster_nodes.split(","):
             host, port = seed.strip().rsplit(":", 1)
-            nodes.append(ClusterNode(host, int(port)))
+            nodes.append(ClusterNode(host, int(port)))  # type: ignore[no-untyped-call]
         return RedisCluster(startup_nodes=nodes, **kwargs)
     return redis.Redis.from_url(settings.redis_url, **kwargs)
 
@@ -30,7 +30,8 @@ def ping(settings: Settings) -> str:
         client = connect(settings, socket_connect_timeout=3, socket_timeout=5)
         info = client.info("server")
     except (redis.RedisError, OSError) as error:
-        raise ServiceUnavailable(f"Redis at {settings.redis_url} does not answer: {error}") from error
+        message = f"Redis at {settings.redis_url} does not answer: {error}"
+        raise ServiceUnavailable(message) from error
     if isinstance(info, dict) and "redis_version" in info:
         return str(info["redis_version"])
     first = next(iter(info.values())) if isinstance(info, dict) else {}

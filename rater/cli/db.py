@@ -1,0 +1,60 @@
+"""`rater db`: ClickHouse migrations (and, when present, summary checks and rebuilds)."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from rater import clickhouse
+from rater.cli.main import settings_of
+
+
+@click.group()
+def db() -> None:
+    """ClickHouse schema: migrations in schemas/clickhouse/NNN_name.sql."""
+
+
+@db.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Create the database and apply the migrations not yet applied (safe to re-run)."""
+    settings = settings_of(ctx)
+    applied = clickhouse.migrate(settings)
+    for name in applied:
+        click.echo(f"applied {name}")
+    if not applied:
+        click.echo(f"{settings.clickhouse_database}: up to date, nothing applied")
+
+
+@db.command("list")
+@click.pass_context
+def list_migrations(ctx: click.Context) -> None:
+    """The migration files and whether each is applied on the configured database."""
+    settings = settings_of(ctx)
+    client = clickhouse.client(settings, database="default", numpy=False)
+    database = settings.clickhouse_database
+    exists = client.execute(
+        "SELECT count() FROM system.tables WHERE database = %(db)s AND name = 'schema_migrations'",
+        {"db": database},
+    )[0][0]
+    done: set[int] = set()
+    if exists:
+        done = {
+            int(r[0]) for r in client.execute(f"SELECT number FROM {database}.schema_migrations")
+        }
+    for migration in clickhouse.migrations():
+        mark = "applied" if migration.number in done else "pending"
+        click.echo(f"{migration.name:<40} {mark}")
+
+
+# Optional commands from the analysts' module (`db check`, `db rebuild-summaries`): added when
+# rater/cli/db_summaries.py exists and exports COMMANDS, a list of click commands.
+try:
+    _summaries = importlib.import_module("rater.cli.db_summaries")
+except ModuleNotFoundError as _error:
+    if _error.name != "rater.cli.db_summaries":
+        raise
+else:
+    for _command in getattr(_summaries, "COMMANDS", []):
+        db.add_command(_command)

@@ -1,0 +1,82 @@
+"""`rater stack up | down | status | logs`: the local services on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from rater import stack as local_stack
+from rater.cli.main import settings_of
+from rater.stack.broker import MEMORY_ONLY_NOTE
+
+
+@click.group()
+def stack() -> None:
+    """Start, stop and inspect the local Kafka (Tansu), Redis and ClickHouse.
+
+    \b
+    Ports and the state folder come from the settings:
+      RATER_KAFKA_BOOTSTRAP   127.0.0.1:19092     broker (log in memory only)
+      RATER_REDIS_URL         redis://127.0.0.1:16379/0   (append-only file on)
+      RATER_CLICKHOUSE_PORT   19000  native,  RATER_CLICKHOUSE_HTTP_PORT 18123  HTTP
+      RATER_STACK_DIR         .stack/ in the project
+    """
+
+
+@stack.command()
+@click.option("--no-install", is_flag=True, help="Never run apt-get; fail if a package is missing.")
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds to wait for each service to answer."
+)
+@click.pass_context
+def up(ctx: click.Context, no_install: bool, timeout: float | None) -> None:
+    """Start what is not running, wait for answers, create topics, apply migrations.
+
+    Running it again changes nothing. On failure it exits non-zero with the log tail of the
+    service that failed.
+    """
+    settings = settings_of(ctx)
+    report = local_stack.up(settings, echo=click.echo, install=not no_install, wait_s=timeout)
+    if not report.started:
+        click.echo("stack already up: nothing started")
+    click.echo(f"state folder: {settings.stack_dir}")
+    click.echo(f"note: {MEMORY_ONLY_NOTE}")
+
+
+@stack.command()
+@click.option(
+    "--purge", is_flag=True, help="Also delete the state folder (Redis and ClickHouse data)."
+)
+@click.pass_context
+def down(ctx: click.Context, purge: bool) -> None:
+    """Stop the services this stack started (by PID file). Data stays unless --purge."""
+    local_stack.down(settings_of(ctx), purge=purge, echo=click.echo)
+
+
+@stack.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Each service, its port, its PID and whether it answers a real request.
+
+    Exits with status 1 when a service does not answer.
+    """
+    rows = local_stack.status(settings_of(ctx))
+    click.echo(f"{'service':<11} {'port':>6} {'pid':>8}  {'answering':<9}  version / detail")
+    for row in rows:
+        pid = str(row.pid) if row.pid else "-"
+        answer = "yes" if row.answering else "no"
+        click.echo(f"{row.name:<11} {row.port:>6} {pid:>8}  {answer:<9}  {row.version}")
+    click.echo(f"state folder: {settings_of(ctx).stack_dir}")
+    click.echo(f"note: {MEMORY_ONLY_NOTE}")
+    if not all(row.answering for row in rows):
+        sys.exit(1)
+
+
+@stack.command()
+@click.argument("service", required=False, type=click.Choice(local_stack.service_names()))
+@click.option("-n", "--lines", type=int, default=40, show_default=True, help="Lines per log file.")
+@click.pass_context
+def logs(ctx: click.Context, service: str | None, lines: int) -> None:
+    """The last lines of a service's logs (all services when none is named)."""
+    click.echo(local_stack.logs(settings_of(ctx), service, lines))

