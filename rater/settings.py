@@ -76,6 +76,11 @@ class Settings:
     # logs
     log_level: str = "INFO"
     log_format: str = "console"  # console | json
+    # fault injection (tests only): SIGKILL the worker at a named point of a batch
+    #: "" (off) | after_debit | after_store | before_commit
+    fault_point: str = ""
+    #: the batch (1-based, counted per process) at which the fault fires
+    fault_after_batches: int = 1
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
