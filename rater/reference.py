@@ -1,0 +1,178 @@
+"""The reference rater: plain Python and Decimal, the definition of a right price.
+
+Slow on purpose and never optimised: every step reads like DESIGN.md section 2, so audits
+(`rater rate --engine reference`), the load generator's manifest and the kernel's tests can
+trust it. Amounts are computed in currency units as exact Decimals (integer quotients only,
+never a rounded division), then converted to micro-units at the very end.
+
+Rules implemented here:
+
+- the version in force at a CDR's start time is the one with the latest effective_from <= start
+  (ties: the higher version number); the first version is in force from the beginning of time;
+- inside that version, for each prefix the started row with the latest date counts (a row
+  without a date of its own is in force whenever its version is, and is ordered at the
+  version's time); if that row is closed (effective_to <= start) or no row of the prefix has
+  started, the prefix is not in force and the call falls to a shorter prefix; the longest
+  prefix in force wins;
+- billable = 0 for billsec 0; X if billsec <= X; else X + ceil((billsec - X) / Y) * Y;
+- price = connect_fee + rate * billable / 60 (or first_rate * X / 60 + rate * (billable - X) / 60
+  with a first-step rate), exact, then rounded to the table's decimals with its mode;
+  billsec 0 costs nothing, not even the connect fee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from rater.errors import TariffError
+from rater.money import MICRO, Rounding
+from rater.tariffs.model import Steps, TariffRow, TariffTable
+
+#: Decimal digits of working precision: micro-unit rates times years of seconds fit easily,
+#: so every product and integer quotient below is exact.
+_PRECISION = 60
+
+
+@dataclass(frozen=True)
+class RefRated:
+    """One CDR rated by the reference."""
+
+    table: str  # 'name@version' of the version in force
+    prefix: str  # the matched prefix
+    destination: str
+    billable_seconds: int
+    price_micro: int  # rounded per the table, in micro-units
+
+
+def _first_in_force_sort_key(table: TariffTable) -> tuple[bool, datetime | None, int]:
+    # None (the beginning of time) sorts before every date.
+    return (table.effective_from is not None, table.effective_from, table.version)
+
+
+def version_at(versions: Sequence[TariffTable], at: datetime) -> TariffTable | None:
+    """The version of a table in force at `at`; the first one is in force from the beginning."""
+    if not versions:
+        return None
+    ordered = sorted(versions, key=_first_in_force_sort_key)
+    chosen = ordered[0]
+    for table in ordered[1:]:
+        if table.effective_from is None or table.effective_from <= at:
+            chosen = table
+    return chosen
+
+
+def row_start(table: TariffTable, row: TariffRow) -> datetime | None:
+    """A row's date for ordering rows of one prefix: its own, else its version's time.
+
+    None is the beginning of time. A row without a date of its own is in force whenever its
+    version is (so the first version's rows apply from the beginning of time).
+    """
+    return row.effective_from if row.effective_from is not None else table.effective_from
+
+
+def _later(start: datetime | None, other: datetime | None) -> bool:
+    """Whether `start` is strictly after `other` (None: the beginning of time)."""
+    if start is None:
+        return False
+    return other is None or start > other
+
+
+def match(table: TariffTable, number: str, at: datetime) -> TariffRow | None:
+    """The row of the longest prefix of `number` in force at `at` in this version, or None."""
+    current: dict[str, TariffRow] = {}  # prefix -> its latest started row
+    for row in table.rows:
+        if row.effective_from is not None and row.effective_from > at:
+            continue  # a scheduled change that has not started yet
+        best = current.get(row.prefix)
+        if best is not None and row_start(table, row) == row_start(table, best):
+            raise TariffError(f"{table.key}: prefix {row.prefix} twice with the same date")
+        if best is None or _later(row_start(table, row), row_start(table, best)):
+            current[row.prefix] = row
+    found: TariffRow | None = None
+    for prefix, row in current.items():
+        if not number.startswith(prefix):
+            continue
+        if row.effective_to is not None and row.effective_to <= at:
+            continue  # a closed code: the call falls to a shorter prefix
+        if found is None or len(prefix) > len(found.prefix):
+            found = row
+    return found
+
+
+def billable_seconds(steps: Steps, billsec: int) -> int:
+    """Billing steps X/Y: 0 for 0 s; X up to X s; then whole increments of Y."""
+    if billsec <= 0:
+        return 0
+    if billsec <= steps.minimum:
+        return steps.minimum
+    increments = (billsec - steps.minimum + steps.increment - 1) // steps.increment
+    return steps.minimum + increments * steps.increment
+
+
+def _units(micro: int) -> Decimal:
+    return Decimal(micro) / MICRO  # exact: a power of ten
+
+
+def _round(amount_times_60: Decimal, decimals: int, mode: Rounding) -> Decimal:
+    """Round amount_times_60 / 60 to `decimals` places, exactly (no rounded division)."""
+    quantum = Decimal(1).scaleb(-decimals)
+    step = 60 * quantum
+    whole, rest = divmod(amount_times_60, step)  # integer quotient and exact remainder
+    rounds_up = mode is Rounding.UP or (mode is Rounding.HALF_UP and 2 * rest >= step)
+    if rest != 0 and rounds_up:
+        whole += 1
+    return whole * quantum
+
+
+def price(table: TariffTable, row: TariffRow, billsec: int) -> tuple[int, Decimal]:
+    """(billable seconds, price in currency units rounded to the table's decimals)."""
+    steps = row.steps or table.steps
+    billable = billable_seconds(steps, billsec)
+    if billable == 0:
+        return 0, Decimal(0).quantize(Decimal(1).scaleb(-table.decimals))
+    with localcontext() as context:
+        context.prec = _PRECISION
+        rate = _units(row.rate)
+        if row.first_rate is None:
+            times_60 = _units(row.connect_fee) * 60 + rate * billable
+        else:
+            first = _units(row.first_rate)
+            times_60 = (
+                _units(row.connect_fee) * 60
+                + first * steps.minimum
+                + rate * (billable - steps.minimum)
+            )
+        return billable, _round(times_60, table.decimals, table.rounding)
+
+
+def price_micro(table: TariffTable, row: TariffRow, billsec: int) -> int:
+    """The rounded price of `billsec` seconds on `row`, in micro-units."""
+    with localcontext() as context:
+        context.prec = _PRECISION
+        micro = price(table, row, billsec)[1] * MICRO
+    if micro != micro.to_integral_value():
+        raise AssertionError(f"price {micro} is not a whole number of micro-units")
+    return int(micro)
+
+
+def rate(
+    versions: Sequence[TariffTable], number: str, billsec: int, at: datetime
+) -> RefRated | None:
+    """Rate one call: E.164 digits dialled, answered seconds, start time; None if no match."""
+    table = version_at(versions, at)
+    if table is None:
+        return None
+    row = match(table, number, at)
+    if row is None:
+        return None
+    billable, _ = price(table, row, billsec)
+    return RefRated(
+        table=table.key,
+        prefix=row.prefix,
+        destination=row.destination,
+        billable_seconds=billable,
+        price_micro=price_micro(table, row, billsec),
+    )
