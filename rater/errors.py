@@ -96,3 +96,7 @@ class DisposableCardError(AccountError):
 
 class AuthorizationError(AccountError):
     """A switch's authorization request is malformed (a refusal is a result, not an error)."""
+
+
+class CardSheetError(RaterError):
+    """A calling-card spreadsheet cannot be written (target exists) or read back (bad cell)."""
