@@ -1,0 +1,78 @@
+"""`rater switch`: per-switch number and time settings (kept in Redis)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from rater.cli.main import settings_of
+from rater.redis_client import connect
+from rater.switches import SwitchRegistry
+from rater.tariffs.model import SwitchSettings
+
+
+def _registry(ctx: click.Context) -> SwitchRegistry:
+    return SwitchRegistry(connect(settings_of(ctx)))
+
+
+def _show(settings: SwitchSettings) -> str:
+    return (
+        f"{settings.name}: country {settings.country_code or '-'}, "
+        f"trunk prefix {settings.trunk_prefix or '-'}, tech prefix {settings.tech_prefix or '-'}, "
+        f"time zone {settings.timezone}"
+    )
+
+
+@click.group()
+def switch() -> None:
+    """Per-switch settings: default country, trunk prefix, tech prefixes, time zone."""
+
+
+@switch.command("set")
+@click.argument("name")
+@click.option("--country", help="Country code for national numbers, e.g. 31 or 1.")
+@click.option("--trunk-prefix", help="National trunk prefix, e.g. 0 (1 in North America).")
+@click.option("--tech-prefix", help=r"Regex of carrier tech prefixes to strip, e.g. '^\d{5}#'.")
+@click.option("--timezone", help="IANA time zone of timestamps without an offset.")
+@click.pass_context
+def set_(
+    ctx: click.Context,
+    *,
+    name: str,
+    country: str | None,
+    trunk_prefix: str | None,
+    tech_prefix: str | None,
+    timezone: str | None,
+) -> None:
+    """Set some settings of a switch; the others keep their current values."""
+    registry = _registry(ctx)
+    changes = {
+        "country_code": country,
+        "trunk_prefix": trunk_prefix,
+        "tech_prefix": tech_prefix,
+        "timezone": timezone,
+    }
+    current = registry.get(name)
+    updated = dataclasses.replace(current, **{k: v for k, v in changes.items() if v is not None})
+    registry.set(updated)
+    click.echo(_show(updated))
+
+
+@switch.command("show")
+@click.argument("name")
+@click.pass_context
+def show(ctx: click.Context, name: str) -> None:
+    """A switch's settings (the defaults when never set)."""
+    click.echo(_show(_registry(ctx).get(name)))
+
+
+@switch.command("list")
+@click.pass_context
+def list_(ctx: click.Context) -> None:
+    """Every switch with settings."""
+    switches = _registry(ctx).list()
+    if not switches:
+        click.echo("no switches configured (every switch uses the defaults)")
+    for settings in switches:
+        click.echo(_show(settings))

@@ -1,0 +1,270 @@
+"""`rater tariff`: import, derive, list, show and export tariff tables."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import click
+
+from rater.cli.main import settings_of
+from rater.errors import TariffError
+from rater.money import Rounding, from_micro
+from rater.redis_client import connect
+from rater.tariffs.cells import CellError, parse_date
+from rater.tariffs.derive import derive
+from rater.tariffs.export import to_csv_text, write_tariff
+from rater.tariffs.importers import read_tariff_rows
+from rater.tariffs.model import Steps, TariffTable
+from rater.tariffs.store import TariffStore
+
+ROUNDINGS = [r.value for r in Rounding]
+
+
+def _store(ctx: click.Context) -> TariffStore:
+    settings = settings_of(ctx)
+    return TariffStore(connect(settings), settings)
+
+
+def _steps(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Steps | None:
+    if value is None:
+        return None
+    try:
+        return Steps.parse(value)
+    except TariffError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = parse_date(value)
+    except CellError as error:
+        raise click.BadParameter(str(error)) from None
+    if when is None:
+        raise click.BadParameter("give a date (2026-10-01 or 2026-10-01 12:00:00), not ASAP")
+    return when
+
+
+def _percent(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value.rstrip("%"))
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a percentage") from None
+
+
+def _describe(table: TariffTable) -> str:
+    since = (
+        "the beginning of time"
+        if table.effective_from is None
+        else f"{table.effective_from:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    return (
+        f"{table.name!r} version {table.version}: {len(table.rows)} rows, {table.currency}, "
+        f"steps {table.steps}, {table.decimals} decimals rounded {table.rounding.value}, "
+        f"in force from {since}"
+    )
+
+
+@click.group()
+def tariff() -> None:
+    """Import, derive, list, show and export tariff tables.
+
+    Tables live in Redis (every rater reads the same versions), with a copy in ClickHouse.
+    """
+
+
+@tariff.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Table name (a new version when it exists).")
+@click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code.")
+@click.option("--steps", callback=_steps, metavar="X/Y", help="Default billing steps [1/1].")
+@click.option("--decimals", type=click.IntRange(0, 6), default=4, show_default=True)
+@click.option("--rounding", type=click.Choice(ROUNDINGS), default="up", show_default=True)
+@click.option("--effective-from", callback=_when, metavar="DATE",
+              help="When a new version takes effect, UTC [now]. The first version is in force "
+                   "from the beginning of time.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Read and check the file; save nothing.")
+@click.option("--notes/--no-notes", default=False, help="Print how cells were interpreted.")
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    *,
+    file: Path,
+    name: str,
+    currency: str,
+    steps: Steps | None,
+    decimals: int,
+    rounding: str,
+    effective_from: datetime | None,
+    dry_run: bool,
+    notes: bool,
+) -> None:
+    """Import a rate deck (CSV or XLSX; canonical or a real-world layout).
+
+    Prints rows read, prefixes, destinations and every error with its line and column; a file
+    with errors is not imported at all (exit status 1).
+    """
+    started = time.perf_counter()
+    summary = read_tariff_rows(
+        file,
+        name=name,
+        currency=currency.upper(),
+        steps=steps,
+        decimals=decimals,
+        rounding=Rounding(rounding),
+        effective_from=effective_from,
+        progress=sys.stderr.isatty(),
+    )
+    elapsed = time.perf_counter() - started
+    click.echo(f"{summary.source}: header on line {summary.header_line} ({summary.layout})")
+    click.echo(
+        f"rows read: {summary.rows_read}  prefixes: {summary.prefixes}  "
+        f"destinations: {summary.destinations}  closed codes: {summary.closed}  "
+        f"skipped lines: {summary.skipped}  errors: {len(summary.problems)}  ({elapsed:.2f} s)"
+    )
+    if summary.notes:
+        shown = summary.notes if notes else summary.notes[:5]
+        for note in shown:
+            click.echo(f"  note: {note}")
+        if len(shown) < len(summary.notes):
+            click.echo(f"  ... {len(summary.notes) - len(shown)} more notes (--notes)")
+    if summary.table is None:
+        for problem in summary.problems[:200]:
+            click.secho(f"  error: {problem}", fg="red", err=True)
+        if len(summary.problems) > 200:
+            click.secho(f"  ... and {len(summary.problems) - 200} more", fg="red", err=True)
+        click.secho("nothing imported", fg="red", err=True)
+        ctx.exit(1)
+        return
+    if dry_run:
+        click.echo("dry run: nothing saved")
+        return
+    saved = _store(ctx).save(summary.table, effective_from=effective_from)
+    click.echo(f"saved {_describe(saved)}")
+
+
+@tariff.command("export")
+@click.argument("name")
+@click.option("--version", "version", type=int, help="Version [latest].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="FILE.csv or FILE.xlsx [CSV on stdout].")  # fmt: skip
+@click.pass_context
+def export(ctx: click.Context, name: str, version: int | None, output: Path | None) -> None:
+    """Write a version in the canonical columns."""
+    table = _store(ctx).get(name, version)
+    if output is None:
+        click.echo(to_csv_text(table), nl=False)
+        return
+    count = write_tariff(table, output)
+    click.echo(f"wrote {count} rows of {table.key} to {output}", err=True)
+
+
+@tariff.command("list")
+@click.pass_context
+def list_(ctx: click.Context) -> None:
+    """Every table and its versions."""
+    store = _store(ctx)
+    names = store.names()
+    if not names:
+        click.echo("no tariff tables")
+        return
+    click.echo(
+        f"{'name':40} {'ver':>4} {'cur':4} {'rows':>8} {'steps':>7}  {'in force from':19}  source"
+    )
+    for name in names:
+        for info in store.infos(name):
+            t = info.table
+            since = "-" if t.effective_from is None else f"{t.effective_from:%Y-%m-%d %H:%M:%S}"
+            click.echo(
+                f"{t.name:40} {t.version:>4} {t.currency:4} {info.row_count:>8} {t.steps!s:>7}  "
+                f"{since:19}  {t.source}"
+            )
+
+
+@tariff.command("show")
+@click.argument("name")
+@click.option("--version", "version", type=int, help="Version [latest].")
+@click.option("--prefix", help="Rows on the longest-prefix path of this number or prefix.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown at most.")
+@click.pass_context
+def show(
+    ctx: click.Context, name: str, version: int | None, prefix: str | None, limit: int
+) -> None:
+    """A version's settings and rows."""
+    table = _store(ctx).get(name, version)
+    click.echo(_describe(table))
+    click.echo(f"source: {table.source}")
+    rows = sorted(
+        table.rows, key=lambda r: (r.prefix, r.effective_from is not None, r.effective_from)
+    )
+    if prefix:
+        wanted = prefix.lstrip("+")
+        rows = [r for r in rows if wanted.startswith(r.prefix) or r.prefix.startswith(wanted)]
+    click.echo(
+        f"{'prefix':16} {'rate':>10} {'first':>10} {'connect':>9} {'steps':>7}  "
+        f"{'from':10} {'to':10}  destination"
+    )
+    for row in rows[:limit]:
+        first = "" if row.first_rate is None else from_micro(row.first_rate, table.decimals)
+        since = "" if row.effective_from is None else f"{row.effective_from:%Y-%m-%d}"
+        until = "" if row.effective_to is None else f"{row.effective_to:%Y-%m-%d}"
+        click.echo(
+            f"{row.prefix:16} {from_micro(row.rate):>10} {first:>10} "
+            f"{from_micro(row.connect_fee):>9} {row.steps or table.steps!s:>7}  "
+            f"{since:10} {until:10}  {row.destination}"
+        )
+    if len(rows) > limit:
+        click.echo(f"... {len(rows) - limit} more rows (--limit)")
+
+
+@tariff.command("derive")
+@click.option("--base", required=True, help="The buy table to derive from.")
+@click.option("--base-version", type=int, help="Its version [latest].")
+@click.option("--markup", callback=_percent, metavar="P", help="sell = buy x (1 + P/100).")
+@click.option("--margin", callback=_percent, metavar="P", help="sell = buy / (1 - P/100).")
+@click.option("--steps", callback=_steps, metavar="X/Y", help="Billing steps [the base's].")
+@click.option("--decimals", type=click.IntRange(0, 6), help="Price decimals [the base's].")
+@click.option("--rounding", type=click.Choice(ROUNDINGS), help="[the base's]")
+@click.option("--name", required=True, help="Name of the new table (or its new version).")
+@click.option("--effective-from", callback=_when, metavar="DATE", help="For a new version [now].")
+@click.pass_context
+def derive_(
+    ctx: click.Context,
+    *,
+    base: str,
+    base_version: int | None,
+    markup: Decimal | None,
+    margin: Decimal | None,
+    steps: Steps | None,
+    decimals: int | None,
+    rounding: str | None,
+    name: str,
+    effective_from: datetime | None,
+) -> None:
+    """Derive a sell table from a buy table with a markup or a margin (a snapshot).
+
+    The seed's calling-card table: --markup 40 --steps 60/60.
+    """
+    if (markup is None) == (margin is None):
+        raise click.UsageError("give exactly one of --markup P or --margin P")
+    store = _store(ctx)
+    base_table = store.get(base, base_version)
+    derived = derive(
+        base_table,
+        name=name,
+        markup=markup,
+        margin=margin,
+        steps=steps,
+        decimals=decimals,
+        rounding=Rounding(rounding) if rounding else None,
+    )
+    saved = store.save(derived, effective_from=effective_from)
+    click.echo(f"derived from {base_table.key}: {saved.source}")
+    click.echo(f"saved {_describe(saved)}")

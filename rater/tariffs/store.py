@@ -1,0 +1,242 @@
+"""Tariff versions in Redis (the live store every rater process reads) with a ClickHouse copy.
+
+Redis keys (one table's keys share the hash tag {name}, so they sit in one cluster slot):
+
+    tariff:{NAME}:index     hash  version -> JSON header (currency, steps, effective_from, ...)
+    tariff:{NAME}:v:N       string  the version, codec.encode (orjson columns, zlib)
+    tariff:names            set   every table name
+    tariff:generation       counter bumped on every save and delete: loaders poll it cheaply
+
+Versions (DESIGN.md section 2): the first is in force from the beginning of time; a later
+one from `effective_from`, default the moment of saving. A version in another currency than
+the table's earlier ones is refused. Saved versions are never changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis
+
+from rater.clickhouse import client
+from rater.errors import NotFound, TariffError
+from rater.logs import get_logger
+from rater.redis_client import RedisLike
+from rater.settings import Settings
+from rater.tariffs import codec
+from rater.tariffs.model import TariffTable
+
+log = get_logger(__name__)
+
+NAMES_KEY = "tariff:names"
+GENERATION_KEY = "tariff:generation"
+_SAVE_ATTEMPTS = 5
+
+
+def index_key(name: str) -> str:
+    return f"tariff:{{{name}}}:index"
+
+
+def version_key(name: str, version: int) -> str:
+    return f"tariff:{{{name}}}:v:{version}"
+
+
+@dataclass(frozen=True)
+class TariffInfo:
+    """A version's header without its rows (for listings)."""
+
+    table: TariffTable  # rows empty
+    row_count: int
+
+
+class TariffStore:
+    """Save, list and load tariff versions. `clickhouse=False` skips the analysts' copy."""
+
+    def __init__(self, redis_client: RedisLike, settings: Settings, *, clickhouse: bool = True):
+        self.redis = redis_client
+        self.settings = settings
+        self.clickhouse = clickhouse
+
+    # ------------------------------------------------------------------ writing
+    def save(
+        self,
+        table: TariffTable,
+        *,
+        effective_from: datetime | None = None,
+        now: datetime | None = None,
+    ) -> TariffTable:
+        """Store `table` as the next version of its name and return it as saved.
+
+        The version number, effective_from (None for version 1) and created_at are assigned
+        here. TariffError when the currency differs from the earlier versions', or when the
+        new version would take effect before the latest one.
+        """
+        if not table.name.strip():
+            raise TariffError("a tariff table needs a name")
+        now = _utc(now) or datetime.now(UTC)
+        wanted = _utc(effective_from) or table.effective_from
+        key = index_key(table.name)
+        for _ in range(_SAVE_ATTEMPTS):
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    infos = _infos(pipe.hgetall(key))
+                    saved = self._next_version(table, infos, wanted, now)
+                    blob = codec.encode(saved)
+                    if self.clickhouse:
+                        self._copy_rows(saved)
+                    pipe.multi()
+                    pipe.set(version_key(saved.name, saved.version), blob)
+                    pipe.hset(key, str(saved.version), orjson.dumps(codec.meta_of(saved)))
+                    pipe.execute()
+                except redis.WatchError:
+                    continue  # another import of the same table won the version number
+            self.redis.sadd(NAMES_KEY, saved.name)
+            self.redis.incr(GENERATION_KEY)
+            if self.clickhouse:
+                self._copy_version(saved)
+            log.info(
+                "tariff saved", tariff=saved.key, rows=len(saved.rows), bytes=len(blob),
+                effective_from=str(saved.effective_from),
+            )  # fmt: skip
+            return saved
+        raise TariffError(f"tariff {table.name!r}: too many concurrent saves, try again")
+
+    @staticmethod
+    def _next_version(
+        table: TariffTable, infos: list[TariffInfo], wanted: datetime | None, now: datetime
+    ) -> TariffTable:
+        if not infos:
+            return replace(table, version=1, effective_from=None, created_at=now)
+        latest = infos[-1].table
+        if latest.currency != table.currency:
+            raise TariffError(
+                f"tariff {table.name!r} is in {latest.currency}; "
+                f"a version in {table.currency} is refused"
+            )
+        effective = wanted or now
+        if latest.effective_from is not None and effective < latest.effective_from:
+            raise TariffError(
+                f"tariff {table.name!r}: version {latest.version + 1} would take effect at "
+                f"{effective:%Y-%m-%d %H:%M:%S}, before version {latest.version} "
+                f"({latest.effective_from:%Y-%m-%d %H:%M:%S})"
+            )
+        return replace(table, version=latest.version + 1, effective_from=effective, created_at=now)
+
+    def delete(self, name: str) -> int:
+        """Remove every version of a table from Redis (the ClickHouse copy stays as history)."""
+        infos = self.infos(name)
+        if not infos:
+            raise NotFound(f"no tariff table named {name!r}")
+        keys = [version_key(name, info.table.version) for info in infos]
+        self.redis.delete(*keys, index_key(name))
+        self.redis.srem(NAMES_KEY, name)
+        self.redis.incr(GENERATION_KEY)
+        return len(infos)
+
+    # ------------------------------------------------------------------ reading
+    def generation(self) -> int:
+        """A counter that changes whenever any table is saved or deleted."""
+        value: Any = self.redis.get(GENERATION_KEY)
+        return int(value) if value is not None else 0
+
+    def names(self) -> list[str]:
+        members: Any = self.redis.smembers(NAMES_KEY)
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    def infos(self, name: str) -> list[TariffInfo]:
+        """Headers of every version of a table, oldest first (empty when unknown)."""
+        return _infos(self.redis.hgetall(index_key(name)))
+
+    def get(self, name: str, version: int | None = None) -> TariffTable:
+        """One version (the latest when None); NotFound when there is no such table/version."""
+        if version is None:
+            infos = self.infos(name)
+            if not infos:
+                raise NotFound(f"no tariff table named {name!r}")
+            version = infos[-1].table.version
+        blob: Any = self.redis.get(version_key(name, version))
+        if blob is None:
+            known = [i.table.version for i in self.infos(name)]
+            if not known:
+                raise NotFound(f"no tariff table named {name!r}")
+            raise NotFound(f"tariff {name!r} has no version {version} (versions: {known})")
+        return codec.decode(blob)
+
+    def versions(self, name: str) -> list[TariffTable]:
+        """Every version of a table with its rows, oldest first."""
+        return [self.get(name, info.table.version) for info in self.infos(name)]
+
+    # ------------------------------------------------------------------ ClickHouse copy
+    def _client(self) -> Any:
+        # Nullable columns go in as plain lists, not numpy arrays
+        return client(self.settings, numpy=False)
+
+    def _copy_rows(self, table: TariffTable) -> None:
+        rows = table.rows
+        steps = [row.steps or table.steps for row in rows]
+        columns = [
+            [table.name] * len(rows),
+            [table.version] * len(rows),
+            [row.prefix for row in rows],
+            [row.destination for row in rows],
+            [row.rate for row in rows],
+            [row.connect_fee for row in rows],
+            [row.rate if row.first_rate is None else row.first_rate for row in rows],
+            [s.minimum for s in steps],
+            [s.increment for s in steps],
+            [_naive(row.effective_from) for row in rows],
+            [_naive(row.effective_to) for row in rows],
+            [row.line for row in rows],
+        ]
+        self._client().execute(
+            "INSERT INTO tariff_rows (name, version, prefix, destination, rate, connect_fee, "
+            "first_rate, steps_minimum, steps_increment, effective_from, effective_to, line) "
+            "VALUES",
+            columns,
+            columnar=True,
+        )
+
+    def _copy_version(self, table: TariffTable) -> None:
+        self._client().execute(
+            "INSERT INTO tariff_versions (name, version, currency, decimals, rounding, steps, "
+            "effective_from, created_at, source, row_count) VALUES",
+            [
+                (
+                    table.name,
+                    table.version,
+                    table.currency,
+                    table.decimals,
+                    table.rounding.value,
+                    str(table.steps),
+                    _naive(table.effective_from),
+                    _naive(table.created_at),
+                    table.source,
+                    len(table.rows),
+                )
+            ],
+        )
+
+
+def _infos(raw: Any) -> list[TariffInfo]:
+    infos = []
+    for value in raw.values():
+        meta = orjson.loads(value)
+        infos.append(TariffInfo(codec.table_of_meta(meta), int(meta["rows"])))
+    return sorted(infos, key=lambda info: info.table.version)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    """ClickHouse DateTime columns take naive UTC datetimes (whole seconds)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0)
