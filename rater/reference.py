@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 
 from rater.errors import TariffError
 from rater.money import MICRO, Rounding
-from rater.tariffs.model import Steps, TariffRow, TariffTable
+from rater.normalise import normalise_number
+from rater.tariffs.model import Steps, SwitchSettings, TariffRow, TariffTable
 
 #: Decimal digits of working precision: micro-unit rates times years of seconds fit easily,
 #: so every product and integer quotient below is exact.
@@ -176,3 +177,20 @@ def rate(
         billable_seconds=billable,
         price_micro=price_micro(table, row, billsec),
     )
+
+
+def rate_cdr(
+    versions: Sequence[TariffTable],
+    callee: str,
+    billsec: int,
+    start_epoch: int,
+    switch: SwitchSettings,
+) -> tuple[str, RefRated | None]:
+    """A whole CDR as a switch sent it: (E.164 number, rating or None when nothing matches).
+
+    The dialled number is normalised with the switch's settings (NormalisationError when it
+    cannot be); the start time is epoch seconds, UTC.
+    """
+    number = normalise_number(callee, switch)
+    at = datetime.fromtimestamp(start_epoch, tz=UTC)
+    return number, rate(versions, number, billsec, at)
