@@ -1,0 +1,56 @@
+"""`rater dlq show [--limit N] | replay`: the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from rater import dlq as dead_letters
+from rater import redis_client
+from rater.cli.main import settings_of
+
+
+@click.group()
+def dlq() -> None:
+    """Records that could not be stored as a CDR (bad JSON, missing or mistyped fields,
+    impossible times, numbers that cannot be normalised), with where they came from and why."""
+
+
+@dlq.command()
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="Records to list (0: only the counts).",
+)
+@click.pass_context
+def show(ctx: click.Context, limit: int) -> None:
+    """Count dead letters by reason and list the latest ones."""
+    settings = settings_of(ctx)
+    letters = asyncio.run(dead_letters.read_all(settings))
+    click.echo(f"{len(letters)} dead letter(s) in {settings.topic_dlq}")
+    by_reason: dict[str, int] = {}
+    for letter in letters:
+        kind = letter.reason.split(":", 1)[0]
+        by_reason[kind] = by_reason.get(kind, 0) + 1
+    for kind, count in sorted(by_reason.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {kind:<40} {count:>8}")
+    for letter in letters[-limit:] if limit else []:
+        value = letter.value[:160].decode(errors="replace")
+        click.echo(
+            f"{letter.topic}[{letter.partition}]@{letter.offset} ({letter.topic_id[:8]}): "
+            f"{letter.reason}\n    {value}"
+        )
+
+
+@dlq.command()
+@click.pass_context
+def replay(ctx: click.Context) -> None:
+    """Publish dead letters again to the cdrs topic (after fixing a switch's settings or the
+    parser). Each dead letter is replayed once; those still invalid come back as new ones."""
+    settings = settings_of(ctx)
+    client = redis_client.connect(settings)
+    count = asyncio.run(dead_letters.replay(settings, client))
+    click.echo(f"replayed {count} record(s) to {settings.topic_cdrs}")

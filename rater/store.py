@@ -1,0 +1,227 @@
+"""Store CDRs in ClickHouse `rated_cdrs`: columnar inserts, idempotent per message identity.
+
+A ClickHouse materialized view counts every inserted row (the ledger, summaries), so a second
+insert of the same CDR would corrupt them. Every row carries (topic_id, partition, offset);
+before inserting, the store asks which offsets of the batch's range ClickHouse already holds and
+inserts only the rest. Asking costs a scan (the table is ordered for analysts, not by offset),
+so it is done only while a partition may overlap what is stored: after an assignment the store
+learns the highest stored offset per partition once, and batches wholly above it (the steady
+state) insert without asking.
+
+The driver is synchronous; callers run these methods in a thread (asyncio.to_thread).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from clickhouse_driver import Client
+
+from rater import clickhouse
+from rater.decode import CdrBatch, ObjArray
+from rater.settings import Settings
+
+#: rated_cdrs columns in insert order (schemas/clickhouse/001_rated_cdrs.sql)
+COLUMNS = (
+    "topic_id",
+    "partition",
+    "offset",
+    "switch",
+    "cdr_id",
+    "account",
+    "card",
+    "auth_id",
+    "caller",
+    "callee",
+    "access_number",
+    "start_time",
+    "answer_time",
+    "end_time",
+    "duration",
+    "billsec",
+    "disposition",
+    "hangup_cause",
+    "number",
+    "prefix",
+    "destination",
+    "billable_seconds",
+    "price",
+    "cost",
+    "margin",
+    "currency",
+    "sell_tariff",
+    "buy_tariff",
+    "reseller",
+    "customer",
+    "outcome",
+    "reason",
+    "blocked",
+    "revision",
+    "sign",
+    "rated_at",
+)
+
+
+@dataclass(frozen=True)
+class RatedRows:
+    """What the pipeline stores per CDR, beside the decoded fields."""
+
+    cdrs: CdrBatch
+    number: ObjArray
+    prefix: ObjArray
+    destination: ObjArray
+    billable: npt.NDArray[np.int32]
+    price: npt.NDArray[np.int64]
+    cost: npt.NDArray[np.int64]
+    currency: ObjArray
+    sell_tariff: ObjArray
+    buy_tariff: ObjArray
+    reseller: ObjArray
+    customer: ObjArray
+    card: ObjArray
+    """the card number the CDR was charged to ("" for SIP calls)."""
+    outcome: ObjArray
+    reason: ObjArray
+    blocked: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.cdrs)
+
+    def take(self, index: npt.NDArray[np.int64] | npt.NDArray[np.bool_]) -> RatedRows:
+        values: dict[str, object] = {
+            name: getattr(self, name)[index] for name in self.__dataclass_fields__ if name != "cdrs"
+        }
+        values["cdrs"] = self.cdrs.take(index)
+        return RatedRows(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class CdrStore:
+    """Idempotent writer of rated_cdrs for one worker."""
+
+    settings: Settings
+    client: Client = field(init=False)
+    #: (topic_id, partition) -> highest offset ClickHouse holds (-1: none); learnt on assignment
+    _stored_high: dict[tuple[str, int], int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.client = clickhouse.client(self.settings)
+
+    def forget(self, partitions: list[int]) -> None:
+        """A partition was revoked: another worker may store it now."""
+        for key in [k for k in self._stored_high if k[1] in partitions]:
+            del self._stored_high[key]
+
+    def stored_high(self, topic_id: str, partition: int) -> int:
+        """Highest offset of (topic_id, partition) in ClickHouse (-1 when none), cached."""
+        key = (topic_id, partition)
+        if key not in self._stored_high:
+            rows = self.client.execute(
+                "SELECT max(offset), count() FROM rated_cdrs "
+                "WHERE topic_id = %(t)s AND partition = %(p)s",
+                {"t": topic_id, "p": partition},
+                settings={"use_numpy": False},
+            )
+            high, count = rows[0]
+            self._stored_high[key] = int(high) if int(count) else -1
+        return self._stored_high[key]
+
+    def already_stored(
+        self, topic_id: str, partition: int, offsets: npt.NDArray[np.int64]
+    ) -> set[int]:
+        """The offsets among `offsets` that ClickHouse already holds."""
+        if len(offsets) == 0 or int(offsets.min()) > self.stored_high(topic_id, partition):
+            return set()
+        rows = self.client.execute(
+            "SELECT DISTINCT offset FROM rated_cdrs WHERE topic_id = %(t)s AND partition = %(p)s "
+            "AND offset >= %(lo)s AND offset <= %(hi)s",
+            {"t": topic_id, "p": partition, "lo": int(offsets.min()), "hi": int(offsets.max())},
+            settings={"use_numpy": False},
+        )
+        return {int(row[0]) for row in rows}
+
+    def store(self, topic_id: str, rows: RatedRows) -> int:
+        """Insert the rows ClickHouse does not hold yet; returns how many were inserted."""
+        if len(rows) == 0:
+            return 0
+        partitions = rows.cdrs.partition
+        keep = np.ones(len(rows), dtype=bool)
+        for partition in np.unique(partitions):
+            mine = partitions == partition
+            held = self.already_stored(topic_id, int(partition), rows.cdrs.offset[mine])
+            if held:
+                held_offsets = np.fromiter(held, dtype=np.int64)
+                keep &= ~(mine & np.isin(rows.cdrs.offset, held_offsets))
+        if not keep.all():
+            rows = rows.take(keep)
+        if len(rows) == 0:
+            return 0
+        self.client.execute(
+            f"INSERT INTO rated_cdrs ({', '.join(COLUMNS)}) VALUES",
+            columns_of(topic_id, rows),
+            columnar=True,
+        )
+        for partition in np.unique(rows.cdrs.partition):
+            key = (topic_id, int(partition))
+            high = int(rows.cdrs.offset[rows.cdrs.partition == partition].max())
+            self._stored_high[key] = max(self._stored_high.get(key, -1), high)
+        return len(rows)
+
+
+def columns_of(topic_id: str, rows: RatedRows, *, rated_at: float | None = None) -> list[object]:
+    """The insert columns, in COLUMNS order, with the dtypes the numpy driver expects."""
+    c = rows.cdrs
+    n = len(rows)
+    now = np.datetime64(int(rated_at if rated_at is not None else time.time()), "s")
+    revision = np.zeros(n, dtype=np.uint32)
+    sign = np.ones(n, dtype=np.int8)
+
+    def dt(epoch: npt.NDArray[np.int64]) -> npt.NDArray[np.datetime64]:
+        return epoch.astype("datetime64[s]")
+
+    def const(value: str) -> ObjArray:
+        out = np.empty(n, dtype=object)
+        out[:] = value
+        return out
+
+    return [
+        const(topic_id),
+        c.partition.astype(np.uint16),
+        c.offset.astype(np.uint64),
+        c.switch,
+        c.cdr_id,
+        c.account,
+        rows.card,
+        c.auth_id,
+        c.caller,
+        c.callee,
+        c.access_number,
+        dt(c.start),
+        dt(c.answer),
+        dt(c.end),
+        c.duration.astype(np.uint32),
+        c.billsec.astype(np.uint32),
+        c.disposition,
+        c.hangup_cause,
+        rows.number,
+        rows.prefix,
+        rows.destination,
+        rows.billable.astype(np.uint32),
+        rows.price.astype(np.int64),
+        rows.cost.astype(np.int64),
+        (rows.price - rows.cost).astype(np.int64),
+        rows.currency,
+        rows.sell_tariff,
+        rows.buy_tariff,
+        rows.reseller,
+        rows.customer,
+        rows.outcome,
+        rows.reason,
+        rows.blocked.astype(np.uint8),
+        revision,
+        sign,
+        np.full(n, now, dtype="datetime64[s]"),
+    ]
