@@ -98,5 +98,13 @@ class AuthorizationError(AccountError):
     """A switch's authorization request is malformed (a refusal is a result, not an error)."""
 
 
+class PinError(AccountError):
+    """A wrong PIN, or a card locked after too many wrong PINs."""
+
+
+class DebitError(RaterError):
+    """A debit batch is malformed (mismatched array lengths, offsets not ascending, ...)."""
+
+
 class CardSheetError(RaterError):
     """A calling-card spreadsheet cannot be written (target exists) or read back (bad cell)."""

@@ -1,0 +1,202 @@
+"""Resellers, customers, cards and what the API returns about them.
+
+Money is integer micro-units (1 EUR = 1,000,000); the `*_str` properties give Decimal strings
+for people. Statuses:
+
+- reseller / customer `status`: ``active``, ``negative`` (balance below zero: blocked for new
+  calls until a top-up lifts it to >= 0), or ``blocked`` (by an operator).
+- card `status`: ``active``, ``empty`` (a normal card at or below zero; active again after a
+  top-up), ``exhausted`` (a disposable card at or below zero; final), or ``blocked``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from rater.money import from_micro
+
+
+class Level(StrEnum):
+    """Which balance an adjustment or reservation is about."""
+
+    RESELLER = "reseller"
+    CUSTOMER = "customer"
+    CARD = "card"
+
+    @property
+    def code(self) -> str:
+        """One letter used in keys and scripts."""
+        return {Level.RESELLER: "r", Level.CUSTOMER: "c", Level.CARD: "k"}[self]
+
+
+class CustomerKind(StrEnum):
+    NORMAL = "normal"  # a SIP account, possibly with calling cards as spending limits
+    CARD_BATCH = "card_batch"  # a "Calling card user batch N" customer holding disposable cards
+
+
+def _text(fields: dict[bytes, bytes], name: str, default: str = "") -> str:
+    raw = fields.get(name.encode())
+    return raw.decode() if raw is not None else default
+
+
+def _int(fields: dict[bytes, bytes], name: str, default: int = 0) -> int:
+    raw = fields.get(name.encode())
+    return int(raw) if raw not in (None, b"") else default
+
+
+def _epoch(value: int) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value > 0 else None
+
+
+@dataclass(frozen=True)
+class Reseller:
+    reseller_id: str
+    name: str
+    credit: int  # micro-units left; debited by the buy cost of every call
+    currency: str
+    buy_tariff: str
+    ani_threshold: int  # micro-units; cards below it lose ANI recognition
+    timezone: str
+    state: str  # active | negative
+    blocked: bool  # by an operator
+
+    @property
+    def status(self) -> str:
+        return "blocked" if self.blocked else self.state
+
+    @property
+    def credit_str(self) -> str:
+        return from_micro(self.credit)
+
+    @classmethod
+    def from_hash(cls, reseller_id: str, fields: dict[bytes, bytes]) -> Reseller:
+        return cls(
+            reseller_id=reseller_id,
+            name=_text(fields, "name"),
+            credit=_int(fields, "bal"),
+            currency=_text(fields, "cur", "EUR"),
+            buy_tariff=_text(fields, "buy"),
+            ani_threshold=_int(fields, "ani", 1_000_000),
+            timezone=_text(fields, "tz", "UTC"),
+            state=_text(fields, "st", "active"),
+            blocked=_int(fields, "blk") == 1,
+        )
+
+
+@dataclass(frozen=True)
+class Customer:
+    customer_id: str
+    name: str
+    reseller_id: str
+    balance: int  # micro-units (SIP credit)
+    tariff: str  # sell tariff table name
+    kind: CustomerKind
+    state: str  # active | negative
+    blocked: bool
+
+    @property
+    def status(self) -> str:
+        return "blocked" if self.blocked else self.state
+
+    @property
+    def balance_str(self) -> str:
+        return from_micro(self.balance)
+
+    @classmethod
+    def from_hash(cls, customer_id: str, fields: dict[bytes, bytes]) -> Customer:
+        return cls(
+            customer_id=customer_id,
+            name=_text(fields, "name"),
+            reseller_id=_text(fields, "res"),
+            balance=_int(fields, "bal"),
+            tariff=_text(fields, "tariff"),
+            kind=CustomerKind(_text(fields, "kind", "normal")),
+            state=_text(fields, "st", "active"),
+            blocked=_int(fields, "blk") == 1,
+        )
+
+
+@dataclass(frozen=True)
+class Card:
+    number: str
+    customer_id: str
+    reseller_id: str
+    balance: int  # micro-units: a spending limit inside the customer's balance
+    value: int  # face value at creation
+    disposable: bool
+    state: str  # active | empty | exhausted
+    blocked: bool
+    ani_on: bool  # ANI recognition answers for this card
+    expires: datetime | None
+    batch_id: str
+    anis: tuple[str, ...]
+    pin_failures: int
+    locked_until: datetime | None
+
+    @property
+    def status(self) -> str:
+        return "blocked" if self.blocked else self.state
+
+    @property
+    def balance_str(self) -> str:
+        return from_micro(self.balance)
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires is not None and now >= self.expires
+
+    def locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and now < self.locked_until
+
+    @classmethod
+    def from_hash(cls, number: str, fields: dict[bytes, bytes], anis: tuple[str, ...]) -> Card:
+        return cls(
+            number=number,
+            customer_id=_text(fields, "cust"),
+            reseller_id=_text(fields, "res"),
+            balance=_int(fields, "bal"),
+            value=_int(fields, "value"),
+            disposable=_int(fields, "disp") == 1,
+            state=_text(fields, "st", "active"),
+            blocked=_int(fields, "blk") == 1,
+            ani_on=_int(fields, "anion") == 1,
+            expires=_epoch(_int(fields, "exp")),
+            batch_id=_text(fields, "batch"),
+            anis=anis,
+            pin_failures=_int(fields, "pinfail"),
+            locked_until=_epoch(_int(fields, "pinlock")),
+        )
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    """A card as handed out once at creation: the clear PIN is not kept anywhere."""
+
+    number: str
+    pin: str
+    value: int
+
+
+@dataclass(frozen=True)
+class CardBatch:
+    batch_id: str
+    customer_id: str
+    reseller_id: str
+    disposable: bool
+    value: int  # face value of each card, micro-units
+    cards: tuple[IssuedCard, ...]
+    funded: int  # customer credit issued for the batch (count x value for disposable, else 0)
+    expires: datetime | None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether a reseller's credit covers what it has issued below it (DESIGN.md section 1)."""
+
+    reseller_id: str
+    credit: int
+    customers_total: int  # sum of the customers' positive balances
+    card_value_issued: int  # balances of normal cards: limits inside customer balances, shown only
+    covered: bool
+    shortfall: int  # customers_total - credit when not covered, else 0

@@ -1,0 +1,186 @@
+-- Applies one batch of CDRs of one (topic identity, partition): one call per batch.
+-- (rater/debit.py documents the arguments and the outcome codes; docs/REDIS_KEYS.md the keys.)
+--
+-- For each CDR, in offset order:
+--  * offset <= its reseller's watermark: a replay. Nothing changes; the outcome is read back
+--    from the de-duplication record (same message identity -> the outcome it got; another
+--    identity -> it was a DUPLICATE; no record -> REPLAY_EXPIRED).
+--  * else SET NX EX on the (switch, cdr_id) record; if it exists the CDR is a DUPLICATE (or,
+--    with the same message identity, a replay beyond a lost watermark).
+--  * else APPLIED: card and customer debited by the price, reseller by the cost, even into
+--    negative (the call happened), with a blocked flag when an account was blocked, empty or
+--    negative before this CDR. Debits are summed per account and written with one HINCRBY each.
+-- Then the seed's rules (common.lua) and the watermarks, all in this one atomic call.
+local APPLIED, DUPLICATE, UNKNOWN_ACCOUNT, REPLAY_EXPIRED = 0, 1, 2, 3
+
+local topic, part_s = ARGV[1], ARGV[2]
+local part, window, n = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local nres, ncust, ncard, nauth = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local res_ids, cust_ids, card_ids = split(ARGV[9], nres), split(ARGV[10], ncust), split(ARGV[12], ncard)
+local cust_res, card_res = ARGV[11], ARGV[13]
+local auth_ids = split(ARGV[14], nauth)
+local recs, keyblob, token = ARGV[15], ARGV[16], ARGV[17]
+local global = ARGV[18] == '1'
+local now = tonumber(redis.call('TIME')[1])
+
+local R, C, K = {}, {}, {}
+for i = 1, nres do
+  local id = res_ids[i]
+  local tag = tagof(id)
+  local wmkey = tag .. ':wm:' .. topic .. ':' .. part_s
+  R[i] = {id = id, tag = tag, wmkey = wmkey, wm = tonumber(redis.call('GET', wmkey) or '-1'), d = 0}
+end
+for i = 1, ncust do
+  local ri = struct.unpack('<i4', cust_res, (i - 1) * 4 + 1)
+  C[i] = {id = cust_ids[i], r = ri, d = 0}
+end
+for i = 1, ncard do
+  local ri = struct.unpack('<i4', card_res, (i - 1) * 4 + 1)
+  K[i] = {id = card_ids[i], r = ri, d = 0}
+end
+
+local function load_res(r)
+  if r.loaded == nil then
+    r.key = r.tag .. ':res'
+    local f = redis.call('HMGET', r.key, 'bal', 'st', 'blk', 'ani')
+    r.loaded = f[1] ~= false
+    if r.loaded then
+      r.bal, r.bad, r.thr = tonumber(f[1]), (f[2] ~= 'active' or f[3] == '1'), tonumber(f[4] or '1000000')
+    end
+  end
+  return r.loaded
+end
+local function load_cust(c)
+  if c.loaded == nil then
+    c.key = R[c.r].tag .. ':c:' .. c.id
+    local f = redis.call('HMGET', c.key, 'bal', 'st', 'blk')
+    c.loaded = f[1] ~= false
+    if c.loaded then c.bal, c.bad = tonumber(f[1]), (f[2] ~= 'active' or f[3] == '1') end
+  end
+  return c.loaded
+end
+local function load_card(k)
+  if k.loaded == nil then
+    k.key = R[k.r].tag .. ':k:' .. k.id
+    local f = redis.call('HMGET', k.key, 'bal', 'st', 'blk', 'exp')
+    k.loaded = f[1] ~= false
+    if k.loaded then
+      local exp = tonumber(f[4] or '0')
+      k.bal, k.bad = tonumber(f[1]), (f[2] ~= 'active' or f[3] == '1' or (exp > 0 and exp <= now))
+    end
+  end
+  return k.loaded
+end
+
+-- the outcome stored with a message identity, or DUPLICATE for another identity
+local function recorded(v, ident)
+  if not v then return REPLAY_EXPIRED, 0 end
+  if string.sub(v, 1, 18) == ident then return string.byte(v, 19), string.byte(v, 20) end
+  return DUPLICATE, 0
+end
+
+local outcomes, blockeds, replays = {}, {}, {}
+local touched_r, touched_c, touched_k = {}, {}, {}
+local pos, kp, last = 1, 1, -1
+for i = 1, n do
+  local off, price, cost, ri, ci, ki, ai, klen
+  off, price, cost, ri, ci, ki, ai, klen, pos = struct.unpack('<i8i8i8i4i4i4i4i4', recs, pos)
+  local dkey = string.sub(keyblob, kp, kp + klen - 1)
+  kp = kp + klen
+  last = off
+  local r = R[ri]
+  local ident = token .. struct.pack('<Hi8', part, off)
+  local outcome, blocked, replay = APPLIED, 0, 0
+  -- single server: a copy first seen while its account was unknown sits under {r:}
+  local orphan = false
+  if global and r.id ~= '' then orphan = redis.call('GET', '{r:}' .. string.sub(dkey, #r.tag + 1)) end
+  if off <= r.wm then
+    replay = 1
+    outcome, blocked = recorded(redis.call('GET', dkey) or orphan, ident)
+  elseif orphan then
+    outcome, blocked = recorded(orphan, ident)
+    if outcome ~= DUPLICATE then replay = 1 end
+  else
+    local c = ci > 0 and C[ci] or nil
+    local k = ki > 0 and K[ki] or nil
+    local known = true
+    if r.id ~= '' then known = load_res(r) end
+    if c and not load_cust(c) then known = false end
+    if k and not load_card(k) then known = false end
+    if not known then
+      outcome = UNKNOWN_ACCOUNT
+    else
+      if r.id ~= '' and (r.bad or r.bal < 0) then blocked = 1 end
+      if c and (c.bad or c.bal < 0) then blocked = 1 end
+      if k and (k.bad or k.bal <= 0) then blocked = 1 end
+    end
+    if redis.call('SET', dkey, ident .. string.char(outcome, blocked), 'NX', 'EX', window) then
+      if outcome == APPLIED and (price ~= 0 or cost ~= 0) then
+        if r.id ~= '' and cost ~= 0 then
+          if not r.t then r.t = true; touched_r[#touched_r + 1] = r end
+          r.d = r.d + cost
+          r.bal = r.bal - cost
+        end
+        if c and price ~= 0 then
+          if not c.t then c.t = true; touched_c[#touched_c + 1] = c end
+          c.d = c.d + price
+          c.bal = c.bal - price
+        end
+        if k and price ~= 0 then
+          if not k.t then k.t = true; touched_k[#touched_k + 1] = k end
+          k.d = k.d + price
+          k.bal = k.bal - price
+        end
+      end
+      if outcome == APPLIED and ai > 0 then
+        -- the call is over: release what its authorization reserved
+        local auth = auth_ids[ai]
+        if r.id ~= '' then redis.call('HDEL', r.tag .. ':rsv:r:' .. r.id, auth) end
+        if c then redis.call('HDEL', r.tag .. ':rsv:c:' .. c.id, auth) end
+        if k then redis.call('HDEL', r.tag .. ':rsv:k:' .. k.id, auth) end
+      end
+    else
+      outcome, blocked = recorded(redis.call('GET', dkey), ident)
+      if outcome ~= DUPLICATE then replay = 1 end
+    end
+  end
+  outcomes[i], blockeds[i], replays[i] = outcome, blocked, replay
+end
+
+-- one HINCRBY per touched account, then the seed's rules on the new balances
+local balances, events = {}, {}
+for _, r in ipairs(touched_r) do
+  local bal = redis.call('HINCRBY', r.key, 'bal', fmt(-r.d))
+  settle_party(r.id, r.key, 'reseller', r.id, bal, events)
+  balances[#balances + 1] = 'r'; balances[#balances + 1] = r.id; balances[#balances + 1] = bal
+end
+for _, c in ipairs(touched_c) do
+  local bal = redis.call('HINCRBY', c.key, 'bal', fmt(-c.d))
+  settle_party(R[c.r].id, c.key, 'customer', c.id, bal, events)
+  balances[#balances + 1] = 'c'; balances[#balances + 1] = c.id; balances[#balances + 1] = bal
+end
+for _, k in ipairs(touched_k) do
+  local bal = redis.call('HINCRBY', k.key, 'bal', fmt(-k.d))
+  local r = R[k.r]
+  load_res(r)
+  settle_card(r.id, k.id, bal, r.thr or 1000000, global, events)
+  balances[#balances + 1] = 'k'; balances[#balances + 1] = k.id; balances[#balances + 1] = bal
+end
+
+-- watermarks: per reseller slot (what a per-reseller split needs) and per partition
+if n > 0 then
+  for i = 1, nres do
+    if last > R[i].wm then redis.call('SET', R[i].wmkey, fmt(last)) end
+  end
+  local pkey = 'wm:' .. topic .. ':' .. part_s
+  if last > tonumber(redis.call('GET', pkey) or '-1') then redis.call('SET', pkey, fmt(last)) end
+end
+
+local function bytes(list)
+  local parts = {}
+  for i = 1, #list, 4000 do
+    parts[#parts + 1] = string.char(unpack(list, i, math.min(i + 3999, #list)))
+  end
+  return table.concat(parts)
+end
+return {bytes(outcomes), bytes(blockeds), bytes(replays), balances, events}
