@@ -49,7 +49,8 @@ def test_the_seeds_calling_card_table() -> None:
     )  # fmt: skip
     assert rows["316"].steps is None  # every row bills 60/60 now
     assert sell.source == "derived from wholesale@3 (+40% markup)"
-    assert sell.currency == "EUR" and sell.decimals == 5
+    assert sell.currency == "EUR"
+    assert sell.decimals == 5
 
 
 def test_margin_is_a_share_of_the_sell_price() -> None:
