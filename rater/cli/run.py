@@ -1,0 +1,58 @@
+"""`rater run [--workers N] [--until-idle SECONDS]`: the streaming rater workers."""
+
+from __future__ import annotations
+
+import click
+
+from rater.cli.main import settings_of
+from rater.worker import WorkerSummary, run_workers
+
+
+@click.command()
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes in the consumer group [RATER_WORKERS].",
+)
+@click.option(
+    "--until-idle",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="SECONDS",
+    help="Exit cleanly (everything committed) after this many seconds without records.",
+)
+@click.option(
+    "--batch",
+    "batch_max_records",
+    type=click.IntRange(1),
+    default=None,
+    help="Records per batch at most [RATER_BATCH_MAX_RECORDS].",
+)
+@click.pass_context
+def run(
+    ctx: click.Context, workers: int | None, until_idle: float | None, batch_max_records: int | None
+) -> None:
+    """Rate the cdrs topic: decode, rate, debit, store, commit, batch after batch.
+
+    \b
+    Workers join one consumer group and split the topic's partitions; Prometheus metrics are
+    served on RATER_METRICS_PORT (+1 per further worker). SIGTERM: each worker finishes its
+    batch, commits and leaves the group.
+    """
+    settings = settings_of(ctx).replace(workers=workers, batch_max_records=batch_max_records)
+    summaries = run_workers(settings, settings.workers, until_idle)
+    _print_summary(summaries)
+
+
+def _print_summary(summaries: list[WorkerSummary]) -> None:
+    records = sum(s.records for s in summaries)
+    seconds = max((s.seconds for s in summaries), default=0.0)
+    outcomes: dict[tuple[str, str], int] = {}
+    for summary in summaries:
+        for key, count in summary.outcomes.items():
+            outcomes[key] = outcomes.get(key, 0) + count
+    click.echo(f"records: {records} in {seconds:.1f} s by {len(summaries)} worker(s)")
+    for (outcome, reason), count in sorted(outcomes.items()):
+        label = f"{outcome} ({reason})" if reason else outcome
+        click.echo(f"  {label:<48} {count:>10}")

@@ -1,0 +1,250 @@
+"""A rater worker process: one asyncio loop, one consumer in the group, one pipeline.
+
+`run_workers(settings, n)` starts n processes (spawned, so each has its own loop, clients and
+numba state) that join one consumer group. SIGTERM or SIGINT: the batch in flight finishes and
+commits, then the consumer leaves the group. `until_idle_s`: a worker exits cleanly, having
+committed, after that many seconds without records (the demo and tests use it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis as redis_lib
+from aiokafka.errors import KafkaError
+from clickhouse_driver import errors as ch_errors
+
+from rater import kafka, metrics, redis_client, topic_identity
+from rater.consume import CdrConsumer
+from rater.errors import RaterError
+from rater.logs import configure_logging, get_logger
+from rater.pipeline import BatchReport, Pipeline
+from rater.settings import Settings
+
+log = get_logger(__name__)
+
+_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass
+class WorkerSummary:
+    """Totals of one worker's run."""
+
+    index: int
+    records: int = 0
+    batches: int = 0
+    stored: int = 0
+    dead_lettered: int = 0
+    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, report: BatchReport) -> None:
+        self.records += report.records
+        self.batches += 1
+        self.stored += report.stored
+        self.dead_lettered += report.dead_lettered
+        for key, count in report.outcomes.items():
+            self.outcomes[key] = self.outcomes.get(key, 0) + count
+
+
+def _retriable(error: BaseException) -> bool:
+    if isinstance(error, KafkaError):
+        return bool(error.retriable)
+    if isinstance(error, RaterError):
+        return error.retriable
+    return isinstance(
+        error,
+        redis_lib.ConnectionError
+        | redis_lib.TimeoutError
+        | ch_errors.NetworkError
+        | ch_errors.SocketTimeoutError
+        | ConnectionError
+        | EOFError
+        | TimeoutError,
+    )
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    index: int = 0,
+    until_idle_s: float | None = None,
+    stop: asyncio.Event | None = None,
+) -> WorkerSummary:
+    """Consume until `stop` is set (or idle for until_idle_s); returns what was done."""
+    stop = stop or asyncio.Event()
+    summary = WorkerSummary(index)
+    started = time.monotonic()
+    await kafka.ensure_topics(settings)
+    topic_id = await topic_identity.incarnation(settings)
+    redis = redis_client.connect(settings)
+    producer = kafka.producer(settings)
+    await producer.start()
+    pipeline = Pipeline(settings, topic_id, redis, producer)
+    #: partition -> next offset to read, as processed by this worker (lag, broker restarts)
+    positions: dict[int, int] = {}
+
+    async def watermarks(partitions: list[int]) -> dict[int, int]:
+        # a broker that lost its log has a new incarnation: read it before choosing positions
+        await _refresh_incarnation(pipeline, settings)
+        positions.clear()
+        return {
+            p: await asyncio.to_thread(pipeline.debiter.watermark, pipeline.topic_id, p)
+            for p in partitions
+        }
+
+    def revoked(partitions: list[int]) -> None:
+        pipeline.store.forget(partitions)
+        for p in partitions:
+            positions.pop(p, None)
+
+    consumer = CdrConsumer(settings, watermarks, revoked)
+    await consumer.start()
+    loop = asyncio.get_running_loop()
+    last_records = loop.time()
+    log.info("worker started", worker=index, topic=settings.topic_cdrs, incarnation=topic_id)
+    try:
+        while not stop.is_set():
+            async with consumer.lock:
+                records = await consumer.fetch(settings.batch_timeout_ms)
+                if records:
+                    if any(r.offset < positions.get(r.partition, -1) for r in records):
+                        # offsets went backwards without a seek: the broker started a new log
+                        await _refresh_incarnation(pipeline, settings)
+                    report = await _process_retrying(pipeline, records, stop)
+                    pipeline._fault("before_commit")
+                    next_offsets: dict[int, int] = {}
+                    for record in records:
+                        next_offsets[record.partition] = record.offset + 1
+                    await consumer.commit(next_offsets)
+                    positions.update(next_offsets)
+                    _observe_latency(records)
+                    summary.add(report)
+                    last_records = loop.time()
+                    metrics.BATCH_SECONDS.observe(sum(report.stage_seconds.values()))
+                    metrics.BATCH_SIZE.observe(report.records)
+                    for partition, lag in consumer.lag(positions).items():
+                        metrics.LAG.labels(str(partition)).set(lag)
+            if until_idle_s is not None:
+                quiet_since = max(last_records, consumer.changed_at)
+                if loop.time() - quiet_since >= until_idle_s and not consumer.rebalancing:
+                    log.info("idle: exiting", worker=index, idle_s=until_idle_s)
+                    break
+            if not records:
+                await asyncio.sleep(0)  # let the rebalance listener take the lock
+    finally:
+        await consumer.stop()  # leaves the group: the others take the partitions
+        await producer.stop()
+        redis.close()
+        summary.seconds = time.monotonic() - started
+        log.info(
+            "worker stopped", worker=index, records=summary.records, batches=summary.batches,
+            stored=summary.stored, dead_lettered=summary.dead_lettered,
+        )  # fmt: skip
+    return summary
+
+
+async def _refresh_incarnation(pipeline: Pipeline, settings: Settings) -> None:
+    await kafka.ensure_topics(settings)
+    current = await topic_identity.incarnation(settings)
+    if current != pipeline.topic_id:
+        log.warning("topic incarnation changed", old=pipeline.topic_id, new=current)
+        pipeline.topic_id = current
+        pipeline.store.forget(list(range(65536)))
+
+
+async def _process_retrying(
+    pipeline: Pipeline, records: list[Any], stop: asyncio.Event
+) -> BatchReport:
+    """Process a batch, retrying it whole after a retriable service error (every effect is
+    idempotent, so a half-done attempt is safe to repeat)."""
+    attempt = 0
+    while True:
+        try:
+            return await pipeline.process(records)
+        except Exception as error:
+            if not _retriable(error):
+                raise
+            delay = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+            attempt += 1
+            metrics.RETRIES.labels(type(error).__module__.split(".")[0]).inc()
+            log.warning("retrying batch", error=repr(error), attempt=attempt, delay_s=delay)
+            await asyncio.sleep(delay)
+
+
+def _observe_latency(records: list[Any]) -> None:
+    now_ms = time.time() * 1000
+    for record in records[:: max(1, len(records) // 100)]:  # a sample keeps this cheap
+        if record.timestamp and record.timestamp > 0:
+            metrics.LATENCY.observe(max(0.0, (now_ms - record.timestamp) / 1000))
+
+
+# ------------------------------------------------------------------------- processes
+def worker_main(settings: Settings, index: int, until_idle_s: float | None) -> WorkerSummary:
+    """Entry point of one worker process: its own loop, metrics port and signal handlers."""
+    configure_logging(settings)
+    metrics.serve(settings.metrics_port + index)
+
+    async def main() -> WorkerSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await run_worker(settings, index=index, until_idle_s=until_idle_s, stop=stop)
+
+    return asyncio.run(main())
+
+
+def _child(settings: Settings, index: int, until_idle_s: float | None, out: Any) -> None:
+    summary = worker_main(settings, index, until_idle_s)
+    out.put(summary)
+
+
+def run_workers(
+    settings: Settings, workers: int, until_idle_s: float | None
+) -> list[WorkerSummary]:
+    """Run `workers` processes (1: in this process) until they stop; their summaries."""
+    if workers <= 1:
+        return [worker_main(settings, 0, until_idle_s)]
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_child, args=(settings, i, until_idle_s, results), name=f"rater-worker-{i}"
+        )
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.is_alive() and process.pid:
+                os.kill(process.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    summaries: list[WorkerSummary] = []
+    try:
+        while any(p.is_alive() for p in processes) or not results.empty():
+            try:
+                summaries.append(results.get(timeout=0.5))
+            except queue.Empty:
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for process in processes:
+            process.join(timeout=30)
+    failed = [p for p in processes if p.exitcode not in (0, None)]
+    if failed:
+        raise RaterError(
+            "worker(s) failed: " + ", ".join(f"{p.name} exit {p.exitcode}" for p in failed)
+        )
+    return summaries
