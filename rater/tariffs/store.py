@@ -20,9 +20,10 @@ from typing import Any
 
 import orjson
 import redis
+from clickhouse_driver import errors as ch_errors
 
 from rater.clickhouse import client
-from rater.errors import NotFound, TariffError
+from rater.errors import NotFound, ServiceUnavailable, TariffError
 from rater.logs import get_logger
 from rater.redis_client import RedisLike
 from rater.settings import Settings
@@ -87,7 +88,7 @@ class TariffStore:
                     saved = self._next_version(table, infos, wanted, now)
                     blob = codec.encode(saved)
                     if self.clickhouse:
-                        self._copy_rows(saved)
+                        self._copy_rows(saved)  # before Redis: a failure here saves nothing
                     pipe.multi()
                     pipe.set(version_key(saved.name, saved.version), blob)
                     pipe.hset(key, str(saved.version), orjson.dumps(codec.meta_of(saved)))
@@ -176,6 +177,15 @@ class TariffStore:
         return client(self.settings, numpy=False)
 
     def _copy_rows(self, table: TariffTable) -> None:
+        try:
+            self._insert_rows(table)
+        except (ch_errors.Error, OSError, EOFError) as error:
+            raise ServiceUnavailable(
+                f"tariff {table.name!r} not saved: its copy to ClickHouse at "
+                f"{self.settings.clickhouse_host}:{self.settings.clickhouse_port} failed: {error}"
+            ) from error
+
+    def _insert_rows(self, table: TariffTable) -> None:
         rows = table.rows
         steps = [row.steps or table.steps for row in rows]
         columns = [
