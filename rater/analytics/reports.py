@@ -1,0 +1,245 @@
+"""The reports behind `rater report`: daily, destinations, margin and cards.
+
+All but `cards` read only the summary tables (small, pre-aggregated); `cards` joins card
+balances from Redis (the live values) with usage from card_summary. Every sum is a sum of the
+summary's signed sums, so re-rated CDRs count once, at their latest price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from rater.accounts.api import Accounts
+from rater.accounts.model import Card
+from rater.analytics.db import Executor, Param
+from rater.analytics.summaries import summary_days
+from rater.analytics.tables import Col, Kind, Report, minutes, ratio
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The days and accounts a report covers."""
+
+    first: date
+    last: date
+    reseller: str | None = None
+    customer: str | None = None
+
+    def where(self) -> tuple[str, dict[str, Param]]:
+        cond, params = summary_days(self.first, self.last)
+        parts = [cond]
+        values: dict[str, Param] = dict(params)
+        if self.reseller:
+            parts.append("reseller = %(reseller)s")
+            values["reseller"] = self.reseller
+        if self.customer:
+            parts.append("customer = %(customer)s")
+            values["customer"] = self.customer
+        return " AND ".join(parts), values
+
+    def describe(self) -> str:
+        who = []
+        if self.reseller:
+            who.append(f"reseller {self.reseller}")
+        if self.customer:
+            who.append(f"customer {self.customer}")
+        return f"{self.first.isoformat()} .. {self.last.isoformat()} (UTC)" + (
+            f", {', '.join(who)}" if who else ""
+        )
+
+
+_TRAFFIC = (
+    "toInt64(sum(calls)) AS n_calls, toInt64(sum(answered)) AS n_answered, "
+    "toInt64(sum(talk_seconds)) AS n_talk, toInt64(sum(billed_seconds)) AS n_billed, "
+    "toInt64(sum(revenue)) AS n_revenue, toInt64(sum(buy_cost)) AS n_cost, "
+    "toInt64(sum(margin_amount)) AS n_margin"
+)
+
+_TRAFFIC_COLS = (
+    Col("calls", "Calls", Kind.COUNT),
+    Col("answered", "Answered", Kind.COUNT),
+    Col("asr_percent", "ASR", Kind.PERCENT),
+    Col("acd_seconds", "ACD", Kind.SECONDS),
+    Col("billed_minutes", "Billed min", Kind.MINUTES),
+    Col("revenue", "Revenue", Kind.MONEY),
+    Col("cost", "Cost", Kind.MONEY),
+    Col("margin", "Margin", Kind.MONEY),
+    Col("margin_percent", "Margin %", Kind.PERCENT),
+)
+
+
+def _traffic(values: Iterable[Any]) -> tuple[Any, ...]:
+    """calls, answered, talk, billed, revenue, cost, margin -> the traffic columns."""
+    calls, answered, talk, billed, revenue, cost, margin = (int(v) for v in values)
+    return (
+        calls,
+        answered,
+        ratio(answered, calls, 100),
+        ratio(talk, answered),
+        minutes(billed),
+        revenue,
+        cost,
+        margin,
+        ratio(margin, revenue, 100),
+    )
+
+
+class Reports:
+    """Report builders on one ClickHouse connection."""
+
+    def __init__(self, ch: Executor) -> None:
+        self.ch = ch
+
+    def _grouped(self, scope: Scope, group: str, order: str) -> list[tuple[Any, ...]]:
+        cond, params = scope.where()
+        return self.ch.rows(
+            f"SELECT {group}, {_TRAFFIC} FROM daily_summary WHERE {cond} "
+            f"GROUP BY {group} HAVING n_calls != 0 OR n_revenue != 0 OR n_cost != 0 "
+            f"ORDER BY {order}",
+            params,
+        )
+
+    def _report(
+        self, title: str, labels: tuple[Col, ...], raw: list[tuple[Any, ...]], scope: Scope
+    ) -> Report:
+        n = len(labels)
+        rows = [tuple(r[:n]) + _traffic(r[n:]) for r in raw]
+        currency_at = next(i for i, c in enumerate(labels) if c.key == "currency")
+        totals = None
+        if raw and len({r[currency_at] for r in raw}) == 1:
+            sums = [sum(int(r[n + i]) for r in raw) for i in range(7)]
+            totals = ("Total",) + ("",) * (n - 1) + _traffic(sums)
+            totals = tuple(None if v == "" else v for v in totals)
+        return Report(f"{title}: {scope.describe()}", labels + _TRAFFIC_COLS, rows, totals)
+
+    def daily(self, scope: Scope) -> Report:
+        """One line per UTC day (and currency)."""
+        labels = (Col("day", "Day", Kind.TEXT), Col("currency", "Cur", Kind.TEXT))
+        raw = self._grouped(scope, "day, currency", "day, currency")
+        raw = [(r[0].isoformat(), *r[1:]) for r in raw]
+        return self._report("Daily traffic", labels, raw, scope)
+
+    def destinations(self, scope: Scope) -> Report:
+        """One line per destination, highest revenue first."""
+        labels = (Col("destination", "Destination", Kind.TEXT), Col("currency", "Cur", Kind.TEXT))
+        raw = self._grouped(
+            scope, "destination, currency", "n_revenue DESC, n_calls DESC, destination"
+        )
+        raw = [(r[0] or "(unrated)", *r[1:]) for r in raw]
+        return self._report("Destinations", labels, raw, scope)
+
+    def margin(self, scope: Scope) -> Report:
+        """One line per reseller and customer, highest margin first."""
+        labels = (
+            Col("reseller", "Reseller", Kind.TEXT),
+            Col("customer", "Customer", Kind.TEXT),
+            Col("currency", "Cur", Kind.TEXT),
+        )
+        raw = self._grouped(
+            scope, "reseller, customer, currency", "n_margin DESC, reseller, customer"
+        )
+        return self._report("Margin by customer", labels, raw, scope)
+
+    # ------------------------------------------------------------------------ cards
+    CARD_COLS = (
+        Col("card", "Card", Kind.TEXT),
+        Col("customer", "Customer", Kind.TEXT),
+        Col("status", "Status", Kind.TEXT),
+        Col("disposable", "Disp", Kind.TEXT),
+        Col("ani", "ANI", Kind.TEXT),
+        Col("currency", "Cur", Kind.TEXT),
+        Col("value", "Value", Kind.MONEY),
+        Col("balance", "Balance", Kind.MONEY),
+        Col("calls", "Calls", Kind.COUNT),
+        Col("answered", "Answered", Kind.COUNT),
+        Col("billed_minutes", "Billed min", Kind.MINUTES),
+        Col("spent", "Spent", Kind.MONEY),
+    )
+
+    def card_usage(self, scope: Scope) -> dict[str, tuple[str, str, str, int, int, int, int]]:
+        """card -> (reseller, customer, currency, calls, answered, billed seconds, spent)."""
+        cond, params = scope.where()
+        rows = self.ch.rows(
+            "SELECT card, any(reseller), any(customer), any(currency), toInt64(sum(calls)),"
+            " toInt64(sum(answered)), toInt64(sum(billed_seconds)), toInt64(sum(revenue))"
+            f" FROM card_summary WHERE {cond} GROUP BY card",
+            params,
+        )
+        return {
+            str(r[0]): (r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in rows
+        }
+
+    def cards(self, scope: Scope, cards: list[Card], currency: dict[str, str]) -> Report:
+        """Every card in `cards` (from Redis) with its usage in the period; cards with usage but
+        no longer in Redis are listed too, with status `unknown`.
+
+        `currency` maps reseller id -> currency (cards carry no currency of their own).
+        """
+        usage = self.card_usage(scope)
+        rows: list[tuple[Any, ...]] = []
+        listed: set[str] = set()
+        for card in sorted(cards, key=lambda c: (c.customer_id, c.number)):
+            listed.add(card.number)
+            _, _, cur, calls, answered, billed, spent = usage.get(
+                card.number, ("", "", "", 0, 0, 0, 0)
+            )
+            rows.append(
+                (
+                    card.number,
+                    card.customer_id,
+                    card.status,
+                    "yes" if card.disposable else "no",
+                    "on" if card.ani_on else "off",
+                    cur or currency.get(card.reseller_id, ""),
+                    card.value,
+                    card.balance,
+                    calls,
+                    answered,
+                    minutes(billed),
+                    spent,
+                )
+            )
+        for number, (_, customer, cur, calls, answered, billed, spent) in sorted(usage.items()):
+            if number in listed:
+                continue
+            rows.append(
+                (
+                    number,
+                    customer,
+                    "unknown",
+                    None,
+                    None,
+                    cur,
+                    None,
+                    None,
+                    calls,
+                    answered,
+                    minutes(billed),
+                    spent,
+                )
+            )
+        notes = [] if rows else ["no cards in scope"]
+        return Report(f"Cards: {scope.describe()}", self.CARD_COLS, rows, None, notes)
+
+
+def cards_in_scope(accounts: Accounts, scope: Scope) -> tuple[list[Card], dict[str, str]]:
+    """The cards of scope's customer, or of every customer of its reseller, or of everyone;
+    and each reseller's currency."""
+    resellers = (
+        [accounts.get_reseller(scope.reseller)] if scope.reseller else accounts.list_resellers()
+    )
+    currency = {r.reseller_id: r.currency for r in resellers}
+    if scope.customer:
+        customer = accounts.get_customer(scope.customer)
+        currency.setdefault(
+            customer.reseller_id, accounts.get_reseller(customer.reseller_id).currency
+        )
+        return accounts.list_cards(scope.customer), currency
+    cards: list[Card] = []
+    for reseller in resellers:
+        for customer in accounts.list_customers(reseller.reseller_id):
+            cards.extend(accounts.list_cards(customer.customer_id))
+    return cards, currency

@@ -1,0 +1,120 @@
+"""`rater report daily | destinations | margin | cards`: terminal tables, or CSV / XLSX files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rater.analytics.db import DriverExecutor
+from rater.analytics.reports import Reports, Scope, cards_in_scope
+from rater.analytics.tables import Report, to_text, write_csv, write_xlsx
+from rater.cli.db_summaries import DAY
+from rater.cli.main import settings_of
+from rater.settings import Settings
+
+
+@click.group()
+def report() -> None:
+    """Traffic, destination, margin and card reports from the ClickHouse summaries.
+
+    \b
+    Days are UTC and inclusive; the default is the current month up to today.
+    Money is shown exactly (decimal strings from micro-units); ASR = answered / calls,
+    ACD = average answered seconds (m:ss), billed minutes after billing steps.
+    """
+
+
+def _scope_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--from", "first", type=DAY, help="First UTC day [first of this month]."),
+        click.option("--to", "last", type=DAY, help="Last UTC day, inclusive [today]."),
+        click.option("--reseller", help="Only this reseller's customers."),
+        click.option("--customer", help="Only this customer."),
+        click.option(
+            "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write CSV."
+        ),
+        click.option(
+            "--xlsx",
+            "xlsx_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write XLSX.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _scope(
+    first: date | None, last: date | None, reseller: str | None, customer: str | None
+) -> Scope:
+    today = datetime.now(UTC).date()
+    first = first or today.replace(day=1)
+    last = last or today
+    if last < first:
+        raise click.BadParameter(f"--to {last} is before --from {first}", param_hint="--to")
+    return Scope(first, last, reseller or None, customer or None)
+
+
+def _emit(result: Report, csv_path: Path | None, xlsx_path: Path | None) -> None:
+    if csv_path:
+        write_csv(result, csv_path)
+        click.echo(f"wrote {len(result.rows)} row(s) to {csv_path}")
+    if xlsx_path:
+        write_xlsx(result, xlsx_path)
+        click.echo(f"wrote {len(result.rows)} row(s) to {xlsx_path}")
+    if not csv_path and not xlsx_path:
+        click.echo(to_text(result), nl=False)
+
+
+def _reports(settings: Settings) -> Reports:
+    return Reports(DriverExecutor.from_settings(settings))
+
+
+@report.command()
+@_scope_options
+@click.pass_context
+def daily(
+    ctx: click.Context, /, csv_path: Path | None, xlsx_path: Path | None, **scope: Any
+) -> None:
+    """Calls, ASR, ACD, minutes, revenue, cost and margin per UTC day."""
+    _emit(_reports(settings_of(ctx)).daily(_scope(**scope)), csv_path, xlsx_path)
+
+
+@report.command()
+@_scope_options
+@click.pass_context
+def destinations(
+    ctx: click.Context, /, csv_path: Path | None, xlsx_path: Path | None, **scope: Any
+) -> None:
+    """The same figures per destination, highest revenue first."""
+    _emit(_reports(settings_of(ctx)).destinations(_scope(**scope)), csv_path, xlsx_path)
+
+
+@report.command()
+@_scope_options
+@click.pass_context
+def margin(
+    ctx: click.Context, /, csv_path: Path | None, xlsx_path: Path | None, **scope: Any
+) -> None:
+    """Revenue, cost and margin per reseller and customer, highest margin first."""
+    _emit(_reports(settings_of(ctx)).margin(_scope(**scope)), csv_path, xlsx_path)
+
+
+@report.command()
+@_scope_options
+@click.pass_context
+def cards(
+    ctx: click.Context, /, csv_path: Path | None, xlsx_path: Path | None, **scope: Any
+) -> None:
+    """Card balances and status (live, from Redis) with each card's usage in the period."""
+    from rater.accounts.api import Accounts  # noqa: PLC0415 - Redis only for this report
+
+    settings = settings_of(ctx)
+    the_scope = _scope(**scope)
+    found, currency = cards_in_scope(Accounts(settings), the_scope)
+    _emit(_reports(settings).cards(the_scope, found, currency), csv_path, xlsx_path)
