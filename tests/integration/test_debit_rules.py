@@ -1,0 +1,258 @@
+"""The debit script against real Redis: replays, duplicates, the seed's rules, corrections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rater.accounts import keys
+from rater.accounts.api import Accounts
+from rater.debit import Correction, DebitBatch, Debiter, Outcome
+from rater.errors import AccountError, DebitError, DisposableCardError
+from rater.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+EUR = 1_000_000
+
+
+def make_batch(
+    rows: Sequence[tuple[Any, ...]], *, topic: str = "topic-1", partition: int = 0
+) -> DebitBatch:
+    """rows: (offset, cdr_id, customer, card, reseller, price, cost[, auth_id]) on switch sw1."""
+    return DebitBatch(
+        topic_id=topic,
+        partition=partition,
+        offsets=np.array([r[0] for r in rows], dtype=np.int64),
+        switches=["sw1"] * len(rows),
+        cdr_ids=[r[1] for r in rows],
+        customers=[r[2] for r in rows],
+        cards=[r[3] for r in rows],
+        resellers=[r[4] for r in rows],
+        prices=np.array([r[5] for r in rows], dtype=np.int64),
+        costs=np.array([r[6] for r in rows], dtype=np.int64),
+        auth_ids=[r[7] if len(r) > 7 else "" for r in rows],
+    )
+
+
+@pytest.fixture
+def world(settings: Settings, redis: Any) -> tuple[Accounts, Debiter, str]:
+    """Reseller R1 (100 EUR), SIP customer C1 (5 EUR) with a 10 EUR card with an ANI."""
+    accounts = Accounts(settings, redis, actor="test")
+    accounts.create_reseller("R1", "Reseller", credit="100", buy_tariff="wholesale")
+    accounts.create_customer("C1", "SIP", reseller_id="R1", tariff="retail", balance="5")
+    card = accounts.create_cards("C1", count=1, value="10").cards[0].number
+    accounts.add_ani(card, "31201234567")
+    return accounts, Debiter(redis, settings=settings), card
+
+
+def test_applies_three_levels_and_replays_change_nothing(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    accounts, debiter, card = world
+    rows = [
+        (100, "a", "C1", card, "R1", 1_200_000, 700_000),
+        (101, "b", "C1", "", "R1", 300_000, 100_000),
+        (103, "c", "C1", "", "R1", 0, 0),  # unanswered: recorded for duplicates only
+    ]
+    first = debiter.apply(make_batch(rows))
+    assert first.outcome.tolist() == [Outcome.APPLIED] * 3
+    assert not first.replayed.any()
+    assert first.customer_balances == {"C1": 3_500_000}
+    assert first.card_balances == {card: 8_800_000}
+    assert first.reseller_balances == {"R1": 99_200_000}
+    assert debiter.watermark("topic-1", 0) == 103
+    # the same batch again (a crash before the offsets were committed)
+    again = debiter.apply(make_batch(rows))
+    assert again.outcome.tolist() == first.outcome.tolist()
+    assert again.replayed.all()
+    assert accounts.get_customer("C1").balance == 3_500_000
+    assert accounts.get_card(card).balance == 8_800_000
+    assert accounts.get_reseller("R1").credit == 99_200_000
+    # a replay that runs past the watermark applies only the new part
+    more = debiter.apply(make_batch([*rows, (104, "d", "C1", "", "R1", 500_000, 0)]))
+    assert more.replayed.tolist() == [True, True, True, False]
+    assert accounts.get_customer("C1").balance == 3_000_000
+    # another topic incarnation (the broker lost its log): offsets start again, CDRs are new
+    other = debiter.apply(make_batch([(0, "e", "C1", "", "R1", 100_000, 0)], topic="topic-2"))
+    assert other.outcome.tolist() == [Outcome.APPLIED]
+    assert accounts.get_customer("C1").balance == 2_900_000
+
+
+def test_duplicates_change_nothing_and_keep_their_outcome_on_replay(
+    world: tuple[Accounts, Debiter, str], settings: Settings, redis: Any
+) -> None:
+    accounts, debiter, _ = world
+    debiter.apply(
+        make_batch([(10, "x", "C1", "", "R1", 1_000_000, 500_000), (11, "z", "", "", "", 0, 0)])
+    )
+    # the switch resent both (one rated, one unrated and unknown) at later offsets
+    resent = make_batch(
+        [
+            (20, "x", "C1", "", "R1", 1_000_000, 500_000),
+            (21, "z", "", "", "", 0, 0),
+            (22, "y", "C1", "", "R1", 1_000_000, 500_000),
+            (23, "y", "C1", "", "R1", 1_000_000, 500_000),
+        ],
+    )
+    result = debiter.apply(resent)
+    assert result.outcome.tolist() == [
+        Outcome.DUPLICATE,
+        Outcome.DUPLICATE,
+        Outcome.APPLIED,
+        Outcome.DUPLICATE,
+    ]
+    assert accounts.get_customer("C1").balance == 3_000_000
+    assert accounts.get_reseller("R1").credit == 99_000_000
+    replay = debiter.apply(resent)
+    assert replay.outcome.tolist() == result.outcome.tolist()
+    assert replay.replayed.tolist() == [True, True, True, True]
+    # the record is kept for the de-duplication window
+    ttl = redis.ttl(keys.dedup("R1", "sw1", "x"))
+    assert settings.dedup_window_s - 5 <= ttl <= settings.dedup_window_s
+
+
+def test_copy_first_seen_with_an_unknown_account_is_a_duplicate_later(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    accounts, debiter, _ = world
+    first = debiter.apply(make_batch([(1, "late", "", "", "", 0, 0)]))
+    assert first.outcome.tolist() == [Outcome.APPLIED]
+    second = debiter.apply(make_batch([(2, "late", "C1", "", "R1", 2_000_000, 1_000_000)]))
+    assert second.outcome.tolist() == [Outcome.DUPLICATE]
+    assert accounts.get_customer("C1").balance == 5_000_000
+
+
+def test_unknown_accounts_are_not_debited(world: tuple[Accounts, Debiter, str]) -> None:
+    _, debiter, _ = world
+    result = debiter.apply(make_batch([(1, "u", "ghost", "", "R1", 1_000_000, 500_000)]))
+    assert result.outcome.tolist() == [Outcome.UNKNOWN_ACCOUNT]
+    assert result.reseller_balances == {}
+    assert debiter.apply(make_batch([(2, "u", "ghost", "", "R1", 1, 1)])).outcome.tolist() == [
+        Outcome.DUPLICATE
+    ]
+
+
+def test_tip1_ani_off_below_threshold_and_back_after_topup(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    accounts, debiter, card = world
+    accounts.topup_customer("C1", "20", "enough SIP credit")
+    result = debiter.apply(make_batch([(1, "a", "C1", card, "R1", 9_100_000, 5_000_000)]))
+    assert [(e.kind, e.account, e.balance) for e in result.events] == [("ani_off", card, 900_000)]
+    assert accounts.card_of_ani("31201234567") is None
+    assert not accounts.get_card(card).ani_on
+    events = accounts.redis.xrange(keys.events("R1"))
+    assert events[-1][1][b"type"] == b"ani_off"
+    accounts.topup_card(card, "0.09", "not quite")  # 0.99: still under 1.00
+    assert accounts.card_of_ani("31201234567") is None
+    accounts.topup_card(card, "0.01", "now exactly 1.00")
+    assert accounts.card_of_ani("31201234567") == card
+    assert accounts.get_card(card).ani_on
+
+
+def test_tip2_customer_below_zero_blocks_its_card(world: tuple[Accounts, Debiter, str]) -> None:
+    accounts, debiter, card = world  # customer 5 EUR, card 10 EUR
+    result = debiter.apply(
+        make_batch(
+            [
+                (1, "a", "C1", card, "R1", 3 * EUR, EUR),
+                (2, "b", "C1", card, "R1", 3 * EUR, EUR),
+                (3, "c", "C1", card, "R1", EUR, EUR),
+            ]
+        )
+    )
+    # the second call started with the customer at 2.00; the third with it at -1.00
+    assert result.blocked.tolist() == [False, False, True]
+    assert result.customer_balances == {"C1": -2 * EUR}
+    assert result.card_balances == {card: 3 * EUR}  # the card still shows money
+    assert [e.kind for e in result.events] == ["customer_negative"]
+    customer = accounts.get_customer("C1")
+    assert customer.status == "negative"
+    accounts.topup_customer("C1", "2", "settles the debt")
+    assert accounts.get_customer("C1").status == "active"
+
+
+def test_tip3_disposable_card_exhausted_for_good(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    accounts, debiter, _ = world
+    accounts.create_customer(
+        "batch1",
+        "Calling card user batch 1",
+        reseller_id="R1",
+        tariff="cards-40",
+        kind="card_batch",
+    )
+    cards = accounts.create_cards("batch1", count=2, value="5", disposable=True).cards
+    number = cards[0].number
+    result = debiter.apply(make_batch([(1, "a", "batch1", number, "R1", 5_200_000, 3_000_000)]))
+    assert {e.kind for e in result.events} == {"card_exhausted"}
+    card = accounts.get_card(number)
+    assert (card.status, card.balance) == ("exhausted", -200_000)
+    with pytest.raises(DisposableCardError):
+        accounts.topup_card(number, "5", "refill")
+    with pytest.raises(AccountError, match="exhausted"):
+        accounts.adjust("card", number, "1", "goodwill")
+    # a later call on it is still debited (it happened) and flagged
+    late = debiter.apply(make_batch([(2, "b", "batch1", number, "R1", 100_000, 50_000)]))
+    assert late.blocked.tolist() == [True]
+    assert accounts.get_card(cards[1].number).status == "active"  # its neighbour is untouched
+
+
+def test_normal_card_empty_then_active_after_topup(world: tuple[Accounts, Debiter, str]) -> None:
+    accounts, debiter, card = world
+    accounts.topup_customer("C1", "50", "credit")
+    result = debiter.apply(make_batch([(1, "a", "C1", card, "R1", 10 * EUR, EUR)]))
+    assert [e.kind for e in result.events] == ["card_empty", "ani_off"]
+    assert accounts.get_card(card).status == "empty"
+    assert accounts.topup_card(card, "5", "refill").status == "active"
+
+
+def test_reseller_below_zero_is_blocked_with_everything_under_it(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    accounts, debiter, _ = world
+    result = debiter.apply(
+        make_batch(
+            [(1, "a", "C1", "", "R1", 2 * EUR, 101 * EUR), (2, "b", "C1", "", "R1", EUR, EUR)]
+        )
+    )
+    assert result.blocked.tolist() == [False, True]
+    assert [e.kind for e in result.events] == ["reseller_negative"]
+    assert accounts.get_reseller("R1").status == "negative"
+
+
+def test_debit_releases_the_authorization(world: tuple[Accounts, Debiter, str], redis: Any) -> None:
+    _, debiter, card = world
+    for level, account in (("r", "R1"), ("c", "C1"), ("k", card)):
+        redis.hset(keys.reservations("R1", level, account), "auth1", "500000:9999999999")
+    debiter.apply(make_batch([(1, "a", "C1", card, "R1", EUR, EUR, "auth1")]))
+    for level, account in (("r", "R1"), ("c", "C1"), ("k", card)):
+        assert not redis.hexists(keys.reservations("R1", level, account), "auth1")
+
+
+def test_corrections_apply_once_per_key(world: tuple[Accounts, Debiter, str]) -> None:
+    accounts, debiter, card = world
+    items = [
+        Correction("sw1:a:1", "R1", "C1", card, 250_000, 100_000),
+        Correction("sw1:b:1", "R1", "C1", "", -1_000_000, -500_000),
+    ]
+    assert debiter.apply_corrections(items).tolist() == [True, True]
+    assert debiter.apply_corrections(items).tolist() == [False, False]
+    assert accounts.get_customer("C1").balance == 5_750_000
+    assert accounts.get_card(card).balance == 9_750_000
+    assert accounts.get_reseller("R1").credit == 100_400_000
+
+
+def test_malformed_batches_are_refused(world: tuple[Accounts, Debiter, str]) -> None:
+    _, debiter, _ = world
+    with pytest.raises(DebitError, match="ascending"):
+        debiter.apply(make_batch([(2, "a", "C1", "", "R1", 1, 1), (1, "b", "C1", "", "R1", 1, 1)]))
+    with pytest.raises(DebitError, match=">= 0"):
+        debiter.apply(make_batch([(1, "a", "C1", "", "R1", -1, 0)]))
+    with pytest.raises(DebitError, match="no customer"):
+        debiter.apply(make_batch([(1, "a", "", "", "R1", 5, 0)]))
