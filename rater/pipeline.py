@@ -103,13 +103,13 @@ class Pipeline:
         with timer("debit"):
             result = await asyncio.to_thread(self._debit, rows)
             rows, duplicates, replayed = _apply_outcomes(rows, result)
-        self._fault("after_debit")
+        self.fault("after_debit", self.batches + 1)
         with timer("store"):
             report.stored = await asyncio.to_thread(self.store.store, self.topic_id, rows)
             report.dead_lettered = await dlq.publish(
                 self.producer, self.redis, self.settings, self.topic_id, rejects
             )
-        self._fault("after_store")
+        self.fault("after_store", self.batches + 1)
         _count(report, rows, duplicates, rejects)
         _observe(report, rows, replayed)
         self.batches += 1
@@ -148,13 +148,11 @@ class Pipeline:
             replayed=np.concatenate([p.replayed for p in parts]),
         )
 
-    def _fault(self, point: str) -> None:
-        """Fault injection for the tests: SIGKILL ourselves at a named point."""
-        if (
-            self.settings.fault_point == point
-            and self.batches + 1 >= self.settings.fault_after_batches
-        ):
-            log.warning("fault injection: SIGKILL", point=point, batch=self.batches + 1)
+    def fault(self, point: str, batch: int) -> None:
+        """Fault injection for the tests: SIGKILL ourselves at a named point of a batch
+        (settings.fault_point, from batch settings.fault_after_batches on)."""
+        if self.settings.fault_point == point and batch >= self.settings.fault_after_batches:
+            log.warning("fault injection: SIGKILL", point=point, batch=batch)
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -67,12 +67,8 @@ def reconcile(settings: Settings, redis: RedisLike) -> list[AccountCheck]:
     balances, owners = _redis_balances(redis)
     ch = clickhouse.client(settings, numpy=False)
     try:
-        credits = _sum_by(ch, "SELECT level, multiIf(level = 'reseller', reseller, "
-                              "level = 'customer', customer, card), sum(amount) FROM ledger "
-                              "WHERE kind != 'call' GROUP BY 1, 2")  # fmt: skip
-        calls = _sum_by(ch, "SELECT level, multiIf(level = 'reseller', reseller, "
-                            "level = 'customer', customer, card), sum(amount) FROM ledger "
-                            "WHERE kind = 'call' GROUP BY 1, 2")  # fmt: skip
+        credits = _sum_by(ch, "kind != 'call'")
+        calls = _sum_by(ch, "kind = 'call'")
         debits: dict[Key, int] = {}
         for level, column, amount in (
             ("customer", "customer", "price"),
@@ -111,8 +107,14 @@ def _account_of(level: str, reseller: str, customer: str, card: str) -> str:
     return {"reseller": reseller, "customer": customer}.get(level, card)
 
 
-def _sum_by(ch: Any, query: str) -> dict[Key, int]:
-    return {(str(level), str(account)): int(total) for level, account, total in ch.execute(query)}
+def _sum_by(ch: Any, where: str) -> dict[Key, int]:
+    """Ledger sums per (level, account) for the entries matching `where`."""
+    rows = ch.execute(
+        "SELECT level AS lv, multiIf(level = 'reseller', reseller, level = 'customer', customer, "
+        f"card) AS account_id, sum(amount) AS total FROM ledger WHERE {where} "
+        "GROUP BY lv, account_id"
+    )
+    return {(str(level), str(account)): int(total) for level, account, total in rows}
 
 
 def _pending(redis: RedisLike) -> Iterable[LedgerEntry]:

@@ -119,7 +119,7 @@ async def run_worker(
                         # offsets went backwards without a seek: the broker started a new log
                         await _refresh_incarnation(pipeline, settings)
                     report = await _process_retrying(pipeline, records, stop)
-                    pipeline._fault("before_commit")
+                    pipeline.fault("before_commit", pipeline.batches)
                     next_offsets: dict[int, int] = {}
                     for record in records:
                         next_offsets[record.partition] = record.offset + 1

@@ -165,3 +165,70 @@ def totals(ch: Any) -> dict[str, int]:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class Workload:
+    """Messages to publish and what the pipeline must make of them."""
+
+    messages: list[dict[str, Any] | bytes] = field(default_factory=list)
+    price: dict[str, int] = field(default_factory=dict)  # customer -> sell total
+    card_price: dict[str, int] = field(default_factory=dict)  # card -> sell total
+    cost: dict[str, int] = field(default_factory=dict)  # reseller -> buy total
+    unique: int = 0  # distinct valid CDRs: rows rated_cdrs must hold
+    duplicates: int = 0
+    invalid: int = 0
+
+
+_CALLEES = ("+493012345678", "+4989123456", "0031201234567", "+442071234567", "00493055512345")
+
+
+def workload(world: World, count: int, *, seed: int, prefix: str) -> Workload:
+    """`count` messages: rated, unanswered, unrated, duplicate and invalid ones, shuffled."""
+    import random
+
+    rng = random.Random(seed)
+    out = Workload()
+    sent: list[dict[str, Any]] = []
+    for i in range(count):
+        roll = rng.random()
+        if roll < 0.08 and sent:
+            out.messages.append(rng.choice(sent))
+            out.duplicates += 1
+            continue
+        if roll < 0.15:
+            out.messages.append(
+                rng.choice(
+                    [b"{oops", cdr(f"{prefix}-{i}", billsec=-3), cdr(f"{prefix}-{i}", callee="12")]
+                )
+            )
+            out.invalid += 1
+            continue
+        billsec = 0 if roll < 0.25 else rng.randint(1, 900)
+        account = rng.choice(
+            ["cust1", "cust1", "cust2", "nobody"] if roll < 0.3 else ["cust1", "cust2"]
+        )
+        card = (
+            rng.choice(world.cards)
+            if account == "cust1" and world.cards and rng.random() < 0.4
+            else None
+        )
+        callee = "+8613912345678" if roll < 0.27 else rng.choice(_CALLEES)
+        start = START + rng.randint(0, 86_400)
+        message = cdr(f"{prefix}-{i}", account=account, card=card, callee=callee, billsec=billsec,
+                      start_time=start, answer_time=start + 3 if billsec else "",
+                      end_time=start + 3 + billsec)  # fmt: skip
+        out.messages.append(message)
+        sent.append(message)
+        out.unique += 1
+        if account == "nobody" or not billsec:
+            continue
+        price = world.expected(SELL, callee, billsec, start)
+        cost = world.expected(BUY, callee, billsec, start)
+        if not price or not cost:
+            continue  # unrated: no match
+        out.price[account] = out.price.get(account, 0) + price
+        out.cost[RESELLER] = out.cost.get(RESELLER, 0) + cost
+        if card:
+            out.card_price[card] = out.card_price.get(card, 0) + price
+    return out
