@@ -21,9 +21,9 @@ from rater.analytics.rows import Row, blank_row
 from rater.clickhouse import migrations
 from rater.settings import Settings
 
-#: migrations the analytics code needs: the base table and its own (04x)
-CHDB_MIGRATIONS = (1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49)
-TABLES = ("rated_cdrs", "daily_summary", "card_summary", "rerate_audit")
+#: migrations the analytics code needs: the base table, the ledger and its call views, its own
+CHDB_MIGRATIONS = (1, 2, 30, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49)
+TABLES = ("rated_cdrs", "daily_summary", "card_summary", "rerate_audit", "ledger")
 
 
 def chdb_executor(path: Path) -> ChdbExecutor:
