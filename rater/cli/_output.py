@@ -1,0 +1,187 @@
+"""What the reseller, customer, card and ANI commands share: output and option parsing.
+
+- Text for people (aligned key/value blocks and tables), or with ``--json`` one JSON object on
+  stdout for scripts. Money is always a decimal string, never a float: exact to the micro-unit,
+  with at least two decimals ("5.00", "4.9833", "-0.120000" -> "-0.12").
+- Amount options are parsed here into micro-units, so a bad amount is a usage error naming the
+  option, before anything touches Redis.
+- Errors are rater's own (RaterError): `rater` prints them as one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from rater.cli.main import settings_of
+from rater.errors import MoneyError
+from rater.money import MICRO, from_micro, to_micro
+
+if TYPE_CHECKING:
+    from rater.accounts.api import Accounts
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# ---------------------------------------------------------------------------- money
+def money(micro: int) -> str:
+    """Micro-units as an exact decimal string with at least two decimals."""
+    text = from_micro(micro)  # six decimals, exact
+    whole, fraction = text.split(".")
+    fraction = fraction.rstrip("0").ljust(2, "0")
+    return f"{whole}.{fraction}"
+
+
+def amount_micro(text: str, option: str, *, positive: bool = True) -> int:
+    """A decimal amount in currency units ('5', '4.50') as micro-units; BadParameter if not."""
+    try:
+        micro = to_micro(text)
+    except MoneyError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+    if positive and micro <= 0:
+        raise click.BadParameter(f"must be more than 0, not {text!r}", param_hint=option)
+    return micro
+
+
+def amount_text(micro: int) -> str:
+    """Micro-units as the decimal string the account API takes (it reads ints as micro-units,
+    strings as currency units: always hand it strings)."""
+    return from_micro(micro)
+
+
+# ---------------------------------------------------------------------------- dates
+def expiry_date(text: str | None, option: str = "--expires") -> date | None:
+    """A last day of validity 'YYYY-MM-DD' (UTC), not in the past."""
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a date like 2027-03-31", param_hint=option
+        ) from None
+    if day < datetime.now(UTC).date():
+        raise click.BadParameter(f"{text} is in the past", param_hint=option)
+    return day
+
+
+def expiry_instant(day: date | None) -> datetime | None:
+    """Cards are valid through their last day: they expire at the next midnight UTC."""
+    if day is None:
+        return None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def last_valid_day(expires: datetime | None) -> date | None:
+    """The inverse of expiry_instant: the last day a card may be used (UTC)."""
+    if expires is None:
+        return None
+    return (expires.astimezone(UTC) - timedelta(microseconds=1)).date()
+
+
+# ---------------------------------------------------------------------------- output
+def json_option(function: F) -> F:
+    """The --json flag every command has."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print one JSON object (for scripts) instead of text.",
+    )(function)
+
+
+def reason_option(function: F) -> F:
+    """--reason, required on every balance change (recorded in the ledger)."""
+    return click.option(
+        "--reason",
+        required=True,
+        metavar="TEXT",
+        help="Why (required; recorded in the ledger with the change).",
+    )(function)
+
+
+def emit_json(data: Mapping[str, Any]) -> None:
+    click.echo(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def block(pairs: Sequence[tuple[str, object]], *, title: str | None = None) -> str:
+    """Aligned 'key: value' lines."""
+    width = max((len(key) for key, _ in pairs), default=0)
+    lines = [title] if title else []
+    lines += [f"  {key + ':':<{width + 1}} {_cell(value)}" for key, value in pairs]
+    return "\n".join(lines)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, numeric: set[int]) -> str:
+    """A plain-text table; columns in `numeric` are right-aligned (amounts, counts)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, value in enumerate(row):
+            widths[i] = max(widths[i], len(value))
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(widths[i]) if i in numeric else v.ljust(widths[i]) for i, v in enumerate(values)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(list(headers)), line(["-" * w for w in widths])]
+    out += [line(row) for row in cells]
+    return "\n".join(out)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+# ---------------------------------------------------------------------------- the account API
+def accounts_of(ctx: click.Context, *, actor: str = "cli") -> Accounts:
+    """The account API (rater.accounts.api.Accounts) on the configured Redis and ClickHouse."""
+    from rater.accounts.api import Accounts  # noqa: PLC0415 - `rater --help` stays light
+
+    return Accounts(settings_of(ctx), actor=actor)
+
+
+__all__ = [
+    "MICRO",
+    "accounts_of",
+    "amount_micro",
+    "amount_text",
+    "block",
+    "emit_json",
+    "expiry_date",
+    "expiry_instant",
+    "json_option",
+    "last_valid_day",
+    "money",
+    "reason_option",
+    "table",
+    "warn",
+]

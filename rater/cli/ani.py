@@ -1,0 +1,86 @@
+"""`rater ani`: caller numbers (ANI) that may use a card without its PIN."""
+
+from __future__ import annotations
+
+import click
+
+from rater.cli._output import accounts_of, emit_json, json_option, money
+
+
+@click.group()
+def ani() -> None:
+    """Add or remove caller numbers for PIN-less card dialling.
+
+    A call from a registered caller number uses the card without asking for the PIN, as long
+    as the card holds at least the reseller's ANI threshold (EUR 1.00 by default). Below it,
+    recognition is switched off for security; a top-up that lifts the card back on restores it.
+    """
+
+
+@ani.command("add")
+@click.argument("card_number")
+@click.argument("caller")
+@json_option
+@click.pass_context
+def add(ctx: click.Context, *, card_number: str, caller: str, as_json: bool) -> None:
+    """Let calls from CALLER (e.g. +31201234567) use CARD_NUMBER without a PIN."""
+    accounts = accounts_of(ctx)
+    found = accounts.add_ani(card_number, caller)
+    _report(
+        number=found.number,
+        caller=caller,
+        anis=found.anis,
+        ani_on=found.ani_on,
+        balance=found.balance,
+        verb="added",
+        as_json=as_json,
+    )
+
+
+@ani.command("remove")
+@click.argument("card_number")
+@click.argument("caller")
+@json_option
+@click.pass_context
+def remove(ctx: click.Context, *, card_number: str, caller: str, as_json: bool) -> None:
+    """Stop recognising CALLER for CARD_NUMBER."""
+    accounts = accounts_of(ctx)
+    found = accounts.remove_ani(card_number, caller)
+    _report(
+        number=found.number,
+        caller=caller,
+        anis=found.anis,
+        ani_on=found.ani_on,
+        balance=found.balance,
+        verb="removed",
+        as_json=as_json,
+    )
+
+
+def _report(
+    *,
+    number: str,
+    caller: str,
+    anis: tuple[str, ...],
+    ani_on: bool,
+    balance: int,
+    verb: str,
+    as_json: bool,
+) -> None:
+    if as_json:
+        emit_json(
+            {
+                "card": number,
+                "caller": caller,
+                "action": verb,
+                "anis": list(anis),
+                "ani_recognition": ani_on,
+                "balance": money(balance),
+            }
+        )
+        return
+    state = "answers now" if ani_on else "is off until a top-up lifts the card to the threshold"
+    click.echo(
+        f"card {number}: caller {caller} {verb}; numbers: {', '.join(anis) or 'none'}; "
+        f"ANI recognition {state}"
+    )
