@@ -92,32 +92,23 @@ def encode(table: TariffTable) -> bytes:
 def decode(blob: bytes) -> TariffTable:
     payload = orjson.loads(zlib.decompress(blob))
     names = payload["destinations"]
-    steps_of: dict[str | None, Steps | None] = {None: None}
-    dates: dict[int | None, datetime | None] = {None: None}
-
-    def steps(text: str | None) -> Steps | None:
-        if text not in steps_of:
-            steps_of[text] = Steps.parse(text)  # type: ignore[arg-type]
-        return steps_of[text]
-
-    def when(micros: int | None) -> datetime | None:
-        if micros not in dates:
-            dates[micros] = from_micros(micros)
-        return dates[micros]
-
+    # few distinct steps and dates: parse each once, then plain dict look-ups per row
+    steps_of: dict[str | None, Steps | None] = {
+        text: None if text is None else Steps.parse(text) for text in set(payload["steps"])
+    }
+    dates = {m: from_micros(m) for m in {*payload["from"], *payload["to"]}}
     rows = tuple(
-        TariffRow(p, names[d], r, f, steps(s), fr, when(a), when(b), ln)
-        for p, d, r, f, fr, s, a, b, ln in zip(
+        map(
+            TariffRow,
             payload["prefix"],
-            payload["dest"],
+            [names[d] for d in payload["dest"]],
             payload["rate"],
             payload["fee"],
+            [steps_of[s] for s in payload["steps"]],
             payload["first"],
-            payload["steps"],
-            payload["from"],
-            payload["to"],
+            [dates[m] for m in payload["from"]],
+            [dates[m] for m in payload["to"]],
             payload["line"],
-            strict=True,
         )
     )
     return table_of_meta(payload["meta"], rows)
