@@ -7,12 +7,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rater.errors import TariffImportError
 from rater.money import Rounding
 from rater.tariffs.cells import CellError, parse_codes, parse_date, parse_money
+from rater.tariffs.export import to_csv_text
 from rater.tariffs.importers import read_tariff, read_tariff_rows
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 
@@ -340,3 +341,47 @@ def test_parse_date_forms() -> None:
     assert parse_date("2026-09-23") == day(2026, 9, 23)
     assert parse_date("2026-09-23T02:00:00+02:00") == day(2026, 9, 23)
     assert parse_date("23.09.2026 14:00") == day(2026, 9, 23, 14)
+
+
+# ------------------------------------------------------------------------------ round trip
+def _row(
+    *, prefix: str, rate: int, fee: int, first: int | None, steps: Steps | None, dated: bool
+) -> TariffRow:
+    when = day(2026, 5, 1) if dated else None
+    return TariffRow(prefix, f"dest {prefix[:2]}", rate, fee, steps, first, when, None)
+
+
+rows_strategy = st.lists(
+    st.builds(
+        _row,
+        prefix=st.from_regex(r"[1-9][0-9]{0,8}", fullmatch=True),
+        rate=st.integers(0, 10**9),
+        fee=st.integers(0, 10**7),
+        first=st.one_of(st.none(), st.integers(0, 10**9)),
+        steps=st.one_of(st.none(), st.builds(Steps, st.integers(0, 120), st.integers(1, 60))),
+        dated=st.booleans(),
+    ),
+    min_size=1,
+    max_size=30,
+    unique_by=lambda r: (r.prefix, r.effective_from),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=rows_strategy)
+def test_export_then_import_gives_the_same_prices(
+    rows: list[TariffRow], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    table = TariffTable(name="t", steps=Steps(60, 60), rows=tuple(rows))
+    path = tmp_path_factory.mktemp("rt") / "t.csv"
+    path.write_text(to_csv_text(table))
+    again = read_tariff(path, name="t", steps=Steps(60, 60))
+
+    def resolved(t: TariffTable) -> set[tuple[object, ...]]:
+        return {
+            (r.prefix, r.destination, r.rate, r.connect_fee, r.steps or t.steps,
+             r.rate if r.first_rate is None else r.first_rate, r.effective_from)
+            for r in t.rows
+        }  # fmt: skip
+
+    assert resolved(again) == resolved(table)
