@@ -30,6 +30,11 @@ class Executor(Protocol):
     def rows(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         """Run a SELECT; rows as tuples of Python values (int, str, date, datetime)."""
 
+    def table(
+        self, sql: str, params: Params | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a SELECT; (column names, rows)."""
+
     def command(self, sql: str, params: Params | None = None) -> None:
         """Run a statement that returns nothing (INSERT ... SELECT, DDL)."""
 
@@ -76,6 +81,12 @@ class DriverExecutor:
     def rows(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.client.execute(render(sql, params))]
 
+    def table(
+        self, sql: str, params: Params | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        rows, columns = self.client.execute(render(sql, params), with_column_types=True)
+        return [name for name, _type in columns], [tuple(row) for row in rows]
+
     def command(self, sql: str, params: Params | None = None) -> None:
         self.client.execute(render(sql, params))
 
@@ -102,17 +113,24 @@ class ChdbExecutor:
             raise RaterError(f"chDB: {error}\nin: {sql[:500]}") from error
 
     def rows(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return self.table(sql, params)[1]
+
+    def table(
+        self, sql: str, params: Params | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         text = render(sql, params) + " SETTINGS output_format_json_quote_64bit_integers = 0"
         result = self._raw(text, "JSONCompact")
         raw = result.bytes()
         if not raw:
-            return []
+            return [], []
         payload = json.loads(raw)
+        names = [column["name"] for column in payload["meta"]]
         types = [column["type"] for column in payload["meta"]]
-        return [
+        rows = [
             tuple(_from_json(value, kind) for value, kind in zip(row, types, strict=True))
             for row in payload["data"]
         ]
+        return names, rows
 
     def command(self, sql: str, params: Params | None = None) -> None:
         self._raw(render(sql, params))

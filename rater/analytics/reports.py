@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from rater.accounts.api import Accounts
@@ -243,3 +243,34 @@ def cards_in_scope(accounts: Accounts, scope: Scope) -> tuple[list[Card], dict[s
         for customer in accounts.list_customers(reseller.reseller_id):
             cards.extend(accounts.list_cards(customer.customer_id))
     return cards, currency
+
+
+def query_report(ch: Executor, name: str, params: dict[str, Param]) -> Report:
+    """One of the example queries (rater.analytics.queries) as a report; columns ending in
+    `_micro` are money."""
+    from rater.analytics.queries import by_name  # noqa: PLC0415 - only this report needs it
+
+    query = by_name(name)
+    names, rows = ch.table(query.sql, params)
+    columns = []
+    for index, column in enumerate(names):
+        values = [row[index] for row in rows]
+        if column.endswith("_micro"):
+            kind = Kind.MONEY
+        elif values and all(isinstance(v, int) for v in values):
+            kind = Kind.COUNT
+        else:
+            kind = Kind.TEXT
+        columns.append(Col(column, column, kind))
+    shown = [tuple(_plain(v) for v in row) for row in rows]
+    return Report(f"{query.name}: {query.question}", tuple(columns), shown)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".")
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

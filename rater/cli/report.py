@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from rater.analytics.db import DriverExecutor
-from rater.analytics.reports import Reports, Scope, cards_in_scope
+from rater.analytics.db import DriverExecutor, Param
+from rater.analytics.reports import Reports, Scope, cards_in_scope, query_report
 from rater.analytics.tables import Report, to_text, write_csv, write_xlsx
 from rater.cli.db_summaries import DAY
 from rater.cli.main import settings_of
@@ -118,3 +118,54 @@ def cards(
     the_scope = _scope(**scope)
     found, currency = cards_in_scope(Accounts(settings), the_scope)
     _emit(_reports(settings).cards(the_scope, found, currency), csv_path, xlsx_path)
+
+
+@report.command("query")
+@click.argument("name", required=False)
+@click.option("--reseller", help="The reseller whose data the query reads.")
+@click.option("--from", "first", type=DAY, help="First UTC day [first of this month].")
+@click.option("--to", "last", type=DAY, help="Last UTC day, inclusive [today].")
+@click.option(
+    "--limit", type=int, default=10, show_default=True, help="Rows, where the query has a limit."
+)
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write CSV."
+)
+@click.option(
+    "--xlsx", "xlsx_path", type=click.Path(dir_okay=False, path_type=Path), help="Write XLSX."
+)
+@click.pass_context
+def query(
+    ctx: click.Context,
+    /,
+    *,
+    name: str | None,
+    reseller: str | None,
+    first: date | None,
+    last: date | None,
+    limit: int,
+    csv_path: Path | None,
+    xlsx_path: Path | None,
+) -> None:
+    """Run one of the example queries of docs/ANALYSTS.md (without NAME: list them)."""
+    from rater.analytics.queries import QUERIES  # noqa: PLC0415
+
+    if not name:
+        for known in QUERIES:
+            click.echo(f"{known.name:<28} {known.question}")
+        return
+    if name not in {q.name for q in QUERIES}:
+        raise click.BadParameter(
+            f"{name!r}; known: {', '.join(q.name for q in QUERIES)}", param_hint="NAME"
+        )
+    if not reseller:
+        raise click.UsageError("--reseller is required: the example queries read one reseller")
+    scope = _scope(first, last, reseller, None)
+    params: dict[str, Param] = {
+        "reseller": reseller,
+        "from": scope.first,
+        "to": scope.last,
+        "limit": limit,
+    }
+    ch = DriverExecutor.from_settings(settings_of(ctx))
+    _emit(query_report(ch, name, params), csv_path, xlsx_path)

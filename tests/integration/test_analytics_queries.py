@@ -3,16 +3,21 @@ stack's server) and a current release (chDB)."""
 
 from __future__ import annotations
 
+import csv
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from analytics_support import cdr, executor
+from click.testing import CliRunner
 
 from rater.analytics.audit import AuditRow, write_audit
-from rater.analytics.db import Executor, Param
+from rater.analytics.db import DriverExecutor, Executor, Param
 from rater.analytics.queries import QUERIES, by_name
 from rater.analytics.rows import Row, insert_rows
+from rater.cli.main import cli
+from rater.settings import Settings
 
 pytestmark = pytest.mark.integration
 __all__ = ["executor"]
@@ -142,3 +147,39 @@ def test_example_queries_give_the_known_answers(executor: Executor) -> None:
 def test_unknown_query_name() -> None:
     with pytest.raises(KeyError, match="revenue-per-day"):
         by_name("nope")
+
+
+def test_report_query_command(settings: Settings, tmp_path: Path) -> None:
+    ex = DriverExecutor.from_settings(settings)
+    for name in ("rated_cdrs", "daily_summary", "card_summary", "rerate_audit", "ledger"):
+        ex.command(f"TRUNCATE TABLE {name}")
+    insert_rows(ex, known_rows())
+    env = {
+        "RATER_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+        "RATER_CLICKHOUSE_PORT": str(settings.clickhouse_port),
+    }
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["report", "query"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "top-destinations-by-margin" in listed.output
+    out = tmp_path / "top.csv"
+    args = ["report", "query", "top-destinations-by-margin", "--reseller", "r1",
+            "--from", "2026-11-01", "--to", "2026-11-30", "--limit", "1",
+            "--csv", str(out)]  # fmt: skip
+    result = runner.invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert rows == [
+        {
+            "destination": "Netherlands Mobile",
+            "answered_total": "4",
+            "billed_minutes": "5",
+            "margin_micro": "0.42",
+        }
+    ]
+    shown = runner.invoke(cli, args[:-2], env=env)
+    assert "Netherlands Mobile" in shown.output
+    assert "0.42" in shown.output
+    bad = runner.invoke(cli, ["report", "query", "nope", "--reseller", "r1"], env=env)
+    assert bad.exit_code != 0
+    assert "known:" in bad.output

@@ -253,3 +253,46 @@ def test_dry_run_changes_nothing(
     assert balances(world) == before
     assert table_state(executor) == state
     assert audit_count(executor) == 0
+
+
+def test_rerate_and_check_commands(
+    settings: Settings, executor: Executor, world: dict[str, Any]
+) -> None:
+    from click.testing import CliRunner
+
+    from rater.analytics.db import DriverExecutor
+    from rater.cli.main import cli
+
+    if not isinstance(executor, DriverExecutor):
+        pytest.skip("the CLI talks to the configured server, not to chDB")
+    ex = executor
+    world["store"].save(
+        table("retail", 300_000, 100_000), effective_from=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    env = {
+        "RATER_CLICKHOUSE_DATABASE": settings.clickhouse_database,
+        "RATER_CLICKHOUSE_PORT": str(settings.clickhouse_port),
+        "RATER_REDIS_URL": settings.redis_url,
+    }
+    runner = CliRunner()
+    args = ["rerate", "--from", "2026-11-02", "--to", "2026-11-02", "--tariff", "retail",
+            "--reason", "deck fix", "--actor", "ana"]  # fmt: skip
+    dry = runner.invoke(cli, [*args, "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "1 would change" in dry.output
+    assert "price 0.40->0.60" in dry.output
+    first = runner.invoke(cli, args, env=env)
+    assert first.exit_code == 0, first.output
+    assert "1 changed" in first.output
+    assert "price difference 0.20" in first.output
+    second = runner.invoke(cli, args, env=env)
+    assert "0 changed, 2 already right" in second.output
+    checked = runner.invoke(cli, ["db", "check"], env=env)
+    assert checked.exit_code == 0, checked.output
+    ex.insert("daily_summary", ("day", "reseller", "calls"), [(DAY, "zz", 1)])
+    broken = runner.invoke(cli, ["db", "check"], env=env)
+    assert broken.exit_code == 1
+    assert "reseller=zz" in broken.output
+    fixed = runner.invoke(cli, ["db", "rebuild-summaries", "--day", "2026-11-02"], env=env)
+    assert fixed.exit_code == 0, fixed.output
+    assert runner.invoke(cli, ["db", "check"], env=env).exit_code == 0
