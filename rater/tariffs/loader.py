@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rater.errors import RaterError
 from rater.logs import get_logger
 from rater.tariffs.model import TariffTable
 from rater.tariffs.store import TariffStore
@@ -57,7 +58,14 @@ class TariffLoader:
         self._checked_at = now
         generation = self.store.generation()
         if self._compiled is None or generation != self._generation:
-            self.reload(generation)
+            try:
+                self.reload(generation)
+            except RaterError as error:
+                if self._compiled is None:
+                    raise
+                # keep rating with the tables we have; try again after the next change
+                self._generation = generation
+                log.error("tariffs not recompiled", generation=generation, error=str(error))
         return self._compiled
 
     def reload(self, generation: int | None = None) -> Any:

@@ -71,10 +71,13 @@ def _no_header(name: str) -> TariffImportError:
 
 def _open_csv(path: Path) -> DeckSource:
     data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        text = data.decode("utf-16")  # Excel's "Unicode text" export
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")  # older Windows exports
     if not text.strip():
         raise TariffImportError(path.name, [TariffProblem(1, "", "the file is empty")])
     head = "\n".join(text.splitlines()[:HEADER_SEARCH_LINES])

@@ -168,6 +168,29 @@ def test_loader_recompiles_only_on_change(store: TariffStore) -> None:
     assert loader.compiles == 4
 
 
+def test_loader_keeps_the_last_good_compile(store: TariffStore) -> None:
+    def picky_compile(tables: dict[str, list[TariffTable]]) -> Any:
+        if "bad" in tables:
+            raise TariffError("table 'bad' cannot be compiled")
+        return sorted(tables)
+
+    clock = FakeClock()
+    store.save(table("bad"))
+    loader = TariffLoader(store, check_interval_ms=100, compile_fn=picky_compile, clock=clock)
+    with pytest.raises(TariffError, match="cannot be compiled"):
+        loader.compiled()  # nothing to fall back on
+    store.delete("bad")
+    store.save(table("good"))
+    clock.now = 1
+    assert loader.compiled() == ["good"]
+    store.save(table("bad"))
+    clock.now = 2
+    assert loader.compiled() == ["good"]  # the error is logged, rating goes on
+    clock.now = 3
+    assert loader.compiled() == ["good"]
+    assert loader.compiles == 1  # no retry until the store changes again
+
+
 def test_loader_with_the_real_compiler(store: TariffStore) -> None:
     pytest.importorskip("rater.tariffs.compile")
     store.save(table("sell"))

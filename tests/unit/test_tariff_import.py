@@ -130,6 +130,15 @@ def test_european_semicolons_decimal_commas_plus_and_00() -> None:
     assert rows["43676"].steps == Steps(1, 1)  # '43 676': digit groups
 
 
+def test_utf16_and_latin1_files(tmp_path: Path) -> None:
+    utf16 = tmp_path / "u16.csv"
+    utf16.write_bytes("Code\tDestination\tRate\n49\tDeutschland Rufnummer\t0,01\n".encode("utf-16"))
+    assert read_tariff(utf16, name="t").rows[0].rate == 10_000
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("Code;Destination;Rate\n33;Réunion;0,02\n".encode("latin-1"))
+    assert read_tariff(latin, name="t").rows[0].destination == "Réunion"
+
+
 def test_space_separated_list_of_equal_codes(tmp_path: Path) -> None:
     path = write(tmp_path, "code,rate\n49152 49162 49172,0.05\n")
     assert [r.prefix for r in read_tariff(path, name="t").rows] == ["49152", "49162", "49172"]
