@@ -2,8 +2,9 @@
 
 The script (rater/lua/debit.lua) is loaded once and called with EVALSHA. Per-CDR data travels
 as one packed binary record array (numpy -> bytes, `struct.unpack` in Lua) plus one blob of
-de-duplication key names; account ids travel once per distinct account. The script sums the
-debits per account and writes each balance with one HINCRBY.
+de-duplication fields ('<len>:<switch>:<cdr_id>'); account ids travel once per distinct account.
+The script reads and writes the de-duplication records with one HMGET / HSET per time bucket,
+sums the debits per account and writes each balance with one HINCRBY.
 
 Outcome codes (DebitResult.outcome, int8):
 
@@ -45,9 +46,12 @@ class Outcome(IntEnum):
     REPLAY_EXPIRED = 3
 
 
-#: one packed record per CDR (44 bytes), unpacked in Lua with '<i8i8i8i4i4i4i4i4'
+#: one packed record per CDR (62 bytes), unpacked in Lua with '<c18i8i8i4i4i4i4i4'; the first
+#: 18 bytes (token, partition, offset) are the message identity as stored in the records
 RECORD = np.dtype(
     [
+        ("token", "V8"),  # topic_token(topic_id)
+        ("partition", "<u2"),
         ("offset", "<i8"),
         ("price", "<i8"),
         ("cost", "<i8"),
@@ -55,7 +59,7 @@ RECORD = np.dtype(
         ("customer", "<i4"),  # 1-based, 0 for none
         ("card", "<i4"),  # 1-based, 0 for none
         ("auth", "<i4"),  # 1-based, 0 for none
-        ("key_len", "<i4"),  # bytes of this CDR's de-duplication key in the key blob
+        ("key_len", "<i4"),  # bytes of this CDR's de-duplication field in the field blob
     ]
 )
 
@@ -224,7 +228,9 @@ class Debiter:
                 if ai is None:
                     ai = auth_index[auth] = len(auth_index) + 1
                 a_col[i] = ai
-            key_parts.append(f"{{r:{res}}}:d:{switch}:{cdr_id}".encode())
+            key_parts.append(keys.dedup_field(switch, cdr_id).encode())
+        records["token"] = np.frombuffer(topic_token(batch.topic_id), dtype="V8")[0]
+        records["partition"] = batch.partition
         records["offset"] = offsets
         records["price"] = prices
         records["cost"] = costs
@@ -258,7 +264,7 @@ class Debiter:
             "\n".join(auth_index),
             records.tobytes(),
             b"".join(key_parts),
-            topic_token(batch.topic_id),
+            b"",  # (was the topic token; now inside each record)
             "1" if self.global_keys else "0",
         ]
 

@@ -71,8 +71,14 @@ def reservations(reseller_id: str, level: str, account_id: str) -> str:
     return f"{tag(reseller_id)}:rsv:{level}:{account_id}"
 
 
-def dedup(reseller_id: str, switch: str, cdr_id: str) -> str:
-    return f"{tag(reseller_id)}:d:{switch}:{cdr_id}"
+def dedup_bucket(reseller_id: str, bucket: int) -> str:
+    """Hash of the de-duplication records of one time bucket (epoch seconds // window)."""
+    return f"{tag(reseller_id)}:d:{bucket}"
+
+
+def dedup_field(switch: str, cdr_id: str) -> str:
+    """A CDR's field in its bucket; length-prefixed: ('a:b', 'c') differs from ('a', 'b:c')."""
+    return f"{len(switch)}:{switch}:{cdr_id}"
 
 
 def watermark(reseller_id: str, topic_id: str, partition: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from rater.accounts import keys
 from rater.accounts.api import Accounts
-from rater.debit import Correction, DebitBatch, Debiter, Outcome
+from rater.debit import Correction, DebitBatch, Debiter, Outcome, topic_token
 from rater.errors import AccountError, DebitError, DisposableCardError
 from rater.settings import Settings
 
@@ -110,9 +111,29 @@ def test_duplicates_change_nothing_and_keep_their_outcome_on_replay(
     replay = debiter.apply(resent)
     assert replay.outcome.tolist() == result.outcome.tolist()
     assert replay.replayed.tolist() == [True, True, True, True]
-    # the record is kept for the de-duplication window
-    ttl = redis.ttl(keys.dedup("R1", "sw1", "x"))
-    assert settings.dedup_window_s - 5 <= ttl <= settings.dedup_window_s
+    # the record is kept at least one de-duplication window, at most two
+    bucket = int(redis.time()[0]) // settings.dedup_window_s
+    record_key = keys.dedup_bucket("R1", bucket)
+    assert redis.hexists(record_key, keys.dedup_field("sw1", "x"))
+    ttl = redis.ttl(record_key)
+    assert settings.dedup_window_s - 5 <= ttl <= 2 * settings.dedup_window_s
+
+
+def test_records_of_the_previous_time_bucket_still_count(
+    world: tuple[Accounts, Debiter, str], settings: Settings, redis: Any
+) -> None:
+    accounts, debiter, _ = world
+    bucket = int(redis.time()[0]) // settings.dedup_window_s
+    # a record written in the previous bucket by another message (partition 7, offset 5)
+    old = topic_token("topic-1") + struct.pack("<Hq", 7, 5) + bytes([0, 0])
+    redis.hset(keys.dedup_bucket("R1", bucket - 1), keys.dedup_field("sw1", "old"), old)
+    # two buckets back is beyond the window: forgotten (the key would have expired anyway)
+    redis.hset(keys.dedup_bucket("R1", bucket - 2), keys.dedup_field("sw1", "older"), old)
+    result = debiter.apply(
+        make_batch([(1, "old", "C1", "", "R1", EUR, EUR), (2, "older", "C1", "", "R1", EUR, EUR)])
+    )
+    assert result.outcome.tolist() == [Outcome.DUPLICATE, Outcome.APPLIED]
+    assert accounts.get_customer("C1").balance == 4 * EUR
 
 
 def test_copy_first_seen_with_an_unknown_account_is_a_duplicate_later(
