@@ -206,7 +206,8 @@ def _summary(manifest: Manifest, path: Path | None) -> None:
     click.echo(
         f"valid {manifest.valid:,} (answered {manifest.answered:,}, "
         f"unanswered {manifest.unanswered:,}, rated {manifest.rated:,}, "
-        f"unrated {manifest.unrated:,}); duplicates {manifest.duplicates:,}; invalid {manifest.invalid_total:,} ({invalid})"
+        f"unrated {manifest.unrated:,}); duplicates {manifest.duplicates:,}; "
+        f"invalid {manifest.invalid_total:,} ({invalid})"
     )
     click.echo(
         f"expected: price {from_micro(manifest.price_micro)} {manifest.currency}, "
