@@ -83,7 +83,7 @@ def tariff() -> None:
 @tariff.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Table name (a new version when it exists).")
-@click.option("--currency", default="EUR", show_default=True, help="ISO 4217 code.")
+@click.option("--currency", help="ISO 4217 code [the deck's stated currency, else EUR].")
 @click.option("--steps", callback=_steps, metavar="X/Y", help="Default billing steps [1/1].")
 @click.option("--decimals", type=click.IntRange(0, 6), default=4, show_default=True)
 @click.option("--rounding", type=click.Choice(ROUNDINGS), default="up", show_default=True)
@@ -98,7 +98,7 @@ def import_(
     *,
     file: Path,
     name: str,
-    currency: str,
+    currency: str | None,
     steps: Steps | None,
     decimals: int,
     rounding: str,
@@ -115,12 +115,13 @@ def import_(
     summary = read_tariff_rows(
         file,
         name=name,
-        currency=currency.upper(),
+        currency=currency.upper() if currency else None,
         steps=steps,
         decimals=decimals,
         rounding=Rounding(rounding),
         effective_from=effective_from,
         progress=sys.stderr.isatty(),
+        strict_currency=currency is not None,
     )
     elapsed = time.perf_counter() - started
     click.echo(f"{summary.source}: header on line {summary.header_line} ({summary.layout})")

@@ -52,6 +52,7 @@ class ImportSummary:
     source: str
     layout: str = ""  # 'prefix='Dial Codes', rate='Rate/Min', ...'
     header_line: int = 0
+    deck_currency: str = ""  # what the deck's letterhead states, if anything
     rows_read: int = 0  # data lines with a prefix or a rate
     prefixes: int = 0  # distinct prefixes
     destinations: int = 0  # distinct destination names
@@ -95,23 +96,48 @@ def read_tariff_rows(
     path: Path,
     *,
     name: str,
-    currency: str = "EUR",
+    currency: str | None = "EUR",
     steps: Steps | None = None,
     decimals: int = 4,
     rounding: Rounding = Rounding.UP,
     effective_from: datetime | None = None,
     progress: bool = False,
+    strict_currency: bool = False,
 ) -> ImportSummary:
     """Read a deck and report on it; `table` is set only when there were no problems.
+
+    currency None takes the currency the deck's letterhead states ('Currency: USD'), else EUR.
+    A stated currency other than `currency` is a note, or a problem with strict_currency (the
+    CLI's choice when --currency was given).
 
     TariffImportError is raised only when the file cannot be read as a table at all (missing,
     empty, no header row) or a table option is invalid.
     """
     path = Path(path)
+    if not name.strip():
+        raise TariffImportError(path.name, [TariffProblem(0, "", "the table needs a name")])
+    deck = open_deck(path)
+    summary = ImportSummary(
+        source=deck.name, layout=deck.layout.describe(), header_line=deck.layout.header_line
+    )
+    stated = _stated_currency(deck.preamble)
+    if stated is not None:
+        summary.deck_currency = stated[1]
+        if currency is None:
+            currency = stated[1]
+        elif stated[1] != currency.upper():
+            message = (
+                f"the deck says its currency is {stated[1]}, but the table is in {currency} "
+                f"(import with --currency {stated[1]})"
+            )
+            if strict_currency:
+                summary.problems.append(TariffProblem(stated[0], "", message))
+            else:
+                summary.notes.append(f"line {stated[0]}: {message}")
     try:
         table = TariffTable(
             name=name,
-            currency=currency,
+            currency=currency or "EUR",
             decimals=decimals,
             rounding=Rounding(rounding),
             steps=steps or Steps(1, 1),
@@ -120,13 +146,6 @@ def read_tariff_rows(
         )
     except (TariffError, ValueError) as error:
         raise TariffImportError(path.name, [TariffProblem(0, "", str(error))]) from None
-    if not name.strip():
-        raise TariffImportError(path.name, [TariffProblem(0, "", "the table needs a name")])
-    deck = open_deck(path)
-    summary = ImportSummary(
-        source=deck.name, layout=deck.layout.describe(), header_line=deck.layout.header_line
-    )
-    _check_currency(deck.preamble, table.currency, summary)
     lines = deck.lines
     bar = None
     if progress and deck.total_lines >= PROGRESS_MIN_LINES:
@@ -171,19 +190,13 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _check_currency(preamble: list[Line], currency: str, summary: ImportSummary) -> None:
-    """A letterhead line such as 'Currency:,USD per minute' must agree with --currency."""
+def _stated_currency(preamble: list[Line]) -> tuple[int, str] | None:
+    """(line, code) of a letterhead line such as 'Currency:,USD per minute', if any."""
     for line, cells in preamble:
         match = _CURRENCY.search(" ".join(cells))
-        if match and match[1].upper() != currency:
-            summary.problems.append(
-                TariffProblem(
-                    line,
-                    "",
-                    f"the deck says its currency is {match[1].upper()}, but the table is in "
-                    f"{currency} (import with --currency {match[1].upper()})",
-                )
-            )
+        if match:
+            return line, match[1].upper()
+    return None
 
 
 def _with_rows(table: TariffTable, rows: tuple[TariffRow, ...]) -> TariffTable:

@@ -88,6 +88,17 @@ def test_import_errors_exit_1_and_save_nothing(
     assert TariffStore(redis, settings).names() == []
 
 
+def test_currency_from_the_letterhead_or_refused(run: Invoke, tmp_path: Path) -> None:
+    deck = tmp_path / "usd.csv"
+    deck.write_text("Carrier X\nCurrency:,USD per minute\n\nCode,Rate\n1,0.01\n")
+    result = run("tariff", "import", str(deck), "--name", "usd", "--currency", "EUR")
+    assert result.exit_code == 1
+    assert "line 2: the deck says its currency is USD" in result.output
+    result = run("tariff", "import", str(deck), "--name", "usd")
+    assert result.exit_code == 0, result.output
+    assert "version 1: 1 rows, USD" in result.output
+
+
 def test_dry_run_saves_nothing(run: Invoke, redis: RedisLike, settings: Settings) -> None:
     result = run("tariff", "import", str(FIXTURES / "canonical.csv"), "--name", "c", "--dry-run")
     assert result.exit_code == 0, result.output

@@ -288,12 +288,23 @@ def test_no_header_is_a_clear_error(tmp_path: Path) -> None:
     assert "prefix column" in message
 
 
-def test_letterhead_currency_must_match(tmp_path: Path) -> None:
+def test_letterhead_currency(tmp_path: Path) -> None:
     path = write(tmp_path, "Currency:,USD per minute\nCode,Rate\n1,0.01\n")
-    [(line, _, message)] = problems_of(path)
-    assert line == 1
-    assert "--currency USD" in message
-    assert read_tariff(path, name="t", currency="USD").currency == "USD"
+    summary = read_tariff_rows(path, name="t", currency=None)
+    assert summary.table is not None
+    assert (summary.table.currency, summary.deck_currency) == ("USD", "USD")
+    # another currency asked for: a note, or an error when strict (the CLI's --currency)
+    summary = read_tariff_rows(path, name="t", currency="EUR")
+    assert summary.table is not None
+    assert summary.table.currency == "EUR"
+    assert any("--currency USD" in note for note in summary.notes)
+    summary = read_tariff_rows(path, name="t", currency="EUR", strict_currency=True)
+    assert summary.table is None
+    [problem] = summary.problems
+    assert problem.line == 1
+    assert "--currency USD" in problem.message
+    no_letterhead = write(tmp_path, "Code,Rate\n1,0.01\n", "plain.csv")
+    assert read_tariff_rows(no_letterhead, name="t", currency=None).table.currency == "EUR"  # type: ignore[union-attr]
 
 
 def test_empty_and_missing_files(tmp_path: Path) -> None:
