@@ -36,6 +36,11 @@ def configure_logging(settings: Settings) -> None:
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    """A logger bound with the module name."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
-    return logger.bind(module=name)
+    """A logger bound with the module name.
+
+    The module name is passed as an initial value rather than with .bind(): bind() on the lazy
+    proxy builds the logger at import time with structlog's default configuration (stdout),
+    before configure_logging ran, and module-level loggers would never reach stderr.
+    """
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name, module=name)
+    return logger
