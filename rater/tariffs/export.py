@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -59,7 +60,9 @@ def write_tariff(table: TariffTable, path: Path) -> int:
         import openpyxl  # noqa: PLC0415 - ~0.2 s to import, only XLSX exports need it
 
         book = openpyxl.Workbook(write_only=True)
-        sheet = book.create_sheet(title=table.name[:31].replace("/", "-") or "tariff")
+        # sheet titles: at most 31 characters, none of []:*?/\ (the seed's name has a '/')
+        title = re.sub(r"[\[\]:*?/\\]", "-", table.name)[:31].strip() or "tariff"
+        sheet = book.create_sheet(title=title)
         for cells in canonical_rows(table):
             # text cells: prefixes and rates must not turn into floats in a spreadsheet
             sheet.append(cells)

@@ -124,7 +124,7 @@ def test_export_csv_and_xlsx_round_trip(run: Invoke, tmp_path: Path) -> None:
 
 
 def test_derive_the_seeds_table(
-    run: Invoke, redis: RedisLike, settings: Settings, ch: Client
+    run: Invoke, redis: RedisLike, settings: Settings, ch: Client, tmp_path: Path
 ) -> None:
     assert (
         run("tariff", "import", str(FIXTURES / "astpp_style.csv"), "--name", "buy").exit_code == 0
@@ -154,6 +154,11 @@ def test_derive_the_seeds_table(
         {"n": SEED_NAME},
     )
     assert copied == [(4, 60, 60)]
+
+    sheet = tmp_path / "cards.xlsx"
+    result = run("tariff", "export", SEED_NAME, "-o", str(sheet))
+    assert result.exit_code == 0, result.output
+    assert read_tariff(sheet, name="again").rows[0].rate == 57_680  # 0.0412 x 1.4 for ^27.*
 
     result = run("tariff", "derive", "--base", "buy", "--name", "x")
     assert result.exit_code == 2
