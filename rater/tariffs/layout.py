@@ -39,7 +39,7 @@ class Role(StrEnum):
 ALIASES: dict[str, Role] = {
     **dict.fromkeys(
         ["prefix", "code", "codes", "dial code", "dial codes", "dialcode", "dialcodes",
-         "pattern", "prefixes", "area code", "destination code", "dialed prefix"],
+         "pattern", "prefixes", "area code", "destination code", "dialed prefix", "dialprefix"],
         Role.PREFIX,
     ),
     **dict.fromkeys(
@@ -50,23 +50,25 @@ ALIASES: dict[str, Role] = {
     **dict.fromkeys(["network", "operator", "carrier network"], Role.NETWORK),
     **dict.fromkeys(
         ["rate", "price", "cost", "rate/min", "rate per minute", "price per minute", "rate min",
-         "price n", "price/min", "cost per minute", "next rate", "rate n", "per minute"],
+         "price n", "price/min", "cost per minute", "next rate", "rate n", "per minute",
+         "rateinitial"],
         Role.RATE,
     ),
     **dict.fromkeys(["first rate", "price 1", "rate 1", "initial rate"], Role.FIRST_RATE),
     **dict.fromkeys(
         ["connect fee", "connectcost", "connect cost", "connection fee", "connection cost",
-         "setup fee", "connect charge", "connectfee", "connection charge"],
+         "setup fee", "connect charge", "connectfee", "connection charge", "connectcharge"],
         Role.CONNECT_FEE,
     ),
     **dict.fromkeys(["steps", "billing", "billing steps", "billing increment"], Role.STEPS),
     **dict.fromkeys(
         ["interval 1", "min", "minimum", "first interval", "initial increment", "init inc",
-         "initial interval"],
+         "initial interval", "initblock"],
         Role.MINIMUM,
     ),
     **dict.fromkeys(
-        ["interval n", "inc", "increment", "next interval", "next increment"], Role.INCREMENT
+        ["interval n", "inc", "increment", "next interval", "next increment", "billingblock"],
+        Role.INCREMENT,
     ),
     **dict.fromkeys(
         ["effective from", "effective", "effective date", "valid from", "start date",

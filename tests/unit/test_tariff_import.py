@@ -139,6 +139,16 @@ def test_utf16_and_latin1_files(tmp_path: Path) -> None:
     assert read_tariff(latin, name="t").rows[0].destination == "Réunion"
 
 
+def test_a2billing_ratecard_columns(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "dialprefix,destination,rateinitial,initblock,billingblock,connectcharge\n"
+        "44,UK,0.02,30,6,0.05\n",
+    )
+    [row] = read_tariff(path, name="t").rows
+    assert (row.rate, row.steps, row.connect_fee) == (20_000, Steps(30, 6), 50_000)
+
+
 def test_space_separated_list_of_equal_codes(tmp_path: Path) -> None:
     path = write(tmp_path, "code,rate\n49152 49162 49172,0.05\n")
     assert [r.prefix for r in read_tariff(path, name="t").rows] == ["49152", "49162", "49172"]
