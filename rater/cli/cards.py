@@ -106,14 +106,30 @@ def create(
 
     started = time.perf_counter()
     with _status(f"creating {count} cards", quiet=as_json):
-        made = accounts.create_cards(
-            customer_id,
-            count=count,
-            value=amount_text(micro),
-            disposable=disposable,
-            expires=expiry_instant(last_day),
-            batch_id=batch,
-        )
+        try:
+            made = accounts.create_cards(
+                customer_id,
+                count=count,
+                value=amount_text(micro),
+                disposable=disposable,
+                expires=expiry_instant(last_day),
+                batch_id=batch,
+            )
+        except RaterError:
+            raise  # refused before anything was created (coverage, kind, ...)
+        except Exception as error:
+            # e.g. a Redis timeout while the script went on: the cards may exist, their PINs
+            # are gone with this process. Block whatever was created so nobody is charged.
+            blocked = _block_batch(accounts, batch)
+            detail = f"{type(error).__name__}: {error}"
+            if blocked:
+                raise CardSheetError(
+                    f"batch {batch}: creating the cards failed midway ({detail}); {blocked} "
+                    "cards were created without a sheet and are now blocked. Create a new batch."
+                ) from error
+            raise AccountError(
+                f"batch {batch}: creating the cards failed ({detail}); no card was created"
+            ) from error
     created_s = time.perf_counter() - started
     info = BatchInfo(
         batch_id=made.batch_id,
@@ -265,6 +281,21 @@ def _check_sheet_target(target: Path) -> None:
         raise click.BadParameter(
             f"cannot write in {folder}: {error}", param_hint="--xlsx"
         ) from None
+
+
+def _block_batch(accounts: Accounts, batch_id: str, *, attempts: int = 30) -> int:
+    """Block every card of a batch; waits (up to `attempts` s) for a script still running."""
+    for attempt in range(attempts):
+        try:
+            numbers = [card.number for card in accounts.list_cards(batch_id=batch_id)]
+            break
+        except RaterError:
+            return 0  # the batch does not exist: nothing was created
+        except Exception:  # Redis still busy with the script that timed out
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+    return _block_all(accounts, numbers)
 
 
 def _block_all(accounts: Accounts, numbers: list[str]) -> int:
