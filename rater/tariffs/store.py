@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import redis
+from redis.cluster import RedisCluster
 from clickhouse_driver import errors as ch_errors
 
 from rater.clickhouse import client
@@ -60,6 +61,7 @@ class TariffStore:
         self.redis = redis_client
         self.settings = settings
         self.clickhouse = clickhouse
+        self._cluster = isinstance(redis_client, RedisCluster)
 
     # ------------------------------------------------------------------ writing
     def save(
@@ -92,11 +94,18 @@ class TariffStore:
                     pipe.multi()
                     pipe.set(version_key(saved.name, saved.version), blob)
                     pipe.hset(key, str(saved.version), orjson.dumps(codec.meta_of(saved)))
+                    if not self._cluster:
+                        # one server: the version, the name and the generation bump together
+                        pipe.sadd(NAMES_KEY, saved.name)
+                        pipe.incr(GENERATION_KEY)
                     pipe.execute()
                 except redis.WatchError:
                     continue  # another import of the same table won the version number
-            self.redis.sadd(NAMES_KEY, saved.name)
-            self.redis.incr(GENERATION_KEY)
+            if self._cluster:
+                # other slots than the table's: after its version is in place (loaders then
+                # see the version a moment later, never a name without a version)
+                self.redis.sadd(NAMES_KEY, saved.name)
+                self.redis.incr(GENERATION_KEY)
             if self.clickhouse:
                 self._copy_version(saved)
             log.info(
