@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 import redis
-from redis.cluster import RedisCluster
 from clickhouse_driver import errors as ch_errors
+from redis.cluster import RedisCluster
 
 from rater.clickhouse import client
 from rater.errors import NotFound, ServiceUnavailable, TariffError
