@@ -176,7 +176,7 @@ class NumberBook:
         dest = number_codes // POOL_SIZE
         prefixes = np.array([*self.prefixes, self.unrated_block or "999"])
         lengths = np.append(self.lengths.astype(np.int64), _UNRATED_LENGTH)
-        salt = np.uint64(self.seed % 2**63) * np.uint64(0x9E3779B97F4A7C15)
+        salt = np.uint64((self.seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
         with np.errstate(over="ignore"):
             x = _mix64(number_codes.astype(np.uint64) + salt)
         y = _mix64(x ^ np.uint64(0xD1B54A32D192ED03))
