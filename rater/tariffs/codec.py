@@ -15,6 +15,7 @@ import orjson
 
 from rater.errors import TariffError
 from rater.money import Rounding
+from rater.tariffs.bulk import paused_gc
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 
 FORMAT = 1
@@ -97,18 +98,19 @@ def decode(blob: bytes) -> TariffTable:
         text: None if text is None else Steps.parse(text) for text in set(payload["steps"])
     }
     dates = {m: from_micros(m) for m in {*payload["from"], *payload["to"]}}
-    rows = tuple(
-        map(
-            TariffRow,
-            payload["prefix"],
-            [names[d] for d in payload["dest"]],
-            payload["rate"],
-            payload["fee"],
-            [steps_of[s] for s in payload["steps"]],
-            payload["first"],
-            [dates[m] for m in payload["from"]],
-            [dates[m] for m in payload["to"]],
-            payload["line"],
+    with paused_gc():
+        rows = tuple(
+            map(
+                TariffRow,
+                payload["prefix"],
+                [names[d] for d in payload["dest"]],
+                payload["rate"],
+                payload["fee"],
+                [steps_of[s] for s in payload["steps"]],
+                payload["first"],
+                [dates[m] for m in payload["from"]],
+                [dates[m] for m in payload["to"]],
+                payload["line"],
+            )
         )
-    )
     return table_of_meta(payload["meta"], rows)
