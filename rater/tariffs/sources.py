@@ -86,7 +86,8 @@ def _open_csv(path: Path) -> DeckSource:
             continue
         layout = find_layout(_csv_lines(head, delimiter))
         if layout is not None:
-            total = text.count("\n") + 1 - layout.header_line
+            lines_in_file = text.count("\n") + (0 if text.endswith("\n") else 1)
+            total = lines_in_file - layout.header_line
             lines = _csv_lines(text, delimiter)
             preamble = []
             for line, cells in lines:  # up to and including the header
