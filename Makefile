@@ -1,0 +1,91 @@
+# rater: the two commands a newcomer needs are `make demo` and `make test` (see README.md).
+#
+#   make demo    venv + install, start the local stack (.stack/, ports 19092/16379/19000/18123),
+#                run the demo (scripts/demo.sh) on it; the stack keeps running afterwards
+#   make test    venv + install, a stack of its own on fresh state (.stack-test/, ports 29xxx),
+#                ruff, mypy and the whole pytest suite; the stack is stopped afterwards
+#   make bench   venv + install, a stack of its own (.stack-bench/, ports 28xxx), every
+#                benchmarks/bench_*.py module, results in benchmarks/RESULTS.md
+#   make lint    ruff check + mypy
+#
+# Two `make test` runs at the same time need different ports and folders:
+#   make test TEST_PORT_BASE=27 TEST_STACK_DIR=$PWD/.stack-test27
+
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+RATER := $(VENV)/bin/rater
+STAMP := $(VENV)/.installed-stack-dev
+
+TEST_PORT_BASE ?= 29
+TEST_STACK_DIR ?= $(CURDIR)/.stack-test
+BENCH_PORT_BASE ?= 28
+BENCH_STACK_DIR ?= $(CURDIR)/.stack-bench
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+# RATER_* settings of a stack on port base $(1) with state folder $(2)
+stack_env = RATER_STACK_DIR=$(2) RATER_KAFKA_BOOTSTRAP=127.0.0.1:$(1)092 \
+	RATER_REDIS_URL=redis://127.0.0.1:$(1)379/0 RATER_CLICKHOUSE_PORT=$(1)000 \
+	RATER_CLICKHOUSE_HTTP_PORT=$(1)123 RATER_METRICS_PORT=$(1)464
+
+.PHONY: help install demo test bench lint clean
+
+help:
+	@sed -n '1,16p' Makefile
+
+# The virtual environment, re-installed when pyproject.toml changes. A fresh Debian has no
+# venv module: as root, python3-venv is installed first.
+$(STAMP): pyproject.toml
+	if [ ! -x $(PY) ]; then
+	  if ! $(PYTHON) -m venv $(VENV) 2>/dev/null; then
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+	      rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	    else
+	      echo "python3 -m venv failed: run  sudo apt-get install -y python3-venv" >&2; exit 1
+	    fi
+	  fi
+	fi
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[stack,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	bash scripts/demo.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# Fresh state every run: the folder is purged first, so no run sees another's data. The stack
+# is stopped on every exit path (trap); its logs stay in $(TEST_STACK_DIR) for a post-mortem.
+test: install
+	export $(call stack_env,$(TEST_PORT_BASE),$(TEST_STACK_DIR))
+	$(RATER) stack down --purge >/dev/null
+	trap '$(RATER) stack down >/dev/null || true' EXIT
+	$(RATER) stack up
+	lint=0
+	$(VENV)/bin/ruff check . || lint=$$?
+	$(VENV)/bin/mypy || lint=$$?
+	tests=0
+	$(VENV)/bin/pytest $(PYTEST_ARGS) || tests=$$?
+	if [ $$tests -ne 0 ]; then exit $$tests; fi
+	if [ $$lint -ne 0 ]; then echo "tests passed, but ruff or mypy did not" >&2; exit $$lint; fi
+
+bench: install
+	export $(call stack_env,$(BENCH_PORT_BASE),$(BENCH_STACK_DIR))
+	$(RATER) stack down --purge >/dev/null
+	trap '$(RATER) stack down >/dev/null || true' EXIT
+	$(RATER) stack up
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
