@@ -38,7 +38,8 @@ from rater.tariffs.sources import Line, open_deck
 
 #: Change column values that withdraw a code from its effective date
 CLOSED_WORDS = frozenset({"closed", "close", "removed", "deleted", "discontinued", "withdrawn"})
-_CURRENCY = re.compile(r"\bcurrency\b\W*([A-Za-z]{3})\b", re.IGNORECASE)
+#: 'Currency:,USD per minute' in a letterhead; codes are upper case ('Currency for ...' is not one)
+_CURRENCY = re.compile(r"\b(?i:currency)\b\W*([A-Z]{3})\b")
 #: files with more data lines than this get a progress bar (when asked for)
 PROGRESS_MIN_LINES = 20_000
 
@@ -135,7 +136,7 @@ def read_tariff_rows(
     try:
         table = TariffTable(
             name=name,
-            currency=currency or "EUR",
+            currency=(currency or "EUR").upper(),
             decimals=decimals,
             rounding=Rounding(rounding),
             steps=steps or Steps(1, 1),

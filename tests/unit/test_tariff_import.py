@@ -313,7 +313,9 @@ def test_letterhead_currency(tmp_path: Path) -> None:
     [problem] = summary.problems
     assert problem.line == 1
     assert "--currency USD" in problem.message
-    no_letterhead = write(tmp_path, "Code,Rate\n1,0.01\n", "plain.csv")
+    no_letterhead = write(
+        tmp_path, "Currency for all rates below\nCode,Rate\n1,0.01\n", "plain.csv"
+    )
     assert read_tariff_rows(no_letterhead, name="t", currency=None).table.currency == "EUR"  # type: ignore[union-attr]
 
 
