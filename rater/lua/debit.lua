@@ -57,7 +57,8 @@ local function load_res(r)
     local f = redis.call('HMGET', r.key, 'bal', 'st', 'blk', 'ani')
     r.loaded = f[1] ~= false
     if r.loaded then
-      r.bal, r.bad, r.thr = tonumber(f[1]), (f[2] ~= 'active' or f[3] == '1'), tonumber(f[4] or '1000000')
+      r.bal, r.st, r.thr = tonumber(f[1]), f[2], tonumber(f[4] or '1000000')
+      r.bad = f[2] ~= 'active' or f[3] == '1'
     end
   end
   return r.loaded
@@ -67,18 +68,19 @@ local function load_cust(c)
     c.key = R[c.r].tag .. ':c:' .. c.id
     local f = redis.call('HMGET', c.key, 'bal', 'st', 'blk')
     c.loaded = f[1] ~= false
-    if c.loaded then c.bal, c.bad = tonumber(f[1]), (f[2] ~= 'active' or f[3] == '1') end
+    if c.loaded then c.bal, c.st, c.bad = tonumber(f[1]), f[2], (f[2] ~= 'active' or f[3] == '1') end
   end
   return c.loaded
 end
 local function load_card(k)
   if k.loaded == nil then
     k.key = R[k.r].tag .. ':k:' .. k.id
-    local f = redis.call('HMGET', k.key, 'bal', 'st', 'blk', 'exp')
+    local f = redis.call('HMGET', k.key, 'bal', 'st', 'blk', 'exp', 'anion')
     k.loaded = f[1] ~= false
     if k.loaded then
       local exp = tonumber(f[4] or '0')
-      k.bal, k.bad = tonumber(f[1]), (f[2] ~= 'active' or f[3] == '1' or (exp > 0 and exp <= now))
+      k.bal, k.st, k.anion = tonumber(f[1]), f[2], f[5]
+      k.bad = f[2] ~= 'active' or f[3] == '1' or (exp > 0 and exp <= now)
     end
   end
   return k.loaded
@@ -215,19 +217,23 @@ end
 local balances, events = {}, {}
 for _, r in ipairs(touched_r) do
   local bal = redis.call('HINCRBY', r.key, 'bal', fmt(-r.d))
-  settle_party(r.id, r.key, 'reseller', r.id, bal, events)
+  -- the rules only when a state can change (saves a read per account and batch)
+  if (bal < 0) == (r.st == 'active') then settle_party(r.id, r.key, 'reseller', r.id, bal, events) end
   balances[#balances + 1] = 'r'; balances[#balances + 1] = r.id; balances[#balances + 1] = bal
 end
 for _, c in ipairs(touched_c) do
   local bal = redis.call('HINCRBY', c.key, 'bal', fmt(-c.d))
-  settle_party(R[c.r].id, c.key, 'customer', c.id, bal, events)
+  if (bal < 0) == (c.st == 'active') then settle_party(R[c.r].id, c.key, 'customer', c.id, bal, events) end
   balances[#balances + 1] = 'c'; balances[#balances + 1] = c.id; balances[#balances + 1] = bal
 end
 for _, k in ipairs(touched_k) do
   local bal = redis.call('HINCRBY', k.key, 'bal', fmt(-k.d))
   local r = R[k.r]
   load_res(r)
-  settle_card(r.id, k.id, bal, r.thr or 1000000, global, events)
+  local thr = r.thr or 1000000
+  if (bal <= 0) == (k.st == 'active') or (bal >= thr) ~= (k.anion == '1') then
+    settle_card(r.id, k.id, bal, thr, global, events)
+  end
   balances[#balances + 1] = 'k'; balances[#balances + 1] = k.id; balances[#balances + 1] = bal
 end
 

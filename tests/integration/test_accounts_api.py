@@ -10,10 +10,13 @@ import pytest
 
 from rater.accounts import keys
 from rater.accounts.api import Accounts
+from rater.accounts.ledger import PENDING
 from rater.accounts.lookup import AccountLookup
 from rater.accounts.luhn import luhn_valid
 from rater.errors import AccountError, CoverageError, DisposableCardError, NotFound
 from rater.settings import Settings
+from rater.tariffs.model import TariffRow, TariffTable
+from rater.tariffs.store import TariffStore
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +202,28 @@ def test_lookup_resolves_and_sees_new_accounts(accounts: Accounts, redis: Any) -
     other = lookup.resolve(["C2", "C2"], ["", card])
     assert other.known.tolist() == [True, False]
     assert "belongs to customer C1" in other.reason[1]
+
+
+def test_ledger_entries_wait_in_redis_while_clickhouse_is_away(
+    settings: Settings, redis: Any, ch: Any
+) -> None:
+    away = settings.replace(clickhouse_port=1)  # nothing listens there
+    reseller = f"P{uuid.uuid4().hex[:8]}"
+    Accounts(away, redis).create_reseller(reseller, "R", credit="7", buy_tariff="wholesale")
+    assert redis.llen(PENDING) == 1
+    accounts = Accounts(settings, redis)
+    accounts.credit_reseller(reseller, "3", "second")  # writes the pending entry first
+    assert redis.llen(PENDING) == 0
+    rows = ch.execute(
+        "SELECT amount, reason FROM ledger WHERE reseller = %(r)s ORDER BY amount", {"r": reseller}
+    )
+    assert rows == [(3_000_000, "second"), (7_000_000, "initial credit")]
+
+
+def test_a_tariff_in_another_currency_is_refused(settings: Settings, redis: Any) -> None:
+    store = TariffStore(redis, settings, clickhouse=False)
+    store.save(TariffTable(name="usd-buy", currency="USD", rows=(TariffRow("1", "US", 10_000),)))
+    accounts = Accounts(settings, redis)
+    with pytest.raises(AccountError, match="in USD"):
+        accounts.create_reseller("R9", "R", credit="1", buy_tariff="usd-buy", currency="EUR")
+    accounts.create_reseller("R9", "R", credit="1", buy_tariff="usd-buy", currency="USD")
