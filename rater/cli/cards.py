@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -311,14 +312,33 @@ def _block_all(accounts: Accounts, numbers: list[str]) -> int:
 
 @contextmanager
 def _status(message: str, *, quiet: bool) -> Iterator[None]:
-    """A one-line 'doing X ... done' on stderr for a step with no progress of its own."""
-    show = not quiet and sys.stderr.isatty()
-    if show:
-        click.echo(f"{message} ...", err=True, nl=False)
-    started = time.perf_counter()
-    yield
-    if show:
-        click.echo(f" {time.perf_counter() - started:.2f} s", err=True)
+    """A ticking 'doing X: 12.3 s' line on stderr for a step with no progress of its own
+    (the account API creates a whole batch in one call); only on a terminal."""
+    from tqdm import tqdm  # noqa: PLC0415 - keep `rater --help` light
+
+    bar = tqdm(
+        total=None,
+        desc=message,
+        bar_format="{desc}: {elapsed}",
+        file=sys.stderr,
+        disable=True if quiet else None,  # None: only on a terminal
+    )
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(0.5):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    if not bar.disable:
+        ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if ticker.is_alive():
+            ticker.join()
+        bar.close()
 
 
 @contextmanager

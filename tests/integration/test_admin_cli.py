@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 from test_admin_cli_helpers import BUY_TARIFF, CARD_TARIFF, Cli, setup_tariffs
 
 from rater.cardsheet import read_sheet
+from rater.cli._output import amount_micro, money
 from rater.redis_client import RedisLike
 from rater.settings import Settings
 
@@ -198,3 +202,13 @@ def test_disposable_batch_is_refused_with_the_shortfall(books: Cli) -> None:
     assert "disposable" in refused.err
     refused = books("customer", "topup", "sip1", "0.01", "--reason", "x", code=1)
     assert "shortfall 0.010000 EUR" in refused.err
+
+
+@given(micro=st.integers(-(10**15), 10**15))
+def test_money_is_exact_with_at_least_two_decimals(micro: int) -> None:
+    """No service needed: the output format every command uses for amounts."""
+    text = money(micro)
+    _whole, fraction = text.split(".")
+    assert len(fraction) >= 2
+    assert Decimal(text) * 1_000_000 == micro
+    assert amount_micro(text, "--x", positive=False) == micro
