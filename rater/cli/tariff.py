@@ -205,9 +205,11 @@ def show(
     rows = sorted(
         table.rows, key=lambda r: (r.prefix, r.effective_from is not None, r.effective_from)
     )
+    longest = ""
     if prefix:
         wanted = prefix.lstrip("+")
         rows = [r for r in rows if wanted.startswith(r.prefix) or r.prefix.startswith(wanted)]
+        longest = max((r.prefix for r in rows if wanted.startswith(r.prefix)), key=len, default="")
     click.echo(
         f"{'prefix':16} {'rate':>10} {'first':>10} {'connect':>9} {'steps':>7}  "
         f"{'from':10} {'to':10}  destination"
@@ -216,13 +218,16 @@ def show(
         first = "" if row.first_rate is None else from_micro(row.first_rate, table.decimals)
         since = "" if row.effective_from is None else f"{row.effective_from:%Y-%m-%d}"
         until = "" if row.effective_to is None else f"{row.effective_to:%Y-%m-%d}"
+        mark = "*" if longest and row.prefix == longest else " "
         click.echo(
-            f"{row.prefix:16} {from_micro(row.rate):>10} {first:>10} "
+            f"{row.prefix + mark:16} {from_micro(row.rate):>10} {first:>10} "
             f"{from_micro(row.connect_fee):>9} {row.steps or table.steps!s:>7}  "
             f"{since:10} {until:10}  {row.destination}"
         )
     if len(rows) > limit:
         click.echo(f"... {len(rows) - limit} more rows (--limit)")
+    if longest:
+        click.echo(f"* the longest prefix of {prefix} (rows with dates apply only then)")
 
 
 @tariff.command("derive")
@@ -267,5 +272,5 @@ def derive_(
         rounding=Rounding(rounding) if rounding else None,
     )
     saved = store.save(derived, effective_from=effective_from)
-    click.echo(f"derived from {base_table.key}: {saved.source}")
+    click.echo(saved.source)
     click.echo(f"saved {_describe(saved)}")
