@@ -304,7 +304,8 @@ def _widths(columns: Sequence[Column], constants: dict[str, Any]) -> list[int]:
     return widths
 
 
-def _cell_styles(columns: Sequence[Column]) -> dict[Kind, str]:
+def _cell_styles(_columns: Sequence[Column]) -> dict[Kind, str]:
+    """The number format of each kind of cell (the same for every column of a kind)."""
     return {Kind.TEXT: TEXT_FORMAT, Kind.MONEY: MONEY_FORMAT, Kind.DATE: DATE_FORMAT}
 
 
@@ -352,13 +353,15 @@ def _workbook(
 
 
 # ---------------------------------------------------------------------------- template splicing
-#: placeholders put in the template row; they cannot occur in real values, which are escaped
-#: XML text and never contain a NUL-free run of these letters with the braces we add later
+#: placeholders for the per-card values in the template row. The template is searched before
+#: any card value is put in, and each placeholder must occur exactly once in it (checked), so a
+#: batch constant that happened to contain one would be caught, never silently substituted.
 _SENTINEL_TEXT = "RATERCARDSENTINEL{}X"
 _SENTINEL_NUMBER = 987654321012340  # + column index; an integer openpyxl writes verbatim
 
 _TEMPLATE_ROW = re.compile(rb'<row r="2"[^>]*>.*?</row>', re.DOTALL)
-_CELL_REF = re.compile(r'r="([A-Z]+)2"')
+#: a cell's reference in the template row; '<' cannot occur in cell text (it is escaped)
+_CELL_REF = re.compile(r'<c r="([A-Z]+)2"')
 
 
 @dataclass(frozen=True)
@@ -414,7 +417,7 @@ def _frame(
     # braces are literal in the XML; double them before the placeholders are put in
     template = template.replace("{", "{{").replace("}", "}}")
     template = template.replace('<row r="2"', '<row r="{0}"', 1)
-    template = _CELL_REF.sub(r'r="\1{0}"', template)
+    template = _CELL_REF.sub(r'<c r="\1{0}"', template)
     for index, (sentinel, _kind) in enumerate(sentinels):
         if template.count(sentinel) != 1:
             raise CardSheetError(f"template row lost its placeholder {sentinel!r}")

@@ -56,7 +56,7 @@ def test_issue_sheet_reads_back_every_card(tmp_path: Path) -> None:
 def test_same_cells_and_formats_as_openpyxl_itself(tmp_path: Path) -> None:
     """The spliced writer and a plain openpyxl write give the same workbook, cell by cell."""
     cards = _cards(40)
-    batch = BatchInfo("b{2}", "EUR", 10_500_000, None, 'A & B <"cards"> {x}')
+    batch = BatchInfo("b{2}", "EUR", 10_500_000, None, 'A & B <"cards"> {x} r="A2" {0}')
     fast = write_issue_sheet(tmp_path / "fast.xlsx", batch, cards)
     constants = {
         "Value": batch.value,
@@ -85,7 +85,7 @@ def test_same_cells_and_formats_as_openpyxl_itself(tmp_path: Path) -> None:
                 y.font.b,
             )
     assert a["F2"].value == "b{2}"
-    assert a["G41"].value == 'A & B <"cards"> {x}'
+    assert a["G41"].value == 'A & B <"cards"> {x} r="A2" {0}'
 
 
 def test_formatted_for_printing(tmp_path: Path) -> None:
