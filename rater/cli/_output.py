@@ -1,11 +1,13 @@
-"""What the reseller, customer, card and ANI commands share: output and option parsing.
+"""What the reseller, customer, card and ANI commands share: output, option parsing, and
+opening the account API.
 
 - Text for people (aligned key/value blocks and tables), or with ``--json`` one JSON object on
   stdout for scripts. Money is always a decimal string, never a float: exact to the micro-unit,
   with at least two decimals ("5.00", "4.9833", "-0.120000" -> "-0.12").
 - Amount options are parsed here into micro-units, so a bad amount is a usage error naming the
   option, before anything touches Redis.
-- Errors are rater's own (RaterError): `rater` prints them as one line and exits 1.
+- Errors are rater's own (RaterError): `rater` prints them as one line and exits 1; a tariff
+  name that does not exist is refused before an account points at it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from rater.cli.main import settings_of
-from rater.errors import MoneyError
+from rater.errors import MoneyError, NotFound
 from rater.money import MICRO, from_micro, to_micro
 
 if TYPE_CHECKING:
@@ -162,6 +164,21 @@ def warn(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------- the account API
+def require_tariff(ctx: click.Context, name: str) -> None:
+    """Refuse a tariff name that does not exist (a typo would leave every call unrated)."""
+    from rater.redis_client import connect  # noqa: PLC0415 - keep `--help` light
+    from rater.tariffs.store import TariffStore  # noqa: PLC0415
+
+    settings = settings_of(ctx)
+    store = TariffStore(connect(settings), settings, clickhouse=False)
+    if name not in store.names():
+        known = ", ".join(repr(n) for n in sorted(store.names())[:10]) or "none yet"
+        raise NotFound(
+            f"tariff {name!r} does not exist (known: {known}); import or derive it first "
+            "with `rater tariff import` or `rater tariff derive`"
+        )
+
+
 def accounts_of(ctx: click.Context, *, actor: str = "cli") -> Accounts:
     """The account API (rater.accounts.api.Accounts) on the configured Redis and ClickHouse."""
     from rater.accounts.api import Accounts  # noqa: PLC0415 - `rater --help` stays light
@@ -182,6 +199,7 @@ __all__ = [
     "last_valid_day",
     "money",
     "reason_option",
+    "require_tariff",
     "table",
     "warn",
 ]

@@ -15,10 +15,9 @@ from rater.cli._output import (
     json_option,
     money,
     reason_option,
+    require_tariff,
     table,
-    warn,
 )
-from rater.errors import NotFound
 
 if TYPE_CHECKING:
     from rater.accounts.api import Accounts
@@ -76,7 +75,7 @@ def create(
         raise click.BadParameter("an opening balance cannot be negative", param_hint="--balance")
     accounts = accounts_of(ctx)
     accounts.get_reseller(reseller_id)  # NotFound names the reseller before the tariff
-    check_tariff(ctx, tariff)
+    require_tariff(ctx, tariff)
     created = accounts.create_customer(
         customer_id,
         name,
@@ -134,26 +133,6 @@ def show(ctx: click.Context, *, customer_id: str, list_cards: bool, as_json: boo
 
 
 # ---------------------------------------------------------------------------- helpers
-def check_tariff(ctx: click.Context, name: str) -> None:
-    """Refuse a tariff name that does not exist (a typo would leave every call unrated)."""
-    from rater.cli.main import settings_of  # noqa: PLC0415
-    from rater.redis_client import connect  # noqa: PLC0415
-
-    try:
-        from rater.tariffs.store import TariffStore  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - the tariff store is part of the package
-        warn(f"cannot check tariff {name!r}: rater.tariffs.store is missing")
-        return
-    settings = settings_of(ctx)
-    store = TariffStore(connect(settings), settings, clickhouse=False)
-    if name not in store.names():
-        known = ", ".join(repr(n) for n in sorted(store.names())[:10]) or "none yet"
-        raise NotFound(
-            f"tariff {name!r} does not exist (known: {known}); import or derive it first "
-            "with `rater tariff import` or `rater tariff derive`"
-        )
-
-
 def print_customer(
     accounts: Accounts,
     found: Customer,

@@ -16,6 +16,7 @@ from rater.cli._output import (
     json_option,
     money,
     reason_option,
+    require_tariff,
     table,
 )
 
@@ -74,6 +75,7 @@ def create(
     threshold = amount_micro(ani_threshold, "--ani-threshold", positive=False)
     if threshold < 0:
         raise click.BadParameter("cannot be negative", param_hint="--ani-threshold")
+    require_tariff(ctx, buy_tariff)
     accounts = accounts_of(ctx)
     created = accounts.create_reseller(
         reseller_id,

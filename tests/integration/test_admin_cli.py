@@ -70,6 +70,10 @@ def test_errors_are_one_line_with_exit_status_1(books: Cli) -> None:
     unknown_tariff = books("customer", "create", "x1", "--name", "X", "--reseller", "res1",
                            "--tariff", "no such table", code=1)  # fmt: skip
     assert "tariff 'no such table' does not exist" in unknown_tariff.err
+    unknown_buy = books("reseller", "create", "res2", "--name", "Two", "--credit", "1",
+                        "--buy-tariff", "xeloq by", code=1)  # fmt: skip
+    assert "tariff 'xeloq by' does not exist (known: " in unknown_buy.err
+    books("reseller", "show", "res2", code=1)  # nothing was created
 
 
 def test_bad_input_is_a_usage_error_naming_the_option(books: Cli) -> None:
