@@ -136,13 +136,33 @@ def normalise_many(
     trunk = switch.trunk_prefix if switch.trunk_prefix.isdigit() else ""
     trunk_codes = np.array([ord(c) for c in trunk] or [0], dtype=np.uint32)
     country = int(switch.country_code) if switch.country_code.isdigit() else 0
+    tech_min, tech_max = _tech_bounds(switch.tech_prefix)
     slow = _fast_normalise(
         codes, access_codes, access_lens, trunk_codes, len(trunk), country,
-        len(switch.country_code) if country else 0, switch.country_code == NANP, values, lengths,
+        len(switch.country_code) if country else 0, switch.country_code == NANP,
+        tech_min, tech_max, values, lengths,
     )  # fmt: skip
     for i in np.flatnonzero(slow).tolist():
         _one(raws, i, raws[i], switch, values, lengths, reasons)
     return values, lengths, reasons
+
+
+_DIGITS_HASH = re.compile(r"^\^\\d(?:\{(\d+)(?:,(\d+))?\}|(\+)|(\*))#$")
+
+
+def _tech_bounds(tech_prefix: str) -> tuple[int, int]:
+    """(min, max) digit count when the tech prefix is 'digits then #' (the default ^\\d{1,6}#,
+    also ^\\d{5}#, ^\\d+#): the numba path strips those itself. (0, -1) otherwise: numbers
+    with a '#' then take the Python path."""
+    match = _DIGITS_HASH.match(tech_prefix)
+    if match is None:
+        return 0, -1
+    low, high, plus, star = match.groups()
+    if plus:
+        return 1, _FAST_WIDTH
+    if star:
+        return 0, _FAST_WIDTH
+    return int(low), int(high) if high is not None else int(low)
 
 
 def _fast_path_safe(tech_prefix: str) -> bool:
@@ -175,8 +195,9 @@ def _one(  # noqa: PLR0917 - a hot helper with positional arguments
 
 @njit(cache=True, nogil=True)
 def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0917 - numba: positional arrays
-    codes, access_codes, access_lens, trunk, trunk_len, country, country_len, nanp, values, lengths
-):
+    codes, access_codes, access_lens, trunk, trunk_len, country, country_len, nanp,
+    tech_min, tech_max, values, lengths,
+):  # fmt: skip
     """Settle plain numbers; returns a bool array of those left for the Python path."""
     n, width = codes.shape
     slow = np.zeros(n, dtype=np.bool_)
@@ -191,9 +212,15 @@ def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0917 - numba: p
             slow[row] = True  # possibly cut at the array width, or empty
             continue
         start = 0
+        if tech_max >= 0:  # a tech prefix of tech_min..tech_max digits and '#'
+            k = 0
+            while k < end and k <= tech_max and zero <= codes[row, k] <= zero + 9:
+                k += 1
+            if k < end and codes[row, k] == 35 and tech_min <= k <= tech_max:  # '#'
+                start = k + 1
         international = False
-        if codes[row, 0] == 43:  # '+'
-            start = 1
+        if start < end and codes[row, start] == 43:  # '+'
+            start += 1
             international = True
         plain = True
         for k in range(start, end):

@@ -86,12 +86,34 @@ def test_long_strings_take_the_slow_path() -> None:
 
 
 switches = st.sampled_from(
-    [NANP, NL, BARE, DIGIT_TECH, SwitchSettings(country_code="44", trunk_prefix="")]
-)
+    [
+        NANP, NL, BARE, DIGIT_TECH,
+        SwitchSettings(country_code="44", trunk_prefix=""),
+        SwitchSettings(country_code="31", tech_prefix=r"^\d{5}#"),
+        SwitchSettings(tech_prefix=r"^\d*#"),
+        SwitchSettings(tech_prefix=""),
+    ]
+)  # fmt: skip
 numbers = st.one_of(
     st.builds(
         lambda lead, body: lead + body,
-        st.sampled_from(["", "+", "00", "011", "0", "1", "78816#", "sip:", "+0", " "]),
+        st.sampled_from(
+            [
+                "",
+                "+",
+                "00",
+                "011",
+                "0",
+                "1",
+                "78816#",
+                "78816#+",
+                "1234567#",
+                "#",
+                "sip:",
+                "+0",
+                " ",
+            ]
+        ),
         st.text(alphabet="0123456789", min_size=0, max_size=17),
     ),
     st.text(alphabet="0123456789+#-() abc@:", max_size=30),
