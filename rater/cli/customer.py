@@ -120,6 +120,58 @@ def topup(ctx: click.Context, *, customer_id: str, amount: str, reason: str, as_
     )
 
 
+@customer.command("correct")
+@click.argument("customer_id")
+@click.option("--add", "add", metavar="AMOUNT", help="Credit owed to the customer.")
+@click.option("--deduct", metavar="AMOUNT", help="Credit given by mistake (may go below zero).")
+@reason_option
+@json_option
+@click.pass_context
+def correct(
+    ctx: click.Context,
+    *,
+    customer_id: str,
+    add: str | None,
+    deduct: str | None,
+    reason: str,
+    as_json: bool,
+) -> None:
+    """Correct a customer's SIP credit up or down, with a reason (e.g. a top-up booked twice).
+
+    \b
+    Example:
+      rater customer correct sip1 --deduct 20 --reason "top-up of 2008-09-28 booked twice"
+    """
+    if (add is None) == (deduct is None):
+        raise click.UsageError("give exactly one of --add AMOUNT or --deduct AMOUNT")
+    micro = (
+        amount_micro(add, "--add") if add is not None else -amount_micro(str(deduct), "--deduct")
+    )
+    accounts = accounts_of(ctx)
+    before = accounts.get_customer(customer_id)
+    accounts.adjust("customer", customer_id, amount_text(micro), reason)
+    after = accounts.get_customer(customer_id)
+    currency = accounts.get_reseller(after.reseller_id).currency
+    if as_json:
+        emit_json(
+            {
+                "customer": customer_id,
+                "change": money(micro),
+                "balance_before": money(before.balance),
+                "balance": money(after.balance),
+                "currency": currency,
+                "status": after.status,
+                "reason": reason,
+            }
+        )
+        return
+    verb = "added" if micro > 0 else "deducted"
+    click.echo(
+        f"customer {customer_id}: {money(abs(micro))} {currency} {verb} ({reason}); balance "
+        f"{money(before.balance)} -> {money(after.balance)} {currency}, {after.status}"
+    )
+
+
 @customer.command("show")
 @click.argument("customer_id")
 @click.option("--cards", "list_cards", is_flag=True, help="List every card (may be long).")

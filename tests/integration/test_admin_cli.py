@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 GROUPS = {
     "reseller": ("create", "show", "credit"),
-    "customer": ("create", "show", "topup"),
+    "customer": ("create", "show", "topup", "correct"),
     "cards": ("create", "export"),
     "card": ("show", "topup", "block", "unblock"),
     "ani": ("add", "remove"),
@@ -109,13 +109,16 @@ def test_credit_adds_and_corrects_with_a_reason_never_sets(books: Cli, ch: objec
     assert books("reseller", "show", "res1", "--json").json()["credit"] == "129.50"
     topped = books("customer", "topup", "sip1", "9.99", "--reason", "paid by card", "--json")
     assert (topped.json()["balance_before"], topped.json()["balance"]) == ("30.00", "39.99")
+    fixed = books("customer", "correct", "sip1", "--deduct", "0.99", "--reason", "booked twice")
+    assert "balance 39.99 -> 39.00 EUR, active" in fixed.out
+    books("customer", "correct", "sip1", "--add", "0.99", "--reason", "undo")
     too_much = books("customer", "topup", "sip1", "100", "--reason", "x", code=1)
     assert "shortfall 10.490000 EUR" in too_much.err
     reasons = {
         row[0]
         for row in ch.execute("SELECT reason FROM ledger")  # type: ignore[attr-defined]
     }
-    assert {"invoice 17", "double booking", "paid by card"} <= reasons
+    assert {"invoice 17", "double booking", "paid by card", "booked twice", "undo"} <= reasons
 
 
 def test_reseller_show_names_a_shortfall(books: Cli, redis: RedisLike) -> None:
