@@ -1,0 +1,164 @@
+"""The local stack's own lifecycle, on a second stack with free ports and a temporary state
+folder (the session's stack is never touched): up, a second up that changes nothing, status,
+logs, down keeping data, up again with the data still there, down --purge.
+
+Also the ClickHouse config the stack writes from Debian's: ports, paths, nothing else open.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rater import clickhouse as ch
+from rater import redis_client, stack
+from rater.cli.main import cli
+from rater.errors import StackError
+from rater.settings import Settings
+from rater.stack import clickhouse as stack_clickhouse
+from rater.stack import supervisor
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+    ports = [s.getsockname()[1] for s in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _settings_for(stack_dir: Path) -> Settings:
+    kafka, redis, native, http = _free_ports(4)
+    return Settings().replace(
+        stack_dir=stack_dir,
+        kafka_bootstrap=f"127.0.0.1:{kafka}",
+        redis_url=f"redis://127.0.0.1:{redis}/0",
+        clickhouse_port=native,
+        clickhouse_http_port=http,
+        clickhouse_database="lifecycle",
+    )
+
+
+def test_clickhouse_config_changes_ports_and_paths_only(tmp_path: Path) -> None:
+    if not (stack_clickhouse.DEBIAN_CONFIG_DIR / "config.xml").is_file():
+        pytest.skip("Debian's clickhouse-server config is not installed")
+    settings = _settings_for(tmp_path)
+    config = stack_clickhouse.write_config(settings, tmp_path / "clickhouse")
+    root = ET.parse(config).getroot()
+    assert root.findtext("tcp_port") == str(settings.clickhouse_port)
+    assert root.findtext("http_port") == str(settings.clickhouse_http_port)
+    for other in ("interserver_http_port", "https_port", "tcp_port_secure", "mysql_port"):
+        assert root.find(other) is None, other
+    assert [e.text for e in root.findall("listen_host")] == ["127.0.0.1"]
+    for tag in ("path", "tmp_path", "user_files_path", "format_schema_path", "users_config"):
+        assert (root.findtext(tag) or "").startswith(str(tmp_path)), tag
+    for tag in ("logger/log", "logger/errorlog"):
+        assert (root.findtext(tag) or "").startswith(str(tmp_path)), tag
+    # the Debian settings 18.16 insists on are still there
+    assert root.findtext("mark_cache_size")
+    assert root.findtext("timezone") == "UTC"
+    for port in root.iterfind("remote_servers//port"):
+        assert port.text == str(settings.clickhouse_port)
+
+
+@pytest.fixture
+def lifecycle(tmp_path: Path) -> Iterator[Settings]:
+    settings = _settings_for(tmp_path / "stack")
+    yield settings
+    stack.down(settings, purge=True)
+
+
+@pytest.mark.integration
+def test_up_is_idempotent_down_keeps_data_purge_removes_it(lifecycle: Settings) -> None:
+    settings = lifecycle
+    first = stack.up(settings, install=False)
+    assert first.started == ["broker", "redis", "clickhouse"]
+    assert set(first.topics) == {"cdrs", "cdrs.dlq", "cdrs.meta"}
+    assert first.migrations == [m.name for m in ch.migrations()]
+    pids = {row.name: row.pid for row in stack.status(settings)}
+
+    second = stack.up(settings, install=False)
+    assert second.started == []
+    assert second.already_running == ["broker", "redis", "clickhouse"]
+    assert second.migrations == []
+    rows = stack.status(settings)
+    assert {row.name: row.pid for row in rows} == pids
+    assert all(row.answering for row in rows)
+    assert "memory only" in next(row.note for row in rows if row.name == "broker")
+
+    redis_client.connect(settings).set("kept", b"yes")
+    text = stack.logs(settings, "redis", 5)
+    assert "redis.log" in text
+
+    stopped = stack.down(settings)
+    assert set(stopped) == {"broker", "redis", "clickhouse"}
+    assert all(stopped.values())
+    for pid in stopped.values():
+        assert pid is not None
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
+    assert not any(row.answering for row in stack.status(settings))
+    assert stack.down(settings) == {"clickhouse": None, "redis": None, "broker": None}
+
+    again = stack.up(settings, install=False)
+    assert again.started == ["broker", "redis", "clickhouse"]
+    assert again.migrations == []  # ClickHouse data kept
+    assert redis_client.connect(settings).get("kept") == b"yes"  # append-only file replayed
+
+    stack.down(settings, purge=True)
+    assert not settings.stack_dir.exists()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"
+
+
+@pytest.mark.integration
+def test_up_refuses_a_port_taken_by_a_foreign_process(lifecycle: Settings) -> None:
+    settings = lifecycle
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", settings.kafka_port))
+        squatter.listen()
+        with pytest.raises(StackError, match=f"port {settings.kafka_port} is taken"):
+            stack.up(settings, install=False)
+
+
+def test_stale_pid_file_is_not_trusted(tmp_path: Path) -> None:
+    pid_file = tmp_path / "x.pid"
+    # our own PID with a wrong start time: a reused PID must never be signalled
+    pid_file.write_text(supervisor.PidRecord(os.getpid(), 1, ("/usr/bin/redis-server",)).to_json())
+    assert supervisor.running(pid_file) is None
+    assert not pid_file.exists()
+    assert supervisor.stop(pid_file) is None
+
+
+def test_cli_status_and_logs_on_a_stopped_stack(tmp_path: Path) -> None:
+    settings = _settings_for(tmp_path)
+    env = {
+        "RATER_STACK_DIR": str(settings.stack_dir),
+        "RATER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "RATER_REDIS_URL": settings.redis_url,
+        "RATER_CLICKHOUSE_PORT": str(settings.clickhouse_port),
+    }
+    runner = CliRunner()
+    result = runner.invoke(cli, ["stack", "status"], env=env)
+    assert result.exit_code == 1  # nothing answers
+    assert "memory only" in result.output
+    assert f"{settings.kafka_port}" in result.output
+    result = runner.invoke(cli, ["stack", "logs", "broker", "-n", "3"], env=env)
+    assert result.exit_code == 0
+    assert "no log yet" in result.output
+    result = runner.invoke(cli, ["stack", "logs", "nosuch"], env=env)
+    assert result.exit_code == 2
