@@ -146,6 +146,16 @@ def setup_accounts(
         if c % 3 == 0:
             batch = accounts.create_cards(customer, count=5, value="100")
             cards[customer] = [card.number for card in batch.cards]
+    # an established customer base: accounts older than two de-duplication windows, so the
+    # script skips the look-up of copies first seen while an account was unknown (only new
+    # accounts can have those)
+    month_ago = int(client.time()[0]) - 30 * 86_400
+    pipe = client.pipeline(transaction=False)
+    for customer, reseller in customers.items():
+        pipe.hset(keys.customer(reseller, customer), "created", month_ago)
+        for number in cards[customer]:
+            pipe.hset(keys.card(reseller, number), "created", month_ago)
+    pipe.execute()
     return customers, cards
 
 

@@ -98,10 +98,6 @@ class AuthorizationError(AccountError):
     """A switch's authorization request is malformed (a refusal is a result, not an error)."""
 
 
-class PinError(AccountError):
-    """A wrong PIN, or a card locked after too many wrong PINs."""
-
-
 class DebitError(RaterError):
     """A debit batch is malformed (mismatched array lengths, offsets not ascending, ...)."""
 

@@ -381,10 +381,12 @@ class Accounts:
         return cards
 
     def block_card(self, number: str) -> Card:
-        return self._set_block(Level.CARD, number, True)
+        self._set_block(Level.CARD, number, True)
+        return self.get_card(number)
 
     def unblock_card(self, number: str) -> Card:
-        return self._set_block(Level.CARD, number, False)
+        self._set_block(Level.CARD, number, False)
+        return self.get_card(number)
 
     def block(self, level: Level | str, account_id: str) -> None:
         self._set_block(Level(level), account_id, True)
@@ -528,7 +530,8 @@ class Accounts:
             shortfall,
         )
 
-    def _set_block(self, level: Level, account_id: str, blocked: bool) -> Card:
+    def _set_block(self, level: Level, account_id: str, blocked: bool) -> None:
+        """An operator's block: refused by authorization; calls already made are still debited."""
         if level is Level.RESELLER:
             key = keys.reseller(self.get_reseller(account_id).reseller_id)
         elif level is Level.CUSTOMER:
@@ -539,7 +542,6 @@ class Accounts:
             raise NotFound(f"{level.value} {account_id!r} does not exist")
         self.redis.hset(key, "blk", 1 if blocked else 0)
         self._bump()
-        return self.get_card(account_id) if level is Level.CARD else None  # type: ignore[return-value]
 
     def _reseller_of_customer(self, customer_id: str) -> str:
         raw = self.redis.get(keys.account_index(customer_id))

@@ -31,6 +31,7 @@ local now = tonumber(redis.call('TIME')[1])
 local bucket = math.floor(now / window)
 local cur_s, prev_s = fmt(bucket), fmt(bucket - 1)
 local CHUNK = 1000
+local young_since = now - 2 * window
 local SUFFIX = {}
 for o = 0, 3 do for b = 0, 1 do SUFFIX[o * 2 + b] = string.char(o, b) end end
 
@@ -66,20 +67,24 @@ end
 local function load_cust(c)
   if c.loaded == nil then
     c.key = R[c.r].tag .. ':c:' .. c.id
-    local f = redis.call('HMGET', c.key, 'bal', 'st', 'blk')
+    local f = redis.call('HMGET', c.key, 'bal', 'st', 'blk', 'created')
     c.loaded = f[1] ~= false
-    if c.loaded then c.bal, c.st, c.bad = tonumber(f[1]), f[2], (f[2] ~= 'active' or f[3] == '1') end
+    if c.loaded then
+      c.bal, c.st, c.bad = tonumber(f[1]), f[2], (f[2] ~= 'active' or f[3] == '1')
+      c.young = tonumber(f[4] or '0') > young_since
+    end
   end
   return c.loaded
 end
 local function load_card(k)
   if k.loaded == nil then
     k.key = R[k.r].tag .. ':k:' .. k.id
-    local f = redis.call('HMGET', k.key, 'bal', 'st', 'blk', 'exp', 'anion')
+    local f = redis.call('HMGET', k.key, 'bal', 'st', 'blk', 'exp', 'anion', 'created')
     k.loaded = f[1] ~= false
     if k.loaded then
       local exp = tonumber(f[4] or '0')
       k.bal, k.st, k.anion = tonumber(f[1]), f[2], f[5]
+      k.young = tonumber(f[6] or '0') > young_since
       k.bad = f[2] ~= 'active' or f[3] == '1' or (exp > 0 and exp <= now)
     end
   end
@@ -130,10 +135,20 @@ for _, r in ipairs(R) do
     r.cur = r.tag .. ':d:' .. cur_s
     fetch(r.cur, r.rows)
     fetch(r.tag .. ':d:' .. prev_s, r.rows)
-    -- single server: a copy first seen while its account was unknown sits under {r:}
+    -- single server: a copy first seen while its account (or card) was unknown sits under
+    -- {r:}; only accounts created within the last two windows can have such copies
     if global and r.id ~= '' then
-      fetch('{r:}:d:' .. cur_s, r.rows)
-      fetch('{r:}:d:' .. prev_s, r.rows)
+      local young = {}
+      for _, i in ipairs(r.rows) do
+        local c, k = CI[i] > 0 and C[CI[i]] or nil, KI[i] > 0 and K[KI[i]] or nil
+        if (c and load_cust(c) and c.young) or (k and load_card(k) and k.young) then
+          young[#young + 1] = i
+        end
+      end
+      if #young > 0 then
+        fetch('{r:}:d:' .. cur_s, young)
+        fetch('{r:}:d:' .. prev_s, young)
+      end
     end
   end
 end
