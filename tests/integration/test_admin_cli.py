@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from clickhouse_driver import Client
 from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
-from test_admin_cli_helpers import BUY_TARIFF, CARD_TARIFF, Cli, setup_tariffs
+from test_admin_cli_helpers import BUY_TARIFF, CARD_TARIFF, Cli, own_world, setup_tariffs
 
+from rater import clickhouse
 from rater.cardsheet import read_sheet
 from rater.cli._output import amount_micro, money
 from rater.redis_client import RedisLike
@@ -27,9 +30,23 @@ GROUPS = {
 }
 
 
+@pytest.fixture(scope="module")
+def world(settings: Settings) -> Iterator[Settings]:
+    """A ClickHouse database of our own: the ledger rows made here meet no other test."""
+    with own_world(settings, topics=False) as ours:
+        yield ours
+
+
 @pytest.fixture
-def cli(settings: Settings, redis: RedisLike, tmp_path: Path) -> Cli:
-    return Cli(settings, tmp_path)
+def cli(world: Settings, redis: RedisLike, tmp_path: Path) -> Cli:
+    return Cli(world, tmp_path)
+
+
+@pytest.fixture
+def ledger(world: Settings) -> Iterator[Client]:
+    client = clickhouse.client(world, numpy=False)
+    yield client
+    client.disconnect()
 
 
 @pytest.fixture
@@ -93,7 +110,7 @@ def test_bad_input_is_a_usage_error_naming_the_option(books: Cli) -> None:
     assert books("customer", "show", "sip1", "--json").json()["cards"] == 0
 
 
-def test_credit_adds_and_corrects_with_a_reason_never_sets(books: Cli, ch: object) -> None:
+def test_credit_adds_and_corrects_with_a_reason_never_sets(books: Cli, ledger: Client) -> None:
     added = books("reseller", "credit", "res1", "--add", "50", "--reason", "invoice 17",
                   "--json").json()  # fmt: skip
     assert (added["credit_before"], added["credit"], added["change"]) == (
@@ -114,10 +131,7 @@ def test_credit_adds_and_corrects_with_a_reason_never_sets(books: Cli, ch: objec
     books("customer", "correct", "sip1", "--add", "0.99", "--reason", "undo")
     too_much = books("customer", "topup", "sip1", "100", "--reason", "x", code=1)
     assert "shortfall 10.490000 EUR" in too_much.err
-    reasons = {
-        row[0]
-        for row in ch.execute("SELECT reason FROM ledger")  # type: ignore[attr-defined]
-    }
+    reasons = {row[0] for row in ledger.execute("SELECT reason FROM ledger")}
     assert {"invoice 17", "double booking", "paid by card", "booked twice", "undo"} <= reasons
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 from click.testing import CliRunner
 
+from rater import clickhouse, kafka
 from rater.cli.main import main
 from rater.kafka import producer
 from rater.settings import Settings
@@ -33,6 +35,30 @@ RATER = Path(sys.executable).with_name("rater")
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "walkthrough"
 BUY_TARIFF = "xeloq buy"
 CARD_TARIFF = "Calling cards rates 40% - 60/60 billing - 29 sept 2008"
+
+
+@contextlib.contextmanager
+def own_world(base: Settings, *, topics: bool) -> Iterator[Settings]:
+    """The session's services with a ClickHouse database (and topics, consumer group) of our
+    own, so the ledger rows and rated CDRs these tests make never meet another test's counts.
+    """
+    tag = uuid.uuid4().hex[:8]
+    ours = base.replace(
+        clickhouse_database=f"t_walk_{tag}",
+        topic_cdrs=f"walk-{tag}",
+        topic_dlq=f"walk-{tag}.dlq",
+        topic_meta=f"walk-{tag}.meta",
+        consumer_group=f"walk-{tag}",
+    )
+    clickhouse.migrate(ours)
+    if topics:
+        asyncio.run(kafka.ensure_topics(ours))
+    try:
+        yield ours
+    finally:
+        admin = clickhouse.client(ours, database="default", numpy=False)
+        admin.execute(f"DROP DATABASE IF EXISTS {ours.clickhouse_database}")
+        admin.disconnect()
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

@@ -10,6 +10,7 @@ card worth more than its customer's SIP credit.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from test_admin_cli_helpers import (
     CARD_TARIFF,
     Cli,
     call,
+    own_world,
     publish,
     rate_published,
     setup_tariffs,
@@ -39,10 +41,17 @@ pytestmark = pytest.mark.integration
 MOBILE_NL = "+31612345678"  # prefix 316: buy 0.0700/min 1/1, sell 0.0980/min 60/60
 
 
+@pytest.fixture(scope="module")
+def world(kafka_topics: Settings) -> Iterator[Settings]:
+    """Our own ClickHouse database, topics and consumer group on the session's services."""
+    with own_world(kafka_topics, topics=True) as ours:
+        yield ours
+
+
 @pytest.fixture
-def cli(kafka_topics: Settings, redis: RedisLike, tmp_path: Path) -> Cli:
-    """A clean Redis, the session's topics, and `rater` running in a scratch folder."""
-    return Cli(kafka_topics, tmp_path)
+def cli(world: Settings, redis: RedisLike, tmp_path: Path) -> Cli:
+    """A clean Redis, and `rater` running in a scratch folder."""
+    return Cli(world, tmp_path)
 
 
 def _reference_price(settings: Settings, redis: RedisLike, tariff: str, billsec: int) -> int:
@@ -53,8 +62,8 @@ def _reference_price(settings: Settings, redis: RedisLike, tariff: str, billsec:
     return rated.price_micro
 
 
-def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, kafka_topics: Settings) -> None:
-    settings = kafka_topics
+def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, world: Settings) -> None:
+    settings = world
     # 1. the new tariff table: 40% over the buy rates, 60/60 billing
     setup_tariffs(cli)
     store = TariffStore(redis, settings, clickhouse=False)
@@ -203,7 +212,7 @@ def _sip_customer_with_card(
     return card.number, card.pin
 
 
-def test_tips_1_and_2_ani_threshold_and_sip_credit(cli: Cli, kafka_topics: Settings) -> None:
+def test_tips_1_and_2_ani_threshold_and_sip_credit(cli: Cli, world: Settings) -> None:
     """Both tips share one reseller and one run of the rater (a run costs ~8 s of joins)."""
     setup_tariffs(cli)
     cli("reseller", "create", "xeloq", "--name", "XeloQ", "--credit", "1000",
@@ -226,7 +235,7 @@ def test_tips_1_and_2_ani_threshold_and_sip_credit(cli: Cli, kafka_topics: Setti
     # tip 1: 6 minutes at 0.098/min = 0.588, the card drops to 0.912 (< 1.00);
     # tip 2: 60 minutes = 5.88, the SIP account goes below zero, the card keeps 4.12
     publish(
-        kafka_topics,
+        world,
         [
             call("t1-1", account="sip1", card=ani_card, callee=MOBILE_NL, billsec=360,
                  auth_id=ok["auth_id"]),
