@@ -233,3 +233,21 @@ def test_money_is_exact_with_at_least_two_decimals(micro: int) -> None:
     assert len(fraction) >= 2
     assert Decimal(text) * 1_000_000 == micro
     assert amount_micro(text, "--x", positive=False) == micro
+
+
+def test_cards_whose_sheet_cannot_be_written_are_blocked(
+    books: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PINs exist only in the sheet: if it cannot be written, nobody may use the cards."""
+    import rater.cli.cards
+
+    def disk_full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rater.cli.cards, "write_issue_sheet", disk_full)
+    failed = books("cards", "create", "--customer", "sip1", "--count", "4", "--value", "2",
+                   "--batch-id", "lost-1", code=1)  # fmt: skip
+    assert "batch lost-1: 4 cards were created but their sheet could not be written" in failed.err
+    assert "all 4 cards of the batch are now blocked" in failed.err
+    shown = books("customer", "show", "sip1", "--json").json()
+    assert shown["cards_by_status"] == {"blocked": 4}
