@@ -230,6 +230,19 @@ def show(
         click.echo(f"* the longest prefix of {prefix} (rows with dates apply only then)")
 
 
+@tariff.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def delete(ctx: click.Context, name: str, yes: bool) -> None:
+    """Remove every version of a table from Redis (raters stop using it at their next check;
+    the ClickHouse copy is kept as history)."""
+    if not yes:
+        click.confirm(f"delete every version of tariff {name!r}?", abort=True)
+    count = _store(ctx).delete(name)
+    click.echo(f"deleted {count} version(s) of {name!r}")
+
+
 @tariff.command("derive")
 @click.option("--base", required=True, help="The buy table to derive from.")
 @click.option("--base-version", type=int, help="Its version [latest].")

@@ -99,6 +99,15 @@ def test_currency_from_the_letterhead_or_refused(run: Invoke, tmp_path: Path) ->
     assert "version 1: 1 rows, USD" in result.output
 
 
+def test_delete(run: Invoke, redis: RedisLike, settings: Settings) -> None:
+    assert run("tariff", "import", str(FIXTURES / "canonical.csv"), "--name", "gone").exit_code == 0
+    result = run("tariff", "delete", "gone", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 version(s) of 'gone'" in result.output
+    assert TariffStore(redis, settings).names() == []
+    assert isinstance(run("tariff", "delete", "gone", "--yes").exception, NotFound)
+
+
 def test_dry_run_saves_nothing(run: Invoke, redis: RedisLike, settings: Settings) -> None:
     result = run("tariff", "import", str(FIXTURES / "canonical.csv"), "--name", "c", "--dry-run")
     assert result.exit_code == 0, result.output
