@@ -26,6 +26,9 @@ from rater.money import MICRO, from_micro, to_micro
 if TYPE_CHECKING:
     from rater.accounts.api import Accounts
 
+#: seconds the admin commands wait for Redis (see accounts_of)
+ADMIN_REDIS_TIMEOUT_S = 300.0
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -180,10 +183,19 @@ def require_tariff(ctx: click.Context, name: str) -> None:
 
 
 def accounts_of(ctx: click.Context, *, actor: str = "cli") -> Accounts:
-    """The account API (rater.accounts.api.Accounts) on the configured Redis and ClickHouse."""
-    from rater.accounts.api import Accounts  # noqa: PLC0415 - `rater --help` stays light
+    """The account API (rater.accounts.api.Accounts) on the configured Redis and ClickHouse.
 
-    return Accounts(settings_of(ctx), actor=actor)
+    Its Redis client waits up to ADMIN_REDIS_TIMEOUT_S for an answer: redis-py 8 gives up
+    after 5 s by default, and the one script that creates a batch of 100,000 cards runs
+    longer than that on a busy machine; giving up then would lose the PINs of cards the
+    script goes on to create.
+    """
+    from rater import redis_client  # noqa: PLC0415 - `rater --help` stays light
+    from rater.accounts.api import Accounts  # noqa: PLC0415
+
+    settings = settings_of(ctx)
+    client = redis_client.connect(settings, socket_timeout=ADMIN_REDIS_TIMEOUT_S)
+    return Accounts(settings, client, actor=actor)
 
 
 __all__ = [
