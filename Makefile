@@ -42,7 +42,7 @@ help:
 # The virtual environment, re-installed when pyproject.toml changes. A fresh Debian has no
 # venv module: as root, python3-venv is installed first.
 $(STAMP): pyproject.toml
-	if [ ! -x $(PY) ]; then
+	@if [ ! -x $(PY) ]; then
 	  if ! $(PYTHON) -m venv $(VENV) 2>/dev/null; then
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
@@ -52,6 +52,7 @@ $(STAMP): pyproject.toml
 	    fi
 	  fi
 	fi
+	echo "== installing rater into $(VENV)"
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[stack,dev]'
 	touch $(STAMP)
@@ -59,33 +60,34 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	bash scripts/demo.sh
+	@bash scripts/demo.sh
 
 lint: install
-	$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 # Fresh state every run: the folder is purged first, so no run sees another's data. The stack
 # is stopped on every exit path (trap); its logs stay in $(TEST_STACK_DIR) for a post-mortem.
 test: install
-	export $(call stack_env,$(TEST_PORT_BASE),$(TEST_STACK_DIR))
+	@export $(call stack_env,$(TEST_PORT_BASE),$(TEST_STACK_DIR))
 	$(RATER) stack down --purge >/dev/null
 	trap '$(RATER) stack down >/dev/null || true' EXIT
 	$(RATER) stack up
 	lint=0
-	$(VENV)/bin/ruff check . || lint=$$?
-	$(VENV)/bin/mypy || lint=$$?
+	echo "== ruff check"; $(VENV)/bin/ruff check . || lint=$$?
+	echo "== mypy"; $(VENV)/bin/mypy || lint=$$?
+	echo "== pytest (stack: $$RATER_STACK_DIR)"
 	tests=0
 	$(VENV)/bin/pytest $(PYTEST_ARGS) || tests=$$?
 	if [ $$tests -ne 0 ]; then exit $$tests; fi
 	if [ $$lint -ne 0 ]; then echo "tests passed, but ruff or mypy did not" >&2; exit $$lint; fi
 
 bench: install
-	export $(call stack_env,$(BENCH_PORT_BASE),$(BENCH_STACK_DIR))
+	@export $(call stack_env,$(BENCH_PORT_BASE),$(BENCH_STACK_DIR))
 	$(RATER) stack down --purge >/dev/null
 	trap '$(RATER) stack down >/dev/null || true' EXIT
 	$(RATER) stack up
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	@rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

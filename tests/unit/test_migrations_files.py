@@ -3,6 +3,7 @@ ClickHouse (chDB, in-process) besides the 18.16 server the integration tests use
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,15 @@ def test_project_migrations_are_numbered_uniquely_and_in_order() -> None:
     assert found[0].name == "001_rated_cdrs"
     for migration in found:
         assert migration.statements(), f"{migration.path.name} has no statement"
+
+
+def test_no_migration_inserts_inline_values() -> None:
+    # the native driver treats `INSERT ... VALUES (...)` as an insert awaiting a data block and
+    # waits for it until the receive timeout: seed rows with INSERT ... SELECT instead
+    for migration in clickhouse.migrations():
+        for statement in migration.statements():
+            inline = re.match(r"(?is)\s*INSERT\b.*\bVALUES\b", statement)
+            assert not inline, f"{migration.path.name}: use INSERT ... SELECT, not VALUES"
 
 
 def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
