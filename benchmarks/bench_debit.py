@@ -313,10 +313,10 @@ def run(ctx: BenchContext) -> BenchReport:
             f"{server_cpu:.2f} s of Redis CPU (the script: unpacking, one HMGET per "
             "de-duplication bucket and reseller, one HMGET per distinct account to read its "
             "state, one HINCRBY per distinct account, one HSET per bucket for the new records), "
-            f"{python_cpu:.2f} s of Python CPU ({encode:.2f} s of it building the packed "
-            f"arguments), and {max(waiting, 0):.2f} s waiting for a CPU (load average {load:.1f} "
-            "on 2 cores while this ran). Every balance was checked against a Python sum "
-            f"afterwards ({checked:,} accounts); {duplicates:,} resent CDRs were caught."
+            f"{python_cpu:.2f} s of Python CPU (building the packed arguments took {encode:.2f} s "
+            f"of wall time), and {max(waiting, 0):.2f} s waiting for a CPU (load average "
+            f"{load:.1f} on 2 cores while this ran). Every balance was checked against a Python "
+            f"sum afterwards ({checked:,} accounts); {duplicates:,} resent CDRs were caught."
         )
         if rate < TARGET:
             report.notes.append(

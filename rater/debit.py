@@ -46,7 +46,7 @@ class Outcome(IntEnum):
     REPLAY_EXPIRED = 3
 
 
-#: one packed record per CDR (62 bytes), unpacked in Lua with '<c18i8i8i4i4i4i4i4'; the first
+#: one packed record per CDR (54 bytes), unpacked in Lua with '<c18i8i8i4i4i4i4i4'; the first
 #: 18 bytes (token, partition, offset) are the message identity as stored in the records
 RECORD = np.dtype(
     [
