@@ -2,10 +2,10 @@
 
 One row per country calling code (fixed line, "Netherlands") and one per mobile carrier
 prefix ("Netherlands Mobile - KPN"), about 29,000 rows, the shape of a real A-Z wholesale deck.
-Rates are drawn once from a seeded generator: fixed lines around EUR 0.02/min, mobiles 1.5-4x
-their country's fixed rate, a few destinations with a connect fee or 60/1 billing, as real
-decks have. Also gives each prefix the length of a real number there, so generated numbers
-look like the country's own.
+Rates are drawn once from a seeded generator: fixed lines around EUR 0.02/min, mobiles in three
+tiers (1.5, 2.2 or 3.5x their country's fixed rate), a few destinations with a connect fee or
+60/1 billing, as real decks have. Also gives each prefix the length of a real number there,
+so generated numbers look like the country's own.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ E164_MAX = 15
 #: digits a generated number has after its prefix, at least (so a pool of numbers fits)
 _MIN_SUBSCRIBER_DIGITS = 3
 _DEFAULT_LENGTH = 11
+#: mobile rates as multiples of the country's fixed-line rate
+_MOBILE_TIERS = (1.5, 2.2, 3.5)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,9 @@ def wholesale_table(
     for line, info in enumerate(infos, start=2):
         rate = fixed_rate[info.country_code]
         if info.mobile:
-            rate = int(rate * float(rng.uniform(1.5, 4.0)) // 100) * 100
+            # decks price mobile networks in a few tiers per country, not one rate per carrier
+            tier = float(rng.choice(_MOBILE_TIERS))
+            rate = int(rate * tier // 100) * 100
         connect_fee = 10_000 if rng.random() < 0.05 else 0  # EUR 0.01 on some routes
         steps = Steps(60, 1) if rng.random() < 0.05 else None
         rows.append(

@@ -14,7 +14,8 @@ every answer still comes from the reference's own functions:
    `reference.match` is called once per (table, bucket, longest such prefix) on a version cut
    down to the rows of those prefixes (rows of other prefixes can never be chosen).
 4. The price depends on billsec only through the billable seconds (`reference.billable_seconds`),
-   so `reference.price_micro` is called once per (version, row, billable seconds).
+   and on the version and row only through their rounding, steps, rate, first-step rate and
+   connect fee, so `reference.price_micro` is called once per distinct set of those.
 
 So the manifest of a million CDRs costs a few tens of thousands of reference calls, not a
 million, and each answer equals what `reference.rate` returns for that CDR.
@@ -131,7 +132,7 @@ class ReferencePricer:
         self._row_ids: dict[tuple[int, int], int] = {}
         self._row_of_key: dict[int, int] = {}
         self._price_of_key: dict[int, int] = {}
-        self._prices: dict[tuple[int, int], int] = {}
+        self._prices: dict[tuple[object, ...], int] = {}
         self.reference_calls = 0
 
     # ------------------------------------------------------------------ public
@@ -245,7 +246,10 @@ class ReferencePricer:
         table, row = self._rows[row_id]
         steps = row.steps or table.steps
         billable = reference.billable_seconds(steps, seconds)
-        memo = (row_id, billable)
+        # everything reference.price reads of the table and the row, and the billable seconds:
+        # rows of equal rates (a deck's rate tiers) share their prices
+        rates = (row.rate, row.connect_fee, row.first_rate)
+        memo = (table.decimals, table.rounding, steps, rates, billable)
         found = self._prices.get(memo)
         if found is None:
             self.reference_calls += 1
