@@ -1,11 +1,14 @@
 """Exact integer prices in micro-units, rounded to a tariff's decimals, for numba kernels.
 
 price = connect_fee + (first_rate * X + rate * (billable - X)) / 60, where rates are micro-units
-per minute and first_rate equals rate when a deck has no first-step price. The division by 60
-is never done in floating point: the amount is kept as whole micro-units plus a remainder in
-60ths, then rounded to a multiple of `unit` (10 ** (6 - decimals)) by the rounding mode.
-Splitting seconds into whole minutes and leftover seconds keeps every product inside int64 for
-rates up to 1e12 micro-units and calls up to 1e8 s (see rater.tariffs.compile bounds).
+per minute and first_rate equals rate when a deck has no first-step price. The compiler stores
+per row base60 = 60 * connect_fee + first_rate * X (the part that does not depend on the call),
+so the exact price in 60ths of a micro-unit is base60 + rate * (billable - X): one product and
+one division by a literal (60 * unit) rounds it. Never floating point.
+
+When that product could overflow int64 (rest > the row's safe_rest: a huge rate times a very
+long call) the amount is kept as whole micro-units plus a remainder in 60ths instead, which
+stays inside int64 for every rate and call the compiler accepts.
 """
 
 from __future__ import annotations
@@ -18,30 +21,53 @@ ROUND_DOWN = 2
 
 
 @njit(inline="always", cache=True)
-def round_sixtieths(whole: int, sixtieths: int, unit: int, mode: int) -> int:
-    """Round whole + sixtieths / 60 micro-units (0 <= sixtieths < 60) to a multiple of unit."""
-    quotient = whole // unit
-    remainder = whole - quotient * unit
-    if remainder == 0 and sixtieths == 0:
-        return whole
-    if mode == ROUND_UP:
-        return (quotient + 1) * unit
-    if mode == ROUND_DOWN:
+def divide_by_60_units(amount60: int, unit: int) -> int:
+    """amount60 // (60 * unit) for the seven possible units, each with a literal divisor.
+
+    LLVM turns a literal divisor into a multiplication; a run-time one is a 64-bit idiv of
+    tens of cycles. A batch's units repeat, so the branches predict well.
+    """
+    if unit == 100:  # 4 decimals, the default
+        return amount60 // 6_000
+    if unit == 10_000:
+        return amount60 // 600_000
+    if unit == 1:
+        return amount60 // 60
+    if unit == 10:
+        return amount60 // 600
+    if unit == 1_000:
+        return amount60 // 60_000
+    if unit == 100_000:
+        return amount60 // 6_000_000
+    return amount60 // (60 * unit)
+
+
+@njit(inline="always", cache=True)
+def round_up_or_down(quotient: int, remainder: int, step: int, unit: int, mode: int) -> int:
+    """quotient * unit + remainder / step * unit (0 <= remainder < step), rounded by mode."""
+    if remainder == 0 or mode == ROUND_DOWN:
         return quotient * unit
-    if 2 * (remainder * 60 + sixtieths) >= 60 * unit:  # half-up, compared in 60ths
+    if mode == ROUND_UP or 2 * remainder >= step:
         return (quotient + 1) * unit
     return quotient * unit
 
 
 @njit(inline="always", cache=True)
 def price_micro(  # noqa: PLR0917 (numba kernels take scalars positionally)
-    billable: int, minimum: int, rate: int, connect_fee: int, first_rate: int, unit: int, mode: int
+    billable: int, minimum: int, rate: int, base60: int, safe_rest: int, unit: int, mode: int
 ) -> int:
     """The rounded price of `billable` seconds (0 seconds cost nothing, not even the fee)."""
     if billable <= 0:
         return 0
     rest = billable - minimum
-    whole = connect_fee + first_rate * (minimum // 60) + rate * (rest // 60)
-    sixtieths = first_rate * (minimum % 60) + rate * (rest % 60)
+    if rest <= safe_rest:
+        amount60 = base60 + rate * rest
+        quotient = divide_by_60_units(amount60, unit)
+        return round_up_or_down(quotient, amount60 - quotient * 60 * unit, 60 * unit, unit, mode)
+    # Overflow-safe: whole micro-units plus sixtieths, then rounded to the unit.
+    whole = base60 // 60 + rate * (rest // 60)
+    sixtieths = base60 % 60 + rate * (rest % 60)
     whole += sixtieths // 60
-    return round_sixtieths(whole, sixtieths % 60, unit, mode)
+    quotient = whole // unit
+    remainder60 = (whole - quotient * unit) * 60 + sixtieths % 60
+    return round_up_or_down(quotient, remainder60, 60 * unit, unit, mode)

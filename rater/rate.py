@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kernels.rate import rate_kernel, rate_kernel_parallel
+from kernels.rate import GROUP, SCRATCH_ROWS, rate_kernel, rate_kernel_parallel
 from rater.tariffs.compile import MAX_BILLSEC, PAD_DIGITS, CompiledTariffs
 
 
@@ -100,15 +100,8 @@ def rate_batch(  # noqa: PLR0917 (the pipeline's positional contract)
         price=np.empty(size, dtype=np.int64),
         cost=np.empty(size, dtype=np.int64),
     )
-    kernel: Any = rate_kernel_parallel if parallel else rate_kernel
-    kernel(
-        arrays["sell_table"],
-        arrays["buy_table"],
-        arrays["number"],
-        arrays["number_len"],
-        arrays["start_epoch"],
-        arrays["billsec"],
-        *compiled.kernel_args(),
+    cdrs = tuple(arrays[name] for name in _DTYPES)
+    out = (
         result.sell_row,
         result.buy_row,
         result.billable,
@@ -116,4 +109,11 @@ def rate_batch(  # noqa: PLR0917 (the pipeline's positional contract)
         result.price,
         result.cost,
     )
+    if parallel:
+        groups = (size + GROUP - 1) // GROUP
+        scratch = np.empty((groups, SCRATCH_ROWS, GROUP), dtype=np.int64)
+        rate_kernel_parallel(cdrs, compiled.kernel_args(), out, scratch)
+    else:
+        scratch = np.empty((SCRATCH_ROWS, GROUP), dtype=np.int64)
+        rate_kernel(cdrs, compiled.kernel_args(), out, scratch)
     return result
