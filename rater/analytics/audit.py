@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -91,7 +91,8 @@ COLUMNS = tuple(f.name for f in fields(AuditRow))
 
 
 def write_audit(ch: Executor, entries: Sequence[AuditRow]) -> None:
-    ch.insert("rerate_audit", COLUMNS, [astuple(e) for e in entries])
+    # getattr, not dataclasses.astuple: astuple deep-copies every field (5x slower here)
+    ch.insert("rerate_audit", COLUMNS, [tuple(getattr(e, c) for c in COLUMNS) for e in entries])
 
 
 def already_audited(ch: Executor, rows: Sequence[Row]) -> set[tuple[str, str, int]]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import getpass
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -129,10 +129,11 @@ def correction_key(switch: str, cdr_id: str, revision: int) -> str:
     return f"rerate:{len(switch)}:{switch}:{cdr_id}:{revision}"
 
 
-def _plan_key(key: str) -> str:
-    """Where the plan of one CDR revision waits (a global key: an unrated CDR has no reseller
-    until it is resolved)."""
-    return f"rrplan:{key}"
+def _plan_key(day: date) -> str:
+    """The hash holding the plans of CDRs started on one UTC day, one field per CDR revision
+    (a global key: an unrated CDR has no reseller until it is resolved). One hash per day
+    makes it three Redis commands per chunk instead of three per CDR."""
+    return f"rerate:plans:{day.isoformat()}"
 
 
 def _days(first: date, last: date) -> Iterator[date]:
@@ -231,7 +232,8 @@ class Rerater:
         keyed = [correction_key(r["switch"], r["cdr_id"], int(r["revision"]) + 1) for r in rows]
         # plans left by an interrupted run come first, whatever this run asks for: their
         # corrections may already be applied, so their rows must be written as planned
-        pending = self._pending_plans(keyed)
+        plans = _plan_key(rows[0]["start_time"].date())  # a chunk holds one day
+        pending = self._pending_plans(plans, keyed)
         planned: list[tuple[Row, Row, str]] = []  # old, new, correction key
         fresh_rows = [r for r, key in zip(rows, keyed, strict=True) if key not in pending]
         targets = iter(self._price(request, fresh_rows, summary) if fresh_rows else [])
@@ -257,7 +259,7 @@ class Rerater:
                 summary.cost_delta += int(new["cost"]) - int(old["cost"])
                 summary.changes.append((old, new))
             return
-        self._store_plans([p for p in planned if p[2] not in pending])
+        self._store_plans(plans, [p for p in planned if p[2] not in pending])
         self._correct(planned, summary)
         self._audit(request, planned, summary, now)
         cancel_and_new: list[Row] = []
@@ -265,7 +267,7 @@ class Rerater:
             cancel_and_new.append({**old, "sign": -1})
             cancel_and_new.append(new)
         insert_rows(self.ch, cancel_and_new)
-        self._drop_plans([key for _, _, key in planned])
+        self.redis.hdel(plans, *[key for _, _, key in planned])
         summary.changed += len(planned)
 
     def _price(
@@ -377,23 +379,23 @@ class Rerater:
         return out
 
     # ------------------------------------------------------------------ the write steps
-    def _pending_plans(self, correction_keys: list[str]) -> dict[str, dict[str, Any]]:
+    def _pending_plans(self, plans: str, correction_keys: list[str]) -> dict[str, dict[str, Any]]:
         """Plans an interrupted run stored for these CDR revisions (key -> planned values)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in correction_keys:
-            pipe.get(_plan_key(key))
-        found: dict[str, dict[str, Any]] = {}
-        for key, stored in zip(correction_keys, pipe.execute(), strict=True):
-            if stored is not None:
-                found[key] = json.loads(stored)
-        return found
+        stored = self.redis.hmget(plans, correction_keys)
+        return {
+            key: json.loads(value)
+            for key, value in zip(correction_keys, stored, strict=True)
+            if value is not None
+        }
 
-    def _store_plans(self, planned: list[tuple[Row, Row, str]]) -> None:
+    def _store_plans(self, plans: str, planned: list[tuple[Row, Row, str]]) -> None:
         """Record what each CDR revision will become, before any balance changes."""
-        pipe = self.redis.pipeline(transaction=False)
-        for _old, new, key in planned:
-            value = json.dumps({name: new[name] for name in PLAN_FIELDS})
-            pipe.set(_plan_key(key), value, ex=PLAN_TTL_S)
+        if not planned:
+            return
+        mapping = {key: json.dumps({n: new[n] for n in PLAN_FIELDS}) for _, new, key in planned}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(plans, mapping=mapping)
+        pipe.expire(plans, PLAN_TTL_S)
         pipe.execute()
 
     def _correct(self, planned: list[tuple[Row, Row, str]], summary: RerateSummary) -> None:
@@ -444,12 +446,6 @@ class Rerater:
                 )
             )
         write_audit(self.ch, entries)
-
-    def _drop_plans(self, correction_keys: Sequence[str]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for key in correction_keys:
-            pipe.delete(_plan_key(key))  # one key per command: keys of many slots on a cluster
-        pipe.execute()
 
 
 def _currency_of(compiled: CompiledTariffs, index: int, rerater: Rerater) -> str:
