@@ -104,3 +104,7 @@ class DebitError(RaterError):
 
 class CardSheetError(RaterError):
     """A calling-card spreadsheet cannot be written (target exists) or read back (bad cell)."""
+
+
+class RerateError(RaterError):
+    """A re-rate cannot run (another run holds the lock, a tariff or version is missing)."""

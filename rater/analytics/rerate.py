@@ -48,7 +48,7 @@ from rater.analytics.audit import AuditRow, already_audited, write_audit
 from rater.analytics.db import Executor
 from rater.analytics.rows import Row, insert_rows, select_live
 from rater.debit import Correction, Debiter
-from rater.errors import RaterError
+from rater.errors import RerateError
 from rater.logs import get_logger
 from rater.rate import rate_batch
 from rater.redis_client import RedisLike
@@ -84,10 +84,6 @@ PLAN_FIELDS = (
 #: a CDR is "changed" when one of these differs; only the tariff version key differing (the
 #: same price from a newer version) is not worth a new revision and a balance correction
 COMPARED = tuple(name for name in PLAN_FIELDS if name not in ("sell_tariff", "buy_tariff"))
-
-
-class RerateError(RaterError):
-    """A re-rate cannot run (another run holds the lock, a tariff is missing or mismatched)."""
 
 
 @dataclass(frozen=True)
@@ -327,6 +323,9 @@ class Rerater:
             why = ""
             if not known[i]:
                 why = reasons[i] or "unknown account"
+            elif request.reseller and resellers[i] != request.reseller:
+                # --unrated: the reseller is known only now that the account resolves
+                why = "another reseller's account"
             elif not row["number"]:
                 why = "no normalised number"
             elif not sell_names[i] or sell_index[i] < 0:

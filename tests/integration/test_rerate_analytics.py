@@ -17,6 +17,7 @@ from rater.analytics.check import check
 from rater.analytics.db import Executor
 from rater.analytics.rerate import Rerater, RerateRequest
 from rater.analytics.rows import insert_rows, select_live
+from rater.errors import RerateError
 from rater.money import Rounding
 from rater.settings import Settings
 from rater.tariffs.model import Steps, TariffRow, TariffTable
@@ -296,3 +297,42 @@ def test_rerate_and_check_commands(
     fixed = runner.invoke(cli, ["db", "rebuild-summaries", "--day", "2026-11-02"], env=env)
     assert fixed.exit_code == 0, fixed.output
     assert runner.invoke(cli, ["db", "check"], env=env).exit_code == 0
+
+
+def test_a_tariff_without_the_destination_leaves_the_cdr_as_it_was(
+    settings: Settings, executor: Executor, world: dict[str, Any]
+) -> None:
+    fixed_only = TariffTable(name="fixed", rows=(TariffRow("31", "Netherlands", rate=90_000),))
+    world["store"].save(fixed_only)
+    before, state = balances(world), table_state(executor)
+    summary = Rerater(settings, world["redis"], executor).run(
+        RerateRequest(DAY, DAY, tariff="fixed", reseller="r1")
+    )
+    # cdr-1 (mobile) matches the shorter prefix 31 now: re-priced, not refused
+    assert summary.changed == 2
+    live = {r["cdr_id"]: r for r in select_live(executor, DAY, DAY)}
+    assert (live["cdr-1"]["prefix"], live["cdr-1"]["destination"]) == ("31", "Netherlands")
+    assert balances(world) != before
+    assert table_state(executor) != state
+
+    uk_only = TariffTable(name="uk", rows=(TariffRow("44", "United Kingdom", rate=90_000),))
+    world["store"].save(uk_only)
+    left = Rerater(settings, world["redis"], executor).run(RerateRequest(DAY, DAY, tariff="uk"))
+    assert left.changed == 0
+    assert left.left == {"no sell match in uk": 2}
+    with pytest.raises(RerateError, match="no version 7"):
+        Rerater(settings, world["redis"], executor).run(
+            RerateRequest(DAY, DAY, tariff="uk", version=7)
+        )
+
+
+def test_unrated_rerate_of_another_resellers_account_is_left(
+    settings: Settings, executor: Executor, world: dict[str, Any]
+) -> None:
+    lost = cdr(20, when=WHEN, customer="", reseller="", outcome="unrated", billsec=30,
+               account="c1", reason="unknown account 'c1'")  # fmt: skip
+    insert_rows(executor, [lost])
+    summary = Rerater(settings, world["redis"], executor).run(
+        RerateRequest(DAY, DAY, unrated=True, reseller="r2")
+    )
+    assert (summary.changed, summary.left) == (0, {"another reseller's account": 1})
