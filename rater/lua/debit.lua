@@ -98,18 +98,14 @@ local function recorded(v, ident)
   return DUPLICATE, 0
 end
 
--- 1. unpack the CDRs, grouped per reseller
-local OFF, PRICE, COST, RI, CI, KI, AI, FIELD = {}, {}, {}, {}, {}, {}, {}, {}
-local IDENT = {}
-local pos, fp = 1, 1
+-- 1. group the CDRs per reseller; only the reseller index and the field are read here (the
+--    record is unpacked once, in step 3: per-CDR Lua tables cost more than a second unpack)
+local RI, FIELD = {}, {}
+local fp = 1
 for i = 1, n do
-  -- the first 18 bytes are the message identity as stored in records: topic token (8),
-  -- partition (u16), offset (i64); packed by Python so Lua does not build it per CDR
-  local ident, price, cost, ri, ci, ki, ai, flen
-  ident, price, cost, ri, ci, ki, ai, flen, pos = struct.unpack('<c18i8i8i4i4i4i4i4', recs, pos)
-  IDENT[i] = ident
-  OFF[i], PRICE[i], COST[i], RI[i], CI[i], KI[i], AI[i] = struct.unpack('<i8', ident, 11), price, cost, ri, ci, ki, ai
-  FIELD[i] = string.sub(fieldblob, fp, fp + flen - 1)
+  local base = (i - 1) * 54 + 1
+  local ri, flen = struct.unpack('<i4', recs, base + 34), struct.unpack('<i4', recs, base + 50)
+  RI[i], FIELD[i] = ri, string.sub(fieldblob, fp, fp + flen - 1)
   fp = fp + flen
   local rows = R[ri].rows
   rows[#rows + 1] = i
@@ -140,7 +136,8 @@ for _, r in ipairs(R) do
     if global and r.id ~= '' then
       local young = {}
       for _, i in ipairs(r.rows) do
-        local c, k = CI[i] > 0 and C[CI[i]] or nil, KI[i] > 0 and K[KI[i]] or nil
+        local ci, ki = struct.unpack('<i4i4', recs, (i - 1) * 54 + 39)
+        local c, k = ci > 0 and C[ci] or nil, ki > 0 and K[ki] or nil
         if (c and load_cust(c) and c.young) or (k and load_card(k) and k.young) then
           young[#young + 1] = i
         end
@@ -158,11 +155,15 @@ local outcomes, blockeds, replays = {}, {}, {}
 local touched_r, touched_c, touched_k = {}, {}, {}
 local fresh = {} -- field -> identity of a CDR recorded earlier in this batch
 local last = -1
+local pos = 1
 for i = 1, n do
-  local off, price, cost, ri, ci, ki, ai = OFF[i], PRICE[i], COST[i], RI[i], CI[i], KI[i], AI[i]
+  -- the first 18 bytes are the message identity as stored in records: topic token (8),
+  -- partition (u16), offset (i64); packed by Python so Lua does not build it per CDR
+  local ident, price, cost, ri, ci, ki, ai, flen
+  ident, price, cost, ri, ci, ki, ai, flen, pos = struct.unpack('<c18i8i8i4i4i4i4i4', recs, pos)
+  local off = struct.unpack('<i8', ident, 11)
   last = off
   local r = R[ri]
-  local ident = IDENT[i]
   local outcome, blocked, replay = APPLIED, 0, 0
   local v = REC[i] or fresh[FIELD[i]]
   if off <= r.wm then
