@@ -162,3 +162,18 @@ def test_cli_status_and_logs_on_a_stopped_stack(tmp_path: Path) -> None:
     assert "no log yet" in result.output
     result = runner.invoke(cli, ["stack", "logs", "nosuch"], env=env)
     assert result.exit_code == 2
+
+
+def test_bootstrap_names_the_exact_apt_command_when_not_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rater.stack import bootstrap
+
+    monkeypatch.setattr(stack_clickhouse, "server_binary", lambda: None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(StackError) as raised:
+        bootstrap.ensure(echo=lambda _: None)
+    assert "sudo apt-get update && sudo apt-get install -y --no-install-recommends " in str(
+        raised.value
+    )
+    assert "clickhouse-server" in str(raised.value)
