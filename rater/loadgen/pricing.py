@@ -24,7 +24,11 @@ million, and each answer equals what `reference.rate` returns for that CDR.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import multiprocessing
+import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,7 +37,8 @@ import numpy.typing as npt
 
 from rater import reference
 from rater.errors import NormalisationError
-from rater.loadgen.generate import Calls
+from rater.loadgen.generate import Calls, Chunk
+from rater.loadgen.numbers import NumberBook
 from rater.loadgen.population import Scenario
 from rater.normalise import normalise_number
 from rater.tariffs.model import SwitchSettings, TariffRow, TariffTable
@@ -116,8 +121,11 @@ class ReferencePricer:
         scenario: Scenario,
         tariffs: Mapping[str, Sequence[TariffTable]],
         normalise: Normaliser | None = None,
+        book: NumberBook | None = None,
     ) -> None:
+        """`book`: rebuild dialled strings from callee codes (then calls need no `callee`)."""
         self.normalise = normalise_number if normalise is None else normalise
+        self.book = book
         self.scenario = scenario
         missing = [n for n in scenario.tariff_names() if n not in tariffs]
         if missing:
@@ -170,11 +178,16 @@ class ReferencePricer:
         memo = self._numbers
         missing = object()
         known = [memo.get(code, missing) for code in unique.tolist()]
-        for i in [i for i, number in enumerate(known) if number is missing]:
+        todo = [i for i, number in enumerate(known) if number is missing]
+        if self.book is not None:
+            dialled = self.book.dialled(unique[todo], self.scenario.switches).tolist()
+        else:
+            dialled = [str(calls.callee[first[i]]) for i in todo]
+        for i, raw in zip(todo, dialled, strict=True):
             code, at = int(unique[i]), int(first[i])
             switch = self.switch_settings[int(calls.switch[at])]
             try:
-                memo[code] = self.normalise(str(calls.callee[at]), switch)
+                memo[code] = self.normalise(raw, switch)
             except NormalisationError:
                 memo[code] = None
             known[i] = memo[code]
@@ -267,3 +280,84 @@ class ReferencePricer:
             found = reference.price_micro(table, row, seconds)
             self._prices[memo] = found
         return found
+
+
+# ---------------------------------------------------------------------------- in the background
+
+_worker: ReferencePricer | None = None
+
+
+def _start_worker(
+    scenario: Scenario, tariffs: dict[str, list[TariffTable]], book: NumberBook
+) -> None:
+    global _worker  # noqa: PLW0603 - one pricer per worker process, kept between chunks
+    _worker = ReferencePricer(scenario, tariffs, book=book)
+
+
+def _price_in_worker(calls: Calls) -> tuple[Priced, int]:
+    assert _worker is not None
+    return _worker.price(calls), _worker.reference_calls
+
+
+class BackgroundPricer:
+    """Prices chunks in a second process while this one generates and publishes (2 cores: the
+    manifest of a million CDRs costs no wall time beyond the publishing). Results come back in
+    submission order. `inline=True` prices in this process instead, when asked for them."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        tariffs: Mapping[str, Sequence[TariffTable]],
+        book: NumberBook,
+        *,
+        inline: bool = False,
+    ) -> None:
+        self._pending: list[tuple[Chunk, Future[tuple[Priced, int]] | None]] = []
+        self.reference_calls = 0
+        self.seconds = 0.0
+        plain = {name: list(versions) for name, versions in tariffs.items()}
+        self._inline = ReferencePricer(scenario, plain, book=book) if inline else None
+        self._pool: ProcessPoolExecutor | None = None
+        if not inline:
+            # spawn, not fork: the parent runs an event loop and the producer's threads
+            self._pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(scenario, plain, book),
+            )
+
+    def submit(self, chunk: Chunk) -> None:
+        """Queue a published chunk (its keys and values are dropped: only calls are kept)."""
+        chunk.keys, chunk.values = [], []
+        calls = dataclasses.replace(chunk.calls, callee=np.empty(0, dtype=object))
+        chunk.calls = calls
+        future = self._pool.submit(_price_in_worker, calls) if self._pool is not None else None
+        self._pending.append((chunk, future))
+
+    def results(self) -> list[tuple[Chunk, Priced]]:
+        """Every chunk submitted so far with its prices, in order; waits for the worker."""
+        started = time.perf_counter()
+        out: list[tuple[Chunk, Priced]] = []
+        for chunk, future in self._pending:
+            if future is None:
+                assert self._inline is not None
+                priced = self._inline.price(chunk.calls)
+                self.reference_calls = self._inline.reference_calls
+            else:
+                priced, self.reference_calls = future.result()
+            out.append((chunk, priced))
+        self._pending.clear()
+        self.seconds += time.perf_counter() - started
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> BackgroundPricer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

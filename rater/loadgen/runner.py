@@ -3,10 +3,10 @@
     scenario = setup_scenario(settings)                 # accounts, tariffs, switches
     manifest = run(settings, LoadgenOptions(count=100_000, invalid_fraction=0.01), scenario)
 
-Chunks are generated (vectorised) and published with send_batch; their calls are priced by
-the reference (memoised) once publishing is done; the manifest is the sum over chunks. Publishing is
-open loop: at a target rate the schedule is absolute from the first message, so time spent
-generating or pricing a chunk is caught up, never silently lost.
+Chunks are generated (vectorised) and published with send_batch; their calls are priced by the
+reference (memoised) in a second process meanwhile; the manifest is the sum over chunks.
+Publishing is open loop: at a target rate the schedule is absolute from the first message, so
+time spent generating a chunk is caught up, never silently lost.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from tqdm import tqdm
 
 from rater import kafka
 from rater.errors import ConfigError
-from rater.loadgen.generate import Chunk, GenerationOptions, Generator
+from rater.loadgen.generate import GenerationOptions, Generator
 from rater.loadgen.manifest import Manifest, ManifestBuilder
 from rater.loadgen.numbers import NumberBook
 from rater.loadgen.population import Scenario
-from rater.loadgen.pricing import ReferencePricer
+from rater.loadgen.pricing import BackgroundPricer
 from rater.loadgen.publish import Publisher
 from rater.loadgen.scenario import load_tariffs
 from rater.logs import get_logger
@@ -38,8 +38,7 @@ from rater.tariffs.model import TariffTable
 log = get_logger(__name__)
 
 DEFAULT_CHUNK = 50_000
-#: calls kept for pricing after the publishing is done; beyond this, priced on the way
-_PRICE_BACKLOG = 4_000_000
+BACKGROUND_FROM = 100_000
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,10 @@ class LoadgenOptions:
     topic: str | None = None
     progress: bool = True
     chunk_size: int = DEFAULT_CHUNK
+    #: price the manifest in a second process while publishing (False: in this one, at the
+    #: end); None: in the background from BACKGROUND_FROM messages on (starting a process
+    #: costs a second or two, more than pricing a small run)
+    price_in_background: bool | None = None
 
     def __post_init__(self) -> None:
         if self.count is None and self.duration_s is None:
@@ -105,6 +108,7 @@ async def run_async(
 ) -> Manifest:
     """`run` for callers that already have an event loop."""
     started_at = datetime.now(UTC)
+    wall = time.perf_counter()
     run_id = options.run_id or new_run_id(started_at)
     topic = options.topic or settings.topic_cdrs
     if tariffs is None:
@@ -123,7 +127,6 @@ async def run_async(
     generator = Generator(
         scenario, book, options.generation, run_id, now=int(started_at.timestamp())
     )
-    pricer = ReferencePricer(scenario, tariffs)
     builder = ManifestBuilder(scenario, generator.cards, generator.card_customer)
 
     if topic == settings.topic_cdrs:
@@ -134,9 +137,8 @@ async def run_async(
     chunk_size = options.chunk_size
     if options.rate is not None:
         chunk_size = min(chunk_size, max(1_000, int(options.rate)))  # about a second's worth
-    timings = {"generate": 0.0, "price": 0.0}
+    generate_s = 0.0
     producer = kafka.producer(settings)
-    await producer.start()
     bar = tqdm(
         total=total,
         unit="msg",
@@ -144,38 +146,38 @@ async def run_async(
         desc=f"loadgen {run_id}",
         disable=not options.progress,
     )
-    try:
-        publisher = Publisher(producer, topic, rate=options.rate, progress=bar)
-        await publisher.start()
-        made = 0
-        unpriced: list[Chunk] = []
-        clock = time.perf_counter()
-        while True:
-            if total is not None:
-                n = min(chunk_size, total - made)
-            else:
-                assert options.duration_s is not None
-                n = 0 if time.perf_counter() - clock >= options.duration_s else chunk_size
-            if n <= 0:
-                break
-            t0 = time.perf_counter()
-            chunk = generator.chunk(n)
-            timings["generate"] += time.perf_counter() - t0
-            await publisher.publish(chunk.keys, chunk.values)
-            made += len(chunk)
-            # priced after publishing, so the event loop (and the producer's network I/O) is
-            # never stalled by the reference rater; only the calls' columns are kept
-            chunk.keys, chunk.values = [], []
-            unpriced.append(chunk)
-            if sum(len(c.calls) for c in unpriced) >= _PRICE_BACKLOG:
-                await publisher.wait_acks()
-                _price_all(unpriced, pricer, builder, timings)
-        stats = await publisher.flush()
-    finally:
-        bar.close()
-        await producer.stop()
+    background = options.price_in_background
+    if background is None:
+        background = total is None or total >= BACKGROUND_FROM
+    with BackgroundPricer(scenario, tariffs, book, inline=not background) as pricer:
+        await producer.start()
+        try:
+            publisher = Publisher(producer, topic, rate=options.rate, progress=bar)
+            await publisher.start()
+            made = 0
+            clock = time.perf_counter()
+            while True:
+                if total is not None:
+                    n = min(chunk_size, total - made)
+                else:
+                    assert options.duration_s is not None
+                    n = 0 if time.perf_counter() - clock >= options.duration_s else chunk_size
+                if n <= 0:
+                    break
+                t0 = time.perf_counter()
+                chunk = generator.chunk(n)
+                generate_s += time.perf_counter() - t0
+                await publisher.publish(chunk.keys, chunk.values)
+                made += len(chunk)
+                # the reference prices it in another process while the next chunk is made
+                pricer.submit(chunk)
+            stats = await publisher.flush()
+        finally:
+            bar.close()
+            await producer.stop()
+        for chunk, priced in pricer.results():
+            builder.add(chunk, priced)
 
-    _price_all(unpriced, pricer, builder, timings)
     manifest = builder.build(
         run_id=run_id,
         topic=topic,
@@ -184,7 +186,12 @@ async def run_async(
         options=_options_json(options),
     )
     manifest.publish = stats.to_json()
-    manifest.timings = {k: round(v, 3) for k, v in timings.items()}
+    manifest.timings = {
+        "generate": round(generate_s, 3),
+        "publish_busy": round(stats.busy_seconds, 3),
+        "wait_for_pricing": round(pricer.seconds, 3),
+        "total": round(time.perf_counter() - wall, 3),
+    }
     manifest.reference_calls = pricer.reference_calls
     if options.manifest_path is not None:
         manifest.write(options.manifest_path)
@@ -193,19 +200,6 @@ async def run_async(
         seconds=round(stats.seconds, 2), manifest=str(options.manifest_path or ""),
     )  # fmt: skip
     return manifest
-
-
-def _price_all(
-    chunks: list[Chunk],
-    pricer: ReferencePricer,
-    builder: ManifestBuilder,
-    timings: dict[str, float],
-) -> None:
-    started = time.perf_counter()
-    for chunk in chunks:
-        builder.add(chunk, pricer.price(chunk.calls))
-    chunks.clear()
-    timings["price"] += time.perf_counter() - started
 
 
 def _options_json(options: LoadgenOptions) -> dict[str, Any]:

@@ -9,11 +9,18 @@ from datetime import UTC, datetime
 import orjson
 
 from rater import reference
-from rater.loadgen.generate import GenerationOptions, Generator
+from rater.loadgen.generate import Chunk, GenerationOptions, Generator
 from rater.loadgen.manifest import Manifest, ManifestBuilder
 from rater.loadgen.numbers import NumberBook
 from rater.loadgen.population import CustomerPlan, ResellerPlan, Scenario
-from rater.loadgen.pricing import BAD_NUMBER, RATED, UNANSWERED, UNRATED, ReferencePricer
+from rater.loadgen.pricing import (
+    BAD_NUMBER,
+    RATED,
+    UNANSWERED,
+    UNRATED,
+    BackgroundPricer,
+    ReferencePricer,
+)
 from rater.money import Rounding, from_micro
 from rater.normalise import normalise_number
 from rater.tariffs.model import Steps, TariffRow, TariffTable
@@ -169,3 +176,23 @@ def test_manifest_sums_and_json_round_trip() -> None:
     again = Manifest.from_json(data)
     assert again.to_json() == manifest.to_json()
     assert data["resellers"]["r1"]["margin"] == from_micro(price - cost)
+
+
+def test_background_pricer_agrees_with_the_direct_one_in_both_modes() -> None:
+    scenario = _scenario()
+    tariffs = _tariffs()
+    book = NumberBook.from_prefixes(["31", "3161", "44", "49", "1"], seed=4)
+    gen = Generator(scenario, book, GenerationOptions(seed=6), "r", now=NOW)
+    chunks = [gen.chunk(400), gen.chunk(400)]
+    direct = ReferencePricer(scenario, tariffs)
+    expected = [direct.price(c.calls) for c in chunks]
+    for inline in (True, False):
+        with BackgroundPricer(scenario, tariffs, book, inline=inline) as pricer:
+            for chunk in chunks:
+                pricer.submit(Chunk(chunk.keys, chunk.values, chunk.calls, chunk.invalid))
+            got = [priced for _, priced in pricer.results()]
+        for want, have in zip(expected, got, strict=True):
+            assert (want.status == have.status).all()
+            assert (want.price == have.price).all()
+            assert (want.cost == have.cost).all()
+        assert pricer.reference_calls == direct.reference_calls
