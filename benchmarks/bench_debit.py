@@ -220,9 +220,9 @@ def run(ctx: BenchContext) -> BenchReport:
     )
     client = redis_client.connect(settings)
     client.flushdb()
-    n_customers = 60 if quick else 600
-    n = 20_000 if quick else 400_000
-    n_single = 1_000 if quick else 10_000
+    n_customers = 30 if quick else 600
+    n = 12_000 if quick else 400_000
+    n_single = 500 if quick else 10_000
     size = 4000
     report = BenchReport(
         TITLE,
@@ -268,7 +268,7 @@ def run(ctx: BenchContext) -> BenchReport:
         per_cdr = n_single / (time.perf_counter() - started)
 
         checked = check_balances(client, settings, [mix, single_mix], customers, cards)
-        per_record, usage = dedup_memory(client, debiter, 10_000 if quick else 100_000)
+        per_record, usage = dedup_memory(client, debiter, 5_000 if quick else 100_000)
         per_core = applied / server_cpu if server_cpu > 0 else 0.0
         report.measurements += [
             Measurement(

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from rater import redis_client, reference
+from rater import debit_cluster, redis_client, reference
 from rater.accounts import keys
 from rater.accounts.api import Accounts, normalise_ani
-from rater.accounts.model import Card, Customer, Reseller
+from rater.accounts.model import Card, Customer, CustomerKind, Reseller
 from rater.accounts.scripts import Script
 from rater.errors import AuthorizationError, NormalisationError, NotFound
 from rater.money import MICRO, Rounding, from_micro, round_div
@@ -40,6 +40,7 @@ from rater.tariffs.store import TariffStore
 class Reason(StrEnum):
     OK = "ok"
     UNKNOWN_ACCOUNT = "unknown_account"
+    CARDS_ONLY = "cards_only"  # a card-batch customer calls only through its disposable cards
     UNKNOWN_CARD = "unknown_card"
     UNKNOWN_ANI = "unknown_ani"
     ANI_DISABLED = "ani_disabled"  # the card is under its reseller's ANI threshold
@@ -212,6 +213,7 @@ class Authorizer:
         self.accounts = accounts or Accounts(settings, self.redis)
         self.rates: RateBook = rates if rates is not None else StoreRates(self.redis, settings)
         self._reserve = Script(self.redis, "reserve")
+        self._cluster = debit_cluster.is_cluster(self.redis)
 
     def authorize(
         self,
@@ -276,6 +278,12 @@ class Authorizer:
                 found_card.customer_id if found_card else account or ""
             )
             reseller = self.accounts.get_reseller(customer.reseller_id)
+            if found_card is None and customer.kind is CustomerKind.CARD_BATCH:
+                return _refuse(
+                    Reason.CARDS_ONLY,
+                    f"customer {customer.customer_id} holds disposable cards: call with a card",
+                    customer_id=customer.customer_id,
+                )
         except NotFound as error:
             kind = Reason.UNKNOWN_CARD if (card or ani) else Reason.UNKNOWN_ACCOUNT
             return _refuse(kind, str(error), card_number=card or "")
@@ -346,7 +354,8 @@ class Authorizer:
             buy_amount = price_of(buy[0], buy[1], billable_of(buy[0], buy[1], granted))
             auth_id = "a" + secrets.token_hex(8)
             expires = int(at.timestamp()) + self.settings.reservation_ttl_s
-            reply = self._reserve([], [
+            route = debit_cluster.route(reseller.reseller_id) if self._cluster else []
+            reply = self._reserve(route, [
                 reseller.reseller_id, customer.customer_id, ids["card_number"], auth_id, expires,
                 buy_amount, sell_amount, sell_amount if found_card else 0, 1 if via_ani else 0,
             ])  # fmt: skip

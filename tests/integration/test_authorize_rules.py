@@ -203,6 +203,8 @@ def test_ani_refused_under_threshold_and_disposable_exhausted(
     )
     answer = authorizer.authorize(card=issued.number, pin=issued.pin, callee="31612345678")
     assert answer.reason is Reason.CARD_EXHAUSTED
+    # the batch's money is reachable only through its cards
+    assert authorizer.authorize(account="B1", callee="31612345678").reason is Reason.CARDS_ONLY
 
 
 def test_expired_reservations_free_the_credit(world: tuple[Accounts, Authorizer, str, str]) -> None:
