@@ -7,16 +7,19 @@ summary's signed sums, so re-rated CDRs count once, at their latest price.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rater.accounts.api import Accounts
 from rater.accounts.model import Card
-from rater.analytics.db import Executor, Param
+from rater.analytics.db import Executor, Param, literal
 from rater.analytics.summaries import summary_days
 from rater.analytics.tables import Col, Kind, Report, minutes, ratio
+from rater.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -27,9 +30,33 @@ class Scope:
     last: date
     reseller: str | None = None
     customer: str | None = None
+    #: days are calendar days in this zone; other than UTC, reports read rated_cdrs itself
+    #: (the summaries are per UTC day)
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_+\-/]{1,64}", self.timezone):
+            raise ConfigError(
+                f"time zone {self.timezone!r} is not a zone name like Europe/Amsterdam"
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"unknown time zone {self.timezone!r}") from None
+
+    @property
+    def utc(self) -> bool:
+        return self.timezone in ("UTC", "Etc/UTC")
 
     def where(self) -> tuple[str, dict[str, Param]]:
-        cond, params = summary_days(self.first, self.last)
+        if self.utc:
+            cond, params = summary_days(self.first, self.last)
+        else:
+            zone = ZoneInfo(self.timezone)
+            start = datetime.combine(self.first, time(), zone)
+            end = datetime.combine(self.last + timedelta(days=1), time(), zone)
+            cond = "start_time >= %(t_from)s AND start_time < %(t_to)s"
+            params = {"t_from": start, "t_to": end}
         parts = [cond]
         values: dict[str, Param] = dict(params)
         if self.reseller:
@@ -46,7 +73,7 @@ class Scope:
             who.append(f"reseller {self.reseller}")
         if self.customer:
             who.append(f"customer {self.customer}")
-        return f"{self.first.isoformat()} .. {self.last.isoformat()} (UTC)" + (
+        return f"{self.first.isoformat()} .. {self.last.isoformat()} ({self.timezone})" + (
             f", {', '.join(who)}" if who else ""
         )
 
@@ -56,6 +83,14 @@ _TRAFFIC = (
     "toInt64(sum(talk_seconds)) AS n_talk, toInt64(sum(billed_seconds)) AS n_billed, "
     "toInt64(sum(revenue)) AS n_revenue, toInt64(sum(buy_cost)) AS n_cost, "
     "toInt64(sum(margin_amount)) AS n_margin"
+)
+
+# the same sums from the base table (x * sign), for days in a reseller's own time zone
+_TRAFFIC_BASE = (
+    "toInt64(sum(sign)) AS n_calls, toInt64(sum(if(billsec > 0, sign, 0))) AS n_answered, "
+    "toInt64(sum(billsec * sign)) AS n_talk, toInt64(sum(billable_seconds * sign)) AS n_billed, "
+    "toInt64(sum(price * sign)) AS n_revenue, toInt64(sum(cost * sign)) AS n_cost, "
+    "toInt64(sum(margin * sign)) AS n_margin"
 )
 
 _TRAFFIC_COLS = (
@@ -95,8 +130,13 @@ class Reports:
 
     def _grouped(self, scope: Scope, group: str, order: str) -> list[tuple[Any, ...]]:
         cond, params = scope.where()
+        source, sums, select = "daily_summary", _TRAFFIC, group
+        if not scope.utc:
+            source, sums = "rated_cdrs", _TRAFFIC_BASE
+            zone = literal(scope.timezone)
+            select = group.replace("day", f"toDate(start_time, {zone}) AS day")
         return self.ch.rows(
-            f"SELECT {group}, {_TRAFFIC} FROM daily_summary WHERE {cond} "
+            f"SELECT {select}, {sums} FROM {source} WHERE {cond} "
             f"GROUP BY {group} HAVING n_calls != 0 OR n_revenue != 0 OR n_cost != 0 "
             f"ORDER BY {order}",
             params,
@@ -116,7 +156,7 @@ class Reports:
         return Report(f"{title}: {scope.describe()}", labels + _TRAFFIC_COLS, rows, totals)
 
     def daily(self, scope: Scope) -> Report:
-        """One line per UTC day (and currency)."""
+        """One line per day (and currency), in the scope's time zone."""
         labels = (Col("day", "Day", Kind.TEXT), Col("currency", "Cur", Kind.TEXT))
         raw = self._grouped(scope, "day, currency", "day, currency")
         raw = [(r[0].isoformat(), *r[1:]) for r in raw]
@@ -162,10 +202,20 @@ class Reports:
     def card_usage(self, scope: Scope) -> dict[str, tuple[str, str, str, int, int, int, int]]:
         """card -> (reseller, customer, currency, calls, answered, billed seconds, spent)."""
         cond, params = scope.where()
+        sums = (
+            "toInt64(sum(calls)), toInt64(sum(answered)), toInt64(sum(billed_seconds)),"
+            " toInt64(sum(revenue)) FROM card_summary"
+        )
+        if not scope.utc:
+            sums = (
+                "toInt64(sum(sign)), toInt64(sum(if(billsec > 0, sign, 0))),"
+                " toInt64(sum(billable_seconds * sign)), toInt64(sum(price * sign))"
+                " FROM rated_cdrs"
+            )
+            cond += " AND card != ''"
         rows = self.ch.rows(
-            "SELECT card, any(reseller), any(customer), any(currency), toInt64(sum(calls)),"
-            " toInt64(sum(answered)), toInt64(sum(billed_seconds)), toInt64(sum(revenue))"
-            f" FROM card_summary WHERE {cond} GROUP BY card",
+            "SELECT card, any(reseller), any(customer), any(currency),"
+            f" {sums} WHERE {cond} GROUP BY card",
             params,
         )
         return {

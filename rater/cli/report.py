@@ -14,6 +14,7 @@ from rater.analytics.reports import Reports, Scope, cards_in_scope, query_report
 from rater.analytics.tables import Report, to_text, write_csv, write_xlsx
 from rater.cli.db_summaries import DAY
 from rater.cli.main import settings_of
+from rater.errors import NotFound
 from rater.settings import Settings
 
 
@@ -22,7 +23,9 @@ def report() -> None:
     """Traffic, destination, margin and card reports from the ClickHouse summaries.
 
     \b
-    Days are UTC and inclusive; the default is the current month up to today.
+    Days are inclusive; the default is the current month up to today. Days are UTC, or the
+    reseller's own time zone with --reseller (or any zone with --tz; then the figures are
+    summed from rated_cdrs, since the summaries are per UTC day).
     Money is shown exactly (decimal strings from micro-units); ASR = answered / calls,
     ACD = average answered seconds (m:ss), billed minutes after billing steps.
     """
@@ -30,9 +33,14 @@ def report() -> None:
 
 def _scope_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--from", "first", type=DAY, help="First UTC day [first of this month]."),
-        click.option("--to", "last", type=DAY, help="Last UTC day, inclusive [today]."),
+        click.option("--from", "first", type=DAY, help="First day [first of this month]."),
+        click.option("--to", "last", type=DAY, help="Last day, inclusive [today]."),
         click.option("--reseller", help="Only this reseller's customers."),
+        click.option(
+            "--tz",
+            "timezone",
+            help="Days in this time zone [the reseller's own with --reseller, else UTC].",
+        ),
         click.option("--customer", help="Only this customer."),
         click.option(
             "--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Write CSV."
@@ -50,14 +58,32 @@ def _scope_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _scope(
-    first: date | None, last: date | None, reseller: str | None, customer: str | None
+    first: date | None,
+    last: date | None,
+    reseller: str | None,
+    customer: str | None,
+    *,
+    timezone: str | None = None,
+    settings: Settings | None = None,
 ) -> Scope:
     today = datetime.now(UTC).date()
     first = first or today.replace(day=1)
     last = last or today
     if last < first:
         raise click.BadParameter(f"--to {last} is before --from {first}", param_hint="--to")
-    return Scope(first, last, reseller or None, customer or None)
+    if timezone is None and reseller and settings is not None:
+        timezone = _reseller_zone(settings, reseller)
+    return Scope(first, last, reseller or None, customer or None, timezone or "UTC")
+
+
+def _reseller_zone(settings: Settings, reseller: str) -> str:
+    """The reseller's report time zone from Redis; UTC when Redis does not know it."""
+    from rater.accounts.api import Accounts  # noqa: PLC0415 - Redis only when needed
+
+    try:
+        return Accounts(settings).get_reseller(reseller).timezone or "UTC"
+    except NotFound:
+        return "UTC"
 
 
 def _emit(result: Report, csv_path: Path | None, xlsx_path: Path | None) -> None:
@@ -82,7 +108,8 @@ def daily(
     ctx: click.Context, /, csv_path: Path | None, xlsx_path: Path | None, **scope: Any
 ) -> None:
     """Calls, ASR, ACD, minutes, revenue, cost and margin per UTC day."""
-    _emit(_reports(settings_of(ctx)).daily(_scope(**scope)), csv_path, xlsx_path)
+    settings = settings_of(ctx)
+    _emit(_reports(settings).daily(_scope(**scope, settings=settings)), csv_path, xlsx_path)
 
 
 @report.command()
@@ -92,7 +119,8 @@ def destinations(
     ctx: click.Context, /, csv_path: Path | None, xlsx_path: Path | None, **scope: Any
 ) -> None:
     """The same figures per destination, highest revenue first."""
-    _emit(_reports(settings_of(ctx)).destinations(_scope(**scope)), csv_path, xlsx_path)
+    settings = settings_of(ctx)
+    _emit(_reports(settings).destinations(_scope(**scope, settings=settings)), csv_path, xlsx_path)
 
 
 @report.command()
@@ -102,7 +130,8 @@ def margin(
     ctx: click.Context, /, csv_path: Path | None, xlsx_path: Path | None, **scope: Any
 ) -> None:
     """Revenue, cost and margin per reseller and customer, highest margin first."""
-    _emit(_reports(settings_of(ctx)).margin(_scope(**scope)), csv_path, xlsx_path)
+    settings = settings_of(ctx)
+    _emit(_reports(settings).margin(_scope(**scope, settings=settings)), csv_path, xlsx_path)
 
 
 @report.command()
@@ -115,7 +144,7 @@ def cards(
     from rater.accounts.api import Accounts  # noqa: PLC0415 - Redis only for this report
 
     settings = settings_of(ctx)
-    the_scope = _scope(**scope)
+    the_scope = _scope(**scope, settings=settings)
     found, currency = cards_in_scope(Accounts(settings), the_scope)
     _emit(_reports(settings).cards(the_scope, found, currency), csv_path, xlsx_path)
 
@@ -160,7 +189,7 @@ def query(
         )
     if not reseller:
         raise click.UsageError("--reseller is required: the example queries read one reseller")
-    scope = _scope(first, last, reseller, None)
+    scope = _scope(first, last, reseller, None, timezone="UTC")
     params: dict[str, Param] = {
         "reseller": reseller,
         "from": scope.first,

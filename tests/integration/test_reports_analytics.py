@@ -17,6 +17,7 @@ from rater.analytics.db import DriverExecutor, Executor
 from rater.analytics.reports import Reports, Scope, cards_in_scope
 from rater.analytics.rows import Row, insert_rows
 from rater.analytics.tables import money_text, to_text, write_csv, write_xlsx
+from rater.errors import ConfigError
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -213,3 +214,27 @@ def test_cards_report_joins_redis_balances(
     assert result.exit_code == 0, result.output
     assert "2026-11-01" in result.output
     assert "0.40" in result.output
+
+
+def test_reports_in_a_resellers_time_zone(executor: Executor) -> None:
+    late = datetime(2026, 11, 1, 23, 30)  # 00:30 on 2 November in Amsterdam (UTC+1)
+    insert_rows(executor, [
+        cdr(1, when=late, billsec=60, price=100_000, card=CARD),
+        cdr(2, when=datetime(2026, 11, 1, 12, 0), billsec=30, price=50_000),
+    ])  # fmt: skip
+    reports = Reports(executor)
+    utc = reports.daily(Scope(date(2026, 11, 1), date(2026, 11, 2))).as_dicts()
+    assert [(r["day"], r["calls"]) for r in utc] == [("2026-11-01", 2)]
+    ams = Scope(date(2026, 11, 1), date(2026, 11, 2), timezone="Europe/Amsterdam")
+    local = reports.daily(ams).as_dicts()
+    assert [(r["day"], r["calls"], r["revenue"]) for r in local] == [
+        ("2026-11-01", 1, 50_000),
+        ("2026-11-02", 1, 100_000),
+    ]
+    # the first Amsterdam day starts at 23:00 UTC the day before
+    only_first = Scope(date(2026, 11, 1), date(2026, 11, 1), timezone="Europe/Amsterdam")
+    assert [r["calls"] for r in reports.margin(only_first).as_dicts()] == [1]
+    assert reports.card_usage(ams)[CARD][3:] == (1, 1, 60, 100_000)
+    assert "(Europe/Amsterdam)" in reports.daily(ams).title
+    with pytest.raises(ConfigError):
+        Scope(date(2026, 11, 1), date(2026, 11, 1), timezone="Mars/Olympus")
