@@ -196,7 +196,7 @@ class NumberBook:
         switch_idx: I64,
         switches: Sequence[SwitchProfile],
         rng: np.random.Generator,
-    ) -> tuple[npt.NDArray[np.object_], I64]:
+    ) -> tuple[npt.NDArray[np.str_], I64]:
         """Dialled strings for each call, and their callee codes."""
         n = len(number_codes)
         fmt = np.where(rng.random(n) < 0.3, DialFormat.PLUS, DialFormat.INTERNATIONAL).astype(
@@ -209,7 +209,7 @@ class NumberBook:
         codes = ((number_codes * 3 + fmt) * 2 + tech) * len(switches) + switch_idx
         return self.dialled(codes, switches), codes
 
-    def dialled(self, codes: I64, switches: Sequence[SwitchProfile]) -> npt.NDArray[np.object_]:
+    def dialled(self, codes: I64, switches: Sequence[SwitchProfile]) -> npt.NDArray[np.str_]:
         """The dialled string of each callee code."""
         switch = codes % len(switches)
         rest = codes // len(switches)
@@ -230,7 +230,8 @@ class NumberBook:
             ),
         )
         text = np.where(tech == 1, np.strings.add(techp, text), text)
-        return text.astype(object)
+        out: npt.NDArray[np.str_] = text
+        return out
 
     def intended(self, codes: I64, switches: Sequence[SwitchProfile]) -> npt.NDArray[np.str_]:
         """The E.164 number each callee code stands for (what normalisation must give back)."""

@@ -330,7 +330,7 @@ class BackgroundPricer:
     def submit(self, chunk: Chunk) -> None:
         """Queue a published chunk (its keys and values are dropped: only calls are kept)."""
         chunk.keys, chunk.values = [], []
-        calls = dataclasses.replace(chunk.calls, callee=np.empty(0, dtype=object))
+        calls = dataclasses.replace(chunk.calls, callee=np.empty(0, dtype=str))
         chunk.calls = calls
         future = self._pool.submit(_price_in_worker, calls) if self._pool is not None else None
         self._pending.append((chunk, future))
