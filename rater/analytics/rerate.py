@@ -60,7 +60,8 @@ from rater.tariffs.store import TariffStore
 log = get_logger(__name__)
 
 LOCK_KEY = "rerate:lock"
-LOCK_TTL_S = 3600
+#: a run renews its lock before every chunk; a killed run's lock lapses after this long
+LOCK_TTL_S = 120
 PLAN_TTL_S = 30 * 86_400
 CHUNK = 2_000
 
@@ -169,11 +170,16 @@ class Rerater:
         token = summary.run_id
         if not request.dry_run and not self.redis.set(LOCK_KEY, token, nx=True, ex=LOCK_TTL_S):
             holder = self.redis.get(LOCK_KEY)
-            raise RerateError(f"another re-rate is running (run {holder!r}); try again later")
+            left = self.redis.ttl(LOCK_KEY)
+            raise RerateError(
+                f"another re-rate is running (run {holder.decode() if holder else '?'}); "
+                f"its lock lapses in {left} s if that run was killed"
+            )
         try:
             for day in _days(request.first, request.last):
                 rows = self._select(request, day)
                 for chunk in _chunks(rows, CHUNK):
+                    self._renew_lock(request, token)
                     self._chunk(request, chunk, summary)
         finally:
             if not request.dry_run and self.redis.get(LOCK_KEY) == token.encode():
@@ -183,6 +189,13 @@ class Rerater:
             changed=summary.changed, resumed=summary.resumed, left=summary.left,
         )  # fmt: skip
         return summary
+
+    def _renew_lock(self, request: RerateRequest, token: str) -> None:
+        if request.dry_run:
+            return
+        if self.redis.get(LOCK_KEY) != token.encode():
+            raise RerateError("this re-rate lost its lock (paused longer than the lock lives)")
+        self.redis.expire(LOCK_KEY, LOCK_TTL_S)
 
     # ------------------------------------------------------------------ selection
     def _select(self, request: RerateRequest, day: date) -> list[Row]:

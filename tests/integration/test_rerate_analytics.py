@@ -336,3 +336,17 @@ def test_unrated_rerate_of_another_resellers_account_is_left(
         RerateRequest(DAY, DAY, unrated=True, reseller="r2")
     )
     assert (summary.changed, summary.left) == (0, {"another reseller's account": 1})
+
+
+def test_one_rerate_at_a_time(
+    settings: Settings, executor: Executor, world: dict[str, Any]
+) -> None:
+    redis = world["redis"]
+    redis.set(rerate_module.LOCK_KEY, "other-run", ex=60)
+    with pytest.raises(RerateError, match="other-run"):
+        Rerater(settings, redis, executor).run(RerateRequest(DAY, DAY, tariff="retail"))
+    # a dry run changes nothing and needs no lock
+    Rerater(settings, redis, executor).run(RerateRequest(DAY, DAY, tariff="retail", dry_run=True))
+    redis.delete(rerate_module.LOCK_KEY)
+    Rerater(settings, redis, executor).run(RerateRequest(DAY, DAY, tariff="retail"))
+    assert redis.get(rerate_module.LOCK_KEY) is None
