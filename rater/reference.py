@@ -81,26 +81,51 @@ def _later(start: datetime | None, other: datetime | None) -> bool:
     return other is None or start > other
 
 
-def match(table: TariffTable, number: str, at: datetime) -> TariffRow | None:
-    """The row of the longest prefix of `number` in force at `at` in this version, or None."""
-    current: dict[str, TariffRow] = {}  # prefix -> its latest started row
+def _rows_by_prefix(table: TariffTable) -> dict[str, list[TariffRow]]:
+    """The version's rows grouped by prefix (kept per table object, so large decks are not
+    scanned whole for every call; the table is held so its id cannot be reused)."""
+    held = _BY_PREFIX.get(id(table))
+    if held is not None and held[0] is table:
+        return held[1]
+    grouped: dict[str, list[TariffRow]] = {}
     for row in table.rows:
+        grouped.setdefault(row.prefix, []).append(row)
+    if len(_BY_PREFIX) >= 64:
+        _BY_PREFIX.clear()
+    _BY_PREFIX[id(table)] = (table, grouped)
+    return grouped
+
+
+_BY_PREFIX: dict[int, tuple[TariffTable, dict[str, list[TariffRow]]]] = {}
+
+
+def _current_row(table: TariffTable, rows: list[TariffRow], at: datetime) -> TariffRow | None:
+    """Of one prefix's rows, the started one with the latest date (None: none started)."""
+    current: TariffRow | None = None
+    for row in rows:
         if row.effective_from is not None and row.effective_from > at:
             continue  # a scheduled change that has not started yet
-        best = current.get(row.prefix)
-        if best is not None and row_start(table, row) == row_start(table, best):
+        if current is not None and row_start(table, row) == row_start(table, current):
             raise TariffError(f"{table.key}: prefix {row.prefix} twice with the same date")
-        if best is None or _later(row_start(table, row), row_start(table, best)):
-            current[row.prefix] = row
-    found: TariffRow | None = None
-    for prefix, row in current.items():
-        if not number.startswith(prefix):
+        if current is None or _later(row_start(table, row), row_start(table, current)):
+            current = row
+    return current
+
+
+def match(table: TariffTable, number: str, at: datetime) -> TariffRow | None:
+    """The row of the longest prefix of `number` in force at `at` in this version, or None."""
+    by_prefix = _rows_by_prefix(table)
+    for length in range(len(number), 0, -1):  # longest first
+        rows = by_prefix.get(number[:length])
+        if rows is None:
             continue
+        row = _current_row(table, rows, at)
+        if row is None:
+            continue  # no row of this prefix has started: a shorter prefix
         if row.effective_to is not None and row.effective_to <= at:
             continue  # a closed code: the call falls to a shorter prefix
-        if found is None or len(prefix) > len(found.prefix):
-            found = row
-    return found
+        return row
+    return None
 
 
 def billable_seconds(steps: Steps, billsec: int) -> int:
