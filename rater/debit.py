@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rater import redis_client
+from rater import debit_cluster, redis_client
 from rater.accounts import keys
 from rater.accounts.scripts import Script
 from rater.errors import DebitError
@@ -147,8 +147,10 @@ class Debiter:
         else:
             self.settings = settings or get_settings()
             self.client = source
+        #: Redis Cluster: one call per reseller slot (rater/debit_cluster.py)
+        self.cluster = debit_cluster.is_cluster(self.client)
         #: one server: the script may also update global keys (ANI index, orphan dedup check)
-        self.global_keys = global_keys
+        self.global_keys = global_keys and not self.cluster
         self._debit = Script(self.client, "debit")
         self._correct = Script(self.client, "correct")
 
@@ -264,7 +266,7 @@ class Debiter:
             "\n".join(auth_index),
             records.tobytes(),
             b"".join(key_parts),
-            b"",  # (was the topic token; now inside each record)
+            b"",  # orphan records read outside the slot (Redis Cluster: debit_cluster.py)
             "1" if self.global_keys else "0",
         ]
 
@@ -274,6 +276,15 @@ class Debiter:
         if n == 0:
             empty = np.zeros(0, dtype=np.bool_)
             return DebitResult(np.zeros(0, dtype=np.int8), empty, empty.copy())
+        if self.cluster:
+            return debit_cluster.apply_split(  # type: ignore[no-any-return]
+                self.client,
+                self._debit,
+                self.encode,
+                self.decode,
+                batch,
+                window=self.settings.dedup_window_s,
+            )
         raw = self._debit([], self.encode(batch))
         return self.decode(raw)
 
@@ -305,6 +316,8 @@ class Debiter:
         """Apply re-rate differences, each exactly once per key; True where applied now."""
         if not items:
             return np.zeros(0, dtype=np.bool_)
+        if self.cluster and len({item.reseller for item in items}) > 1:
+            return debit_cluster.per_reseller(items, lambda i: i.reseller, self.apply_corrections)
         args: list[Any] = [str(len(items)), "1" if self.global_keys else "0"]
         for item in items:
             if not item.key or not item.reseller:
@@ -317,5 +330,9 @@ class Debiter:
                 str(int(item.price_delta)),
                 str(int(item.cost_delta)),
             ]
-        flags, _events = self._correct([], args)
+        route = debit_cluster.route(items[0].reseller) if self.cluster else []
+        flags, events = self._correct(route, args)
+        if self.cluster:
+            parsed = [DebitEvent.parse(e) for e in events]
+            debit_cluster.sync_ani_after(self.client, items[0].reseller, parsed)
         return np.frombuffer(flags, dtype=np.uint8).astype(np.bool_)

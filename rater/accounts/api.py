@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rater import redis_client
+from rater import debit_cluster, redis_client
 from rater.accounts import keys
 from rater.accounts.cards import new_card_number, new_pin, pin_hash
 from rater.accounts.ledger import LedgerEntry, LedgerWriter
@@ -88,6 +88,8 @@ class Accounts:
         self.redis: Any = redis_client if redis_client is not None else _connect(settings)
         self.ledger = ledger if ledger is not None else LedgerWriter(settings, self.redis)
         self.actor = actor
+        #: Redis Cluster: scripts run per reseller slot (rater/debit_cluster.py)
+        self.cluster = debit_cluster.is_cluster(self.redis)
         self._adjust = Script(self.redis, "adjust")
         self._create_cards = Script(self.redis, "create_cards")
         self._pin = Script(self.redis, "pin")
@@ -294,7 +296,18 @@ class Accounts:
             for card in issued.values():
                 args += [card.number, pin_hash(self.settings, card.number, card.pin), micro]
                 args += [1 if disposable else 0, exp]
-            code, detail = self._create_cards([], args)
+            if self.cluster:
+                code, detail = debit_cluster.create_cards(
+                    self.redis,
+                    self._create_cards,
+                    reseller_id=customer.reseller_id,
+                    customer_id=customer_id,
+                    batch_id=batch,
+                    numbers=list(issued),
+                    args=args,
+                )
+            else:
+                code, detail = self._create_cards([], args)
             if code == 5:
                 continue  # a number already taken: draw the batch again
             if code == 1:
@@ -478,7 +491,7 @@ class Accounts:
             reseller = self.get_reseller(reseller_id)
             card = account_id
         code, value = self._adjust(
-            [],
+            debit_cluster.route(reseller.reseller_id) if self.cluster else [],
             [
                 level.code,
                 reseller.reseller_id,
@@ -486,9 +499,11 @@ class Accounts:
                 micro,
                 1,
                 1 if refuse_disposable else 0,
-                1,
+                0 if self.cluster else 1,
             ],
         )
+        if self.cluster and level is Level.CARD and code == 0:
+            debit_cluster.sync_ani(self.redis, reseller.reseller_id, account_id)
         if code == 1:
             raise NotFound(f"{level.value} {account_id!r} does not exist")
         if code == 2:

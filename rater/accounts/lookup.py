@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from redis.cluster import RedisCluster
 
 from rater.accounts import keys
 from rater.redis_client import RedisLike
@@ -99,11 +100,17 @@ class AccountLookup:
             out.currency.append(info.currency)
         return out
 
+    def _mget(self, names: list[str]) -> list[Any]:
+        """MGET; on Redis Cluster one per slot (global look-ups live in many slots)."""
+        if isinstance(self.redis, RedisCluster):
+            return list(self.redis.mget_nonatomic(names))
+        return list(self.redis.mget(names))
+
     def _fetch_cards(self, numbers: set[str]) -> None:
         if not numbers:
             return
         ordered = sorted(numbers)
-        owners = self.redis.mget([keys.card_index(n) for n in ordered])
+        owners = self._mget([keys.card_index(n) for n in ordered])
         for number, owner in zip(ordered, owners, strict=True):
             self._cards[number] = owner.decode().split(":", 1)[1] if owner is not None else None
 
@@ -111,7 +118,7 @@ class AccountLookup:
         if not customer_ids:
             return
         ordered = sorted(customer_ids)
-        resellers = self.redis.mget([keys.account_index(c) for c in ordered])
+        resellers = self._mget([keys.account_index(c) for c in ordered])
         pipe = self.redis.pipeline(transaction=False)
         found: list[tuple[str, str]] = []
         for customer_id, raw in zip(ordered, resellers, strict=True):

@@ -8,6 +8,7 @@ import click
 
 from rater import stack as local_stack
 from rater.cli.main import settings_of
+from rater.stack import redis_cluster as redis_cluster_stack
 from rater.stack.broker import MEMORY_ONLY_NOTE
 
 
@@ -29,15 +30,24 @@ def stack() -> None:
 @click.option(
     "--timeout", type=float, default=None, help="Seconds to wait for each service to answer."
 )
+@click.option(
+    "--redis-cluster",
+    is_flag=True,
+    help="Also start a three-node Redis Cluster on 127.0.0.1:<P>401-<P>403 (see redis_cluster).",
+)
 @click.pass_context
-def up(ctx: click.Context, no_install: bool, timeout: float | None) -> None:
+def up(ctx: click.Context, no_install: bool, timeout: float | None, redis_cluster: bool) -> None:
     """Start what is not running, wait for answers, create topics, apply migrations.
 
     Running it again changes nothing. On failure it exits non-zero with the log tail of the
     service that failed.
     """
     settings = settings_of(ctx)
-    report = local_stack.up(settings, echo=click.echo, install=not no_install, wait_s=timeout)
+    # the single Redis is probed on redis_url even when RATER_REDIS_CLUSTER_NODES is exported
+    single = settings.replace(redis_cluster_nodes="")
+    report = local_stack.up(single, echo=click.echo, install=not no_install, wait_s=timeout)
+    if redis_cluster:
+        redis_cluster_stack.up(settings, echo=click.echo)
     if not report.started:
         click.echo("stack already up: nothing started")
     click.echo(f"state folder: {settings.stack_dir}")

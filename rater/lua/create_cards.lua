@@ -4,15 +4,21 @@
 --       number, PIN HMAC (hex), value (micro), disposable (1|0), expires (epoch s, 0 none)
 -- Returns {0, customer balance} | {1, ''} customer not found | {2, shortfall} coverage
 --         | {5, number} a card number already exists (the caller draws new numbers)
+-- KEYS[1], when given, is the reseller's hash (Redis Cluster routes the call by it): then the
+-- caller has reserved the global card:/batchid: keys and bumps the generation itself
+-- (rater/debit_cluster.py), and the script stays inside the reseller's slot.
+local global = #KEYS == 0
 local res, cust, batch = ARGV[1], ARGV[2], ARGV[3]
 local fund, count = tonumber(ARGV[4]), tonumber(ARGV[5])
 local tag = tagof(res)
 local ckey = tag .. ':c:' .. cust
 local old = tonumber(redis.call('HGET', ckey, 'bal') or 'nan')
 if old ~= old then return {1, ''} end
-for i = 0, count - 1 do
-  local num = ARGV[6 + i * 5]
-  if redis.call('EXISTS', 'card:' .. num) == 1 then return {5, num} end
+if global then
+  for i = 0, count - 1 do
+    local num = ARGV[6 + i * 5]
+    if redis.call('EXISTS', 'card:' .. num) == 1 then return {5, num} end
+  end
 end
 if fund > 0 then
   local credit = tonumber(redis.call('HGET', tag .. ':res', 'bal') or '0')
@@ -31,15 +37,15 @@ for i = 0, count - 1 do
     'value', fmt(value), 'disp', disp, 'st', st, 'blk', '0',
     'anion', (value >= threshold and st ~= 'exhausted') and '1' or '0',
     'exp', exp, 'batch', batch, 'pin', pin, 'pinfail', '0', 'pinlock', '0', 'created', now)
-  redis.call('SET', 'card:' .. num, res .. ':' .. cust)
+  if global then redis.call('SET', 'card:' .. num, res .. ':' .. cust) end
   redis.call('SADD', ckey .. ':cards', num)
   if batch ~= '' then redis.call('SADD', tag .. ':batch:' .. batch, num) end
 end
-if batch ~= '' then redis.call('SET', 'batchid:' .. batch, res .. ':' .. cust) end
+if global and batch ~= '' then redis.call('SET', 'batchid:' .. batch, res .. ':' .. cust) end
 local bal = old
 if fund ~= 0 then
   bal = redis.call('HINCRBY', ckey, 'bal', fmt(fund))
   settle_party(res, ckey, 'customer', cust, bal, {})
 end
-redis.call('INCR', 'accounts:generation')
+if global then redis.call('INCR', 'accounts:generation') end
 return {0, bal}

@@ -25,7 +25,7 @@ local nres, ncust, ncard, nauth = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber
 local res_ids, cust_ids, card_ids = split(ARGV[9], nres), split(ARGV[10], ncust), split(ARGV[12], ncard)
 local cust_res, card_res = ARGV[11], ARGV[13]
 local auth_ids = split(ARGV[14], nauth)
-local recs, fieldblob = ARGV[15], ARGV[16]
+local recs, fieldblob = ARGV[15], ARGV[16] -- ARGV[17]: orphan records (cluster), see step 2
 local global = ARGV[18] == '1'
 local now = tonumber(redis.call('TIME')[1])
 local bucket = math.floor(now / window)
@@ -150,6 +150,14 @@ for _, r in ipairs(R) do
   end
 end
 
+-- Redis Cluster: the orphan records above cannot be read from this slot; the caller read them
+-- from {r:} and passes the hits as (row i4, record 20 bytes) entries (rater/debit_cluster.py)
+local orphans = ARGV[17]
+for p = 1, #orphans, 24 do
+  local i = struct.unpack('<i4', orphans, p)
+  if not REC[i] then REC[i] = string.sub(orphans, p + 4, p + 23) end
+end
+
 -- 3. decide each CDR in offset order; sum the debits per account
 local outcomes, blockeds, replays = {}, {}, {}
 local touched_r, touched_c, touched_k = {}, {}, {}
@@ -258,8 +266,11 @@ if n > 0 then
   for i = 1, nres do
     if last > R[i].wm then redis.call('SET', R[i].wmkey, fmt(last)) end
   end
-  local pkey = 'wm:' .. topic .. ':' .. part_s
-  if last > tonumber(redis.call('GET', pkey) or '-1') then redis.call('SET', pkey, fmt(last)) end
+  -- (Redis Cluster: its own slot; rater/debit_cluster.py raises it after every sub-batch)
+  if global then
+    local pkey = 'wm:' .. topic .. ':' .. part_s
+    if last > tonumber(redis.call('GET', pkey) or '-1') then redis.call('SET', pkey, fmt(last)) end
+  end
 end
 
 local function bytes(list)

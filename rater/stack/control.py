@@ -14,7 +14,7 @@ from rater import clickhouse as ch
 from rater import kafka
 from rater.errors import ServiceUnavailable, StackError
 from rater.settings import Settings
-from rater.stack import bootstrap, broker, clickhouse, redis, supervisor
+from rater.stack import bootstrap, broker, clickhouse, redis, redis_cluster, supervisor
 from rater.stack.service import Service
 
 #: written into the state folder by `up`; `down --purge` deletes only folders that hold it
@@ -159,6 +159,7 @@ def down(settings: Settings, *, purge: bool = False, echo: Echo = _quiet) -> dic
         pid = supervisor.stop(svc.pid_file)
         stopped[svc.name] = pid
         echo(f"{svc.name}: stopped (pid {pid})" if pid else f"{svc.name}: was not running")
+    stopped.update(redis_cluster.down(settings, echo=echo))  # `up --redis-cluster` nodes
     if purge:
         _purge(settings, echo)
     return stopped

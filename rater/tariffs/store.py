@@ -83,7 +83,7 @@ class TariffStore:
         wanted = _utc(effective_from) or table.effective_from
         key = index_key(table.name)
         for _ in range(_SAVE_ATTEMPTS):
-            with self.redis.pipeline() as pipe:
+            with self.redis.pipeline(transaction=True) as pipe:  # MULTI on a cluster too
                 try:
                     pipe.watch(key)
                     infos = _infos(pipe.hgetall(key))
