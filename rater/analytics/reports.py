@@ -151,8 +151,9 @@ class Reports:
         totals = None
         if raw and len({r[currency_at] for r in raw}) == 1:
             sums = [sum(int(r[n + i]) for r in raw) for i in range(7)]
-            totals = ("Total",) + ("",) * (n - 1) + _traffic(sums)
-            totals = tuple(None if v == "" else v for v in totals)
+            labels_total: list[Any] = ["Total"] + [None] * (n - 1)
+            labels_total[currency_at] = raw[0][currency_at]
+            totals = tuple(labels_total) + _traffic(sums)
         return Report(f"{title}: {scope.describe()}", labels + _TRAFFIC_COLS, rows, totals)
 
     def daily(self, scope: Scope) -> Report:

@@ -48,12 +48,17 @@ class Report:
 
 
 # ---------------------------------------------------------------------------- value helpers
-def money_text(micro: int) -> str:
-    """Micro-units as an exact decimal string with at least 2 decimals: 12.50, 0.0123, -1.00."""
+def money_text(micro: int, decimals: int = 2) -> str:
+    """Micro-units as an exact decimal string with at least `decimals` decimals (never fewer
+    than needed): 12.50, 0.0123, -1.00."""
     amount = Decimal(int(micro)) / MICRO
     text = f"{amount:.6f}".rstrip("0")
     whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(2, '0')}"
+    return f"{whole}.{frac.ljust(decimals, '0')}"
+
+
+def _decimals_needed(micro: int) -> int:
+    return len(money_text(micro).split(".")[1])
 
 
 def ratio(numerator: int, denominator: int, scale: int = 1, places: int = 1) -> Decimal | None:
@@ -97,14 +102,28 @@ def cell_text(value: Any, kind: Kind, *, terminal: bool) -> str:
 def to_text(report: Report) -> str:
     """An aligned plain-text table: text left, numbers right, totals under a rule."""
     header = [c.title for c in report.columns]
-    body = [
-        [cell_text(v, c.kind, terminal=True) for v, c in zip(row, report.columns, strict=True)]
-        for row in report.rows
-    ]
+    all_rows = [*report.rows, *([report.totals] if report.totals else [])]
+    # money columns show as many decimals as their most precise value, so points line up
+    places = {
+        i: max([2] + [_decimals_needed(r[i]) for r in all_rows if r[i] is not None])
+        for i, c in enumerate(report.columns)
+        if c.kind is Kind.MONEY
+    }
+
+    def show(values: Sequence[Any]) -> list[str]:
+        cells = []
+        for i, (value, col) in enumerate(zip(values, report.columns, strict=True)):
+            if value is not None and i in places:
+                cells.append(money_text(value, places[i]))
+            else:
+                cells.append(cell_text(value, col.kind, terminal=True))
+        return cells
+
+    body = [show(row) for row in report.rows]
     total = (
         [
-            cell_text(v, c.kind, terminal=True) if v is not None else ""
-            for v, c in zip(report.totals, report.columns, strict=True)
+            text if value is not None else ""
+            for text, value in zip(show(report.totals), report.totals, strict=True)
         ]
         if report.totals
         else None

@@ -55,7 +55,9 @@ def test_text_table_aligns_and_totals() -> None:
     lines = to_text(report).splitlines()
     assert lines[0] == "Demo"
     assert lines[2].split() == ["Name", "Calls", "Revenue", "ASR"]
-    assert lines[4].split() == ["alpha", "1,200", "1.50", "50.0%"]
+    # money shows as many decimals as the column's most precise value: points line up
+    assert lines[4].split() == ["alpha", "1,200", "1.50000", "50.0%"]
     assert lines[5].split() == ["b", "3", "0.00001", "-"]
     assert lines[-1].split() == ["Total", "1,203", "1.50001", "49.9%"]
+    assert lines[4].index("1.50000") == lines[5].index("0.00001")
     assert len({len(line) for line in lines[2:4]}) == 1  # header and rule line up
