@@ -123,6 +123,12 @@ _FRACTION = click.FloatRange(0.0, 1.0)
     help="Random seed of the traffic (run ids stay unique).",
 )
 @click.option("--topic", help="Topic to publish to [default: the cdrs topic].")
+@click.option(
+    "--inline-pricing",
+    is_flag=True,
+    help="Price the manifest in this process after publishing "
+    "(default: in a second process while publishing, from 100k messages on).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 def loadgen(  # noqa: PLR0917 - click passes every option as an argument
@@ -144,6 +150,7 @@ def loadgen(  # noqa: PLR0917 - click passes every option as an argument
     manifest_path: Path | None,
     seed: int,
     topic: str | None,
+    inline_pricing: bool,
     no_progress: bool,
 ) -> None:
     """Publish realistic synthetic CDRs, with a manifest of their expected totals.
@@ -185,6 +192,7 @@ def loadgen(  # noqa: PLR0917 - click passes every option as an argument
         run_id=run_id,
         topic=topic,
         progress=not no_progress,
+        price_in_background=False if inline_pricing else None,
     )
     manifest = asyncio.run(run_async(settings, options, scenario))
     _summary(manifest, options.manifest_path)
