@@ -42,6 +42,7 @@ from rater.settings import Settings
 from rater.store import CdrStore, RatedRows
 from rater.switches import SwitchRegistry
 from rater.tariffs.loader import TariffLoader
+from rater.tariffs.model import SwitchSettings
 from rater.tariffs.store import TariffStore
 
 log = get_logger(__name__)
@@ -88,7 +89,28 @@ class Pipeline:
         self.store = CdrStore(self.settings)
 
     async def process(self, records: Sequence[KafkaRecord]) -> BatchReport:
+        """Decode, rate, debit, store and dead-letter one fetched batch (not the commit).
+
+        The synchronous stages run in a thread: the event loop stays free for the consumer's
+        heartbeats while a batch (or a tariff recompile) takes a while.
+        """
         report = BatchReport(records=len(records))
+        rows, duplicates, replayed, rejects = await asyncio.to_thread(
+            self._rate_debit_store, records, report
+        )
+        with _Timer(report.stage_seconds)("dead_letter"):
+            report.dead_lettered = await dlq.publish(
+                self.producer, self.redis, self.settings, self.topic_id, rejects
+            )
+        self.fault("after_store", self.batches + 1)
+        _count(report, rows, duplicates, rejects)
+        _observe(report, rows, replayed)
+        self.batches += 1
+        return report
+
+    def _rate_debit_store(
+        self, records: Sequence[KafkaRecord], report: BatchReport
+    ) -> tuple[RatedRows, int, npt.NDArray[np.bool_], list[Reject]]:
         timer = _Timer(report.stage_seconds)
         with timer("decode"):
             switch_of = _SwitchCache(self.switches)
@@ -101,19 +123,23 @@ class Pipeline:
         with timer("rate"):
             rows = _rate(compiled, cdrs, accounts, number, number_len)
         with timer("debit"):
-            result = await asyncio.to_thread(self._debit, rows)
+            result = self._debit(rows)
             rows, duplicates, replayed = _apply_outcomes(rows, result)
         self.fault("after_debit", self.batches + 1)
         with timer("store"):
-            report.stored = await asyncio.to_thread(self.store.store, self.topic_id, rows)
-            report.dead_lettered = await dlq.publish(
-                self.producer, self.redis, self.settings, self.topic_id, rejects
-            )
-        self.fault("after_store", self.batches + 1)
-        _count(report, rows, duplicates, rejects)
-        _observe(report, rows, replayed)
-        self.batches += 1
-        return report
+            report.stored = self.store.store(self.topic_id, rows)
+        return rows, duplicates, replayed, rejects
+
+    def warm_up(self) -> None:
+        """Compile the tariffs and the kernels before joining the group (a first batch that
+        compiles for many seconds would otherwise stall the consumer in the middle of a join)."""
+        compiled = self.loader.compiled()
+        empty = np.zeros(1, dtype=np.int64)
+        rate_batch(
+            compiled, np.full(1, -1, np.int32), np.full(1, -1, np.int32), empty,
+            np.zeros(1, np.int8), empty, np.zeros(1, np.int32),
+        )  # fmt: skip
+        normalise_many(["+31201234567"], SwitchSettings())
 
     def _debit(self, rows: RatedRows) -> DebitResult:
         """One script call per partition of the batch (the watermark is per partition)."""

@@ -43,7 +43,13 @@ class WorkerSummary:
     stored: int = 0
     dead_lettered: int = 0
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    #: wall clock (epoch s) of the first fetched record and of the last commit
+    first_at: float = 0.0
+    last_at: float = 0.0
+    #: publish -> committed, ms, sampled (at most 64 records a batch) for percentiles
+    latencies_ms: list[float] = field(default_factory=list)
 
     def add(self, report: BatchReport) -> None:
         self.records += report.records
@@ -52,6 +58,8 @@ class WorkerSummary:
         self.dead_lettered += report.dead_lettered
         for key, count in report.outcomes.items():
             self.outcomes[key] = self.outcomes.get(key, 0) + count
+        for stage, seconds in report.stage_seconds.items():
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
 
 def _retriable(error: BaseException) -> bool:
@@ -88,6 +96,7 @@ async def run_worker(
     producer = kafka.producer(settings)
     await producer.start()
     pipeline = Pipeline(settings, topic_id, redis, producer)
+    await asyncio.to_thread(pipeline.warm_up)
     #: partition -> next offset to read, as processed by this worker (lag, broker restarts)
     positions: dict[int, int] = {}
 
@@ -113,7 +122,9 @@ async def run_worker(
     try:
         while not stop.is_set():
             async with consumer.lock:
+                fetching = time.perf_counter()
                 records = await consumer.fetch(settings.batch_timeout_ms)
+                fetched = time.perf_counter() - fetching
                 if records:
                     if any(r.offset < positions.get(r.partition, -1) for r in records):
                         # offsets went backwards without a seek: the broker started a new log
@@ -123,10 +134,16 @@ async def run_worker(
                     next_offsets: dict[int, int] = {}
                     for record in records:
                         next_offsets[record.partition] = record.offset + 1
+                    committing = time.perf_counter()
                     await consumer.commit(next_offsets)
+                    report.stage_seconds["commit"] = time.perf_counter() - committing
+                    report.stage_seconds["fetch"] = fetched
                     positions.update(next_offsets)
-                    _observe_latency(records)
+                    summary.latencies_ms.extend(_observe_latency(records))
                     summary.add(report)
+                    summary.last_at = time.time()
+                    if not summary.first_at:
+                        summary.first_at = summary.last_at - sum(report.stage_seconds.values())
                     last_records = loop.time()
                     metrics.BATCH_SECONDS.observe(sum(report.stage_seconds.values()))
                     metrics.BATCH_SIZE.observe(report.records)
@@ -179,11 +196,16 @@ async def _process_retrying(
             await asyncio.sleep(delay)
 
 
-def _observe_latency(records: list[Any]) -> None:
+def _observe_latency(records: list[Any]) -> list[float]:
+    """Publish -> committed latency of a sample of the batch (ms), also into the histogram."""
     now_ms = time.time() * 1000
-    for record in records[:: max(1, len(records) // 100)]:  # a sample keeps this cheap
+    samples = []
+    for record in records[:: max(1, len(records) // 64)]:  # a sample keeps this cheap
         if record.timestamp and record.timestamp > 0:
-            metrics.LATENCY.observe(max(0.0, (now_ms - record.timestamp) / 1000))
+            latency = max(0.0, now_ms - record.timestamp)
+            metrics.LATENCY.observe(latency / 1000)
+            samples.append(latency)
+    return samples
 
 
 # ------------------------------------------------------------------------- processes

@@ -53,6 +53,14 @@ def _print_summary(summaries: list[WorkerSummary]) -> None:
         for key, count in summary.outcomes.items():
             outcomes[key] = outcomes.get(key, 0) + count
     click.echo(f"records: {records} in {seconds:.1f} s by {len(summaries)} worker(s)")
+    stages: dict[str, float] = {}
+    for summary in summaries:
+        for stage, spent in summary.stage_seconds.items():
+            stages[stage] = stages.get(stage, 0.0) + spent
+    if records and seconds:
+        busy = sum(stages.values()) or 1.0
+        shares = ", ".join(f"{k} {v / busy:.0%}" for k, v in stages.items())
+        click.echo(f"  {records / seconds:,.0f} records/s; time per stage: {shares}")
     for (outcome, reason), count in sorted(outcomes.items()):
         label = f"{outcome} ({reason})" if reason else outcome
         click.echo(f"  {label:<48} {count:>10}")

@@ -29,7 +29,7 @@ def _stored(ch: Any) -> int:
     return int(ch.execute("SELECT count() FROM rated_cdrs")[0][0])
 
 
-def _wait_exit(process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
+def _wait_exit(process: subprocess.Popen[bytes], timeout_s: float = 120.0) -> int:
     try:
         return process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
