@@ -3,7 +3,8 @@
 #   make demo    venv + install, start the local stack (.stack/, ports 19092/16379/19000/18123),
 #                run the demo (scripts/demo.sh) on it; the stack keeps running afterwards
 #   make test    venv + install, a stack of its own on fresh state (.stack-test/, ports 29xxx),
-#                ruff, mypy and the whole pytest suite; the stack is stopped afterwards
+#                ruff, mypy and the whole pytest suite, then the balance and pipeline tests
+#                again on a three-node Redis Cluster; the stack is stopped afterwards
 #   make bench   venv + install, a stack of its own (.stack-bench/, ports 28xxx), every
 #                benchmarks/bench_*.py module, results in benchmarks/RESULTS.md
 #   make lint    ruff check + mypy
@@ -27,6 +28,10 @@ TEST_STACK_DIR ?= $(CURDIR)/.stack-test
 BENCH_PORT_BASE ?= 28
 BENCH_STACK_DIR ?= $(CURDIR)/.stack-bench
 PYTEST_ARGS ?=
+# run a second time with RATER_REDIS_CLUSTER_NODES set: balances and the pipeline on Redis Cluster
+CLUSTER_TESTS ?= tests/integration/test_debit_rules.py tests/integration/test_debit_concurrency.py \
+	tests/integration/test_accounts_api.py tests/integration/test_authorize_rules.py \
+	tests/integration/test_pipeline_outcomes.py
 BENCH_ARGS ?=
 
 # RATER_* settings of a stack on port base $(1) with state folder $(2)
@@ -72,13 +77,16 @@ test: install
 	@export $(call stack_env,$(TEST_PORT_BASE),$(TEST_STACK_DIR))
 	$(RATER) stack down --purge >/dev/null
 	trap '$(RATER) stack down >/dev/null || true' EXIT
-	$(RATER) stack up
+	$(RATER) stack up --redis-cluster
 	lint=0
 	echo "== ruff check"; $(VENV)/bin/ruff check . || lint=$$?
 	echo "== mypy"; $(VENV)/bin/mypy || lint=$$?
 	echo "== pytest (stack: $$RATER_STACK_DIR)"
 	tests=0
 	$(VENV)/bin/pytest $(PYTEST_ARGS) || tests=$$?
+	echo "== pytest on the three-node Redis Cluster: $(CLUSTER_TESTS)"
+	RATER_REDIS_CLUSTER_NODES=$$(cat $$RATER_STACK_DIR/redis-cluster/nodes) \
+	  $(VENV)/bin/pytest $(PYTEST_ARGS) $(CLUSTER_TESTS) || tests=$$?
 	if [ $$tests -ne 0 ]; then exit $$tests; fi
 	if [ $$lint -ne 0 ]; then echo "tests passed, but ruff or mypy did not" >&2; exit $$lint; fi
 
@@ -86,7 +94,7 @@ bench: install
 	@export $(call stack_env,$(BENCH_PORT_BASE),$(BENCH_STACK_DIR))
 	$(RATER) stack down --purge >/dev/null
 	trap '$(RATER) stack down >/dev/null || true' EXIT
-	$(RATER) stack up
+	$(RATER) stack up --redis-cluster
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
