@@ -124,10 +124,10 @@ _FRACTION = click.FloatRange(0.0, 1.0)
 )
 @click.option("--topic", help="Topic to publish to [default: the cdrs topic].")
 @click.option(
-    "--inline-pricing",
+    "--background-pricing",
     is_flag=True,
-    help="Price the manifest in this process after publishing "
-    "(default: in a second process while publishing, from 100k messages on).",
+    help="Price the manifest in a second process while publishing "
+    "(default: in this process once publishing is done).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
@@ -150,7 +150,7 @@ def loadgen(  # noqa: PLR0917 - click passes every option as an argument
     manifest_path: Path | None,
     seed: int,
     topic: str | None,
-    inline_pricing: bool,
+    background_pricing: bool,
     no_progress: bool,
 ) -> None:
     """Publish realistic synthetic CDRs, with a manifest of their expected totals.
@@ -192,7 +192,7 @@ def loadgen(  # noqa: PLR0917 - click passes every option as an argument
         run_id=run_id,
         topic=topic,
         progress=not no_progress,
-        price_in_background=False if inline_pricing else None,
+        price_in_background=background_pricing,
     )
     manifest = asyncio.run(run_async(settings, options, scenario))
     _summary(manifest, options.manifest_path)

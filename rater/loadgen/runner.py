@@ -4,7 +4,8 @@
     manifest = run(settings, LoadgenOptions(count=100_000, invalid_fraction=0.01), scenario)
 
 Chunks are generated (vectorised) and published with send_batch; their calls are priced by the
-reference (memoised) in a second process meanwhile; the manifest is the sum over chunks.
+reference (memoised) once publishing is done (or, optionally, in a second process meanwhile);
+the manifest is the sum over chunks.
 Publishing is open loop: at a target rate the schedule is absolute from the first message, so
 time spent generating a chunk is caught up, never silently lost.
 """
@@ -38,7 +39,8 @@ from rater.tariffs.model import TariffTable
 log = get_logger(__name__)
 
 DEFAULT_CHUNK = 50_000
-BACKGROUND_FROM = 100_000
+#: chunk size when publishing as fast as possible for a duration (bounds the overshoot)
+_DURATION_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,10 @@ class LoadgenOptions:
     topic: str | None = None
     progress: bool = True
     chunk_size: int = DEFAULT_CHUNK
-    #: price the manifest in a second process while publishing (False: in this one, at the
-    #: end); None: in the background from BACKGROUND_FROM messages on (starting a process
-    #: costs a second or two, more than pricing a small run)
-    price_in_background: bool | None = None
+    #: price the manifest in a second process while publishing; the default prices in this
+    #: process once publishing is done: on 2 busy cores the second process (spawned, loading
+    #: the tariffs) slowed publishing down more than it saved
+    price_in_background: bool = False
 
     def __post_init__(self) -> None:
         if self.count is None and self.duration_s is None:
@@ -137,6 +139,8 @@ async def run_async(
     chunk_size = options.chunk_size
     if options.rate is not None:
         chunk_size = min(chunk_size, max(1_000, int(options.rate)))  # about a second's worth
+    elif total is None:
+        chunk_size = min(chunk_size, _DURATION_CHUNK)
     generate_s = 0.0
     producer = kafka.producer(settings)
     bar = tqdm(
@@ -146,10 +150,9 @@ async def run_async(
         desc=f"loadgen {run_id}",
         disable=not options.progress,
     )
-    background = options.price_in_background
-    if background is None:
-        background = total is None or total >= BACKGROUND_FROM
-    with BackgroundPricer(scenario, tariffs, book, inline=not background) as pricer:
+    with BackgroundPricer(
+        scenario, tariffs, book, inline=not options.price_in_background
+    ) as pricer:
         await producer.start()
         try:
             publisher = Publisher(producer, topic, rate=options.rate, progress=bar)
