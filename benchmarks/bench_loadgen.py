@@ -71,12 +71,12 @@ async def _publish(settings: Settings, chunks: list[Chunk], batched: bool) -> Pu
 
 
 def run(ctx: BenchContext) -> BenchReport:
-    n = 20_000 if ctx.quick else 1_000_000
-    baseline_n = 5_000 if ctx.quick else 100_000
+    n = 10_000 if ctx.quick else 1_000_000
+    baseline_n = 3_000 if ctx.quick else 100_000
     reference_sample = 20 if ctx.quick else 200
     report = BenchReport(TITLE, params={"messages": n, "per-message baseline messages": baseline_n})
 
-    buy = wholesale_table("buy")
+    buy = wholesale_table("buy", limit=1_000 if ctx.quick else None)
     tariffs = {"buy": [buy]}
     for i in range(3):
         sell = derive(buy, name=f"sell{i}", markup=Decimal(20 + 10 * i), steps=Steps(30, 6))
@@ -127,7 +127,9 @@ def run(ctx: BenchContext) -> BenchReport:
         f"{memo_s:.1f} s with {pricer.reference_calls:,} reference calls for {calls:,} calls: "
         "`reference.match` scans every row of a version (about 29,000 here), so it is called "
         "once per (table, time bucket, longest prefix) on the rows of that prefix, and "
-        "`reference.price_micro` once per (row, billable seconds)."
+        "`reference.price_micro` once per distinct (rates, steps, rounding, billable seconds). "
+        "Where the time goes in generation: one f-string per message (about 1.5 us) and the "
+        "numpy string work for numbers and times; the rest is the broker."
     )
     return report
 
