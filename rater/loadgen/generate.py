@@ -133,7 +133,11 @@ class Generator:
                 card_owner.append(i)
         self.card_customer = np.asarray(card_owner, dtype=np.int32)
         sip = [i for i, c in enumerate(customers) if not c.disposable]
-        self.sip_customers = np.asarray(sip or range(len(customers)), dtype=np.int32)
+        if not sip and not any(c.cards for c in customers):
+            raise ValueError(f"scenario {scenario.name}: card-batch customers without cards")
+        self.sip_customers = np.asarray(sip or [0], dtype=np.int32)
+        #: with only card-batch customers, every call is a card call
+        self.card_share = scenario.card_share if sip else 1.0
         self.sip_popularity = zipf_probabilities(
             len(self.sip_customers), options.zipf_exponent, setup_rng
         )
@@ -199,7 +203,7 @@ class Generator:
         # who calls, through which switch
         card = np.full(n_base, -1, dtype=np.int32)
         if self.cards:
-            by_card = np.flatnonzero(rng.random(n_base) < self.scenario.card_share)
+            by_card = np.flatnonzero(rng.random(n_base) < self.card_share)
             card[by_card] = _draw(rng, self.card_popularity, len(by_card))
         customer = self.sip_customers[_draw(rng, self.sip_popularity, n_base)]
         with_card = card >= 0

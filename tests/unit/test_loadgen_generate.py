@@ -189,3 +189,15 @@ def test_uncovered_block_is_really_uncovered() -> None:
 def test_bad_options_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="fraction"):
         GenerationOptions(**bad)  # type: ignore[arg-type]
+
+
+def test_only_card_batch_customers_make_only_card_calls() -> None:
+    scenario = Scenario(
+        "cards",
+        (ResellerPlan("r1", "buy"),),
+        (CustomerPlan("batch", "r1", "cards", cards=("811", "822"), disposable=True),),
+    )
+    book = NumberBook.from_prefixes(PREFIXES, seed=2)
+    chunk = Generator(scenario, book, GenerationOptions(), "r", now=NOW).chunk(300)
+    assert (chunk.calls.card >= 0).all()
+    assert all(orjson.loads(v)["card"] in ("811", "822") for v in chunk.values)
