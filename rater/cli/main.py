@@ -4,6 +4,7 @@ so `rater --help` stays fast and a broken optional module cannot break the other
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Any
 
@@ -15,9 +16,17 @@ from rater.settings import Settings
 
 #: command name -> (module, attribute, one-line help shown by `rater --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "stack": ("rater.cli.stack", "stack", "Start, stop and inspect the local Kafka, Redis and ClickHouse."),
+    "stack": (
+        "rater.cli.stack",
+        "stack",
+        "Start, stop and inspect the local Kafka, Redis and ClickHouse.",
+    ),
     "db": ("rater.cli.db", "db", "ClickHouse migrations, summary checks and rebuilds."),
-    "tariff": ("rater.cli.tariff", "tariff", "Import, derive, list, show and export tariff tables."),
+    "tariff": (
+        "rater.cli.tariff",
+        "tariff",
+        "Import, derive, list, show and export tariff tables.",
+    ),
     "switch": ("rater.cli.switch", "switch", "Per-switch number and time settings."),
     "rate": ("rater.cli.rate", "rate", "Rate a JSONL file of CDRs offline against a tariff file."),
     "reseller": ("rater.cli.reseller", "reseller", "Create resellers, add credit, show coverage."),
@@ -25,8 +34,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "cards": ("rater.cli.cards", "cards", "Create and export batches of calling cards (XLSX)."),
     "card": ("rater.cli.card", "card", "Show, top up or block one calling card."),
     "ani": ("rater.cli.ani", "ani", "Add or remove caller numbers for PIN-less card dialling."),
-    "authorize": ("rater.cli.authorize", "authorize", "Ask whether a call may start, and for how long."),
-    "loadgen": ("rater.cli.loadgen", "loadgen", "Publish synthetic CDRs with a reference manifest."),
+    "authorize": (
+        "rater.cli.authorize",
+        "authorize",
+        "Ask whether a call may start, and for how long.",
+    ),
+    "loadgen": (
+        "rater.cli.loadgen",
+        "loadgen",
+        "Publish synthetic CDRs with a reference manifest.",
+    ),
     "run": ("rater.cli.run", "run", "Run the streaming rater workers."),
     "dlq": ("rater.cli.dlq", "dlq", "Show or replay dead-lettered CDRs."),
     "reconcile": ("rater.cli.reconcile", "reconcile", "Prove Redis balances against ClickHouse."),
@@ -66,18 +83,38 @@ def _available(name: str) -> bool:
     return importlib.util.find_spec(COMMANDS[name][0]) is not None
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--kafka", "kafka_bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers [RATER_KAFKA_BOOTSTRAP].")
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--kafka",
+    "kafka_bootstrap",
+    metavar="HOST:PORT",
+    help="Kafka bootstrap servers [RATER_KAFKA_BOOTSTRAP].",
+)
 @click.option("--redis-url", metavar="URL", help="Redis URL [RATER_REDIS_URL].")
 @click.option("--clickhouse-host", metavar="HOST", help="ClickHouse host [RATER_CLICKHOUSE_HOST].")
-@click.option("--clickhouse-port", type=int, metavar="PORT", help="ClickHouse native port [RATER_CLICKHOUSE_PORT].")
-@click.option("--database", "clickhouse_database", metavar="NAME", help="ClickHouse database [RATER_CLICKHOUSE_DATABASE].")
+@click.option(
+    "--clickhouse-port",
+    type=int,
+    metavar="PORT",
+    help="ClickHouse native port [RATER_CLICKHOUSE_PORT].",
+)
+@click.option(
+    "--database",
+    "clickhouse_database",
+    metavar="NAME",
+    help="ClickHouse database [RATER_CLICKHOUSE_DATABASE].",
+)
 @click.option("--stack-dir", type=click.Path(), help="Local stack state folder [RATER_STACK_DIR].")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+)
 @click.option("--log-json", is_flag=True, default=None, help="Structured JSON logs on stderr.")
 @click.version_option(package_name="rater")
 @click.pass_context
-def cli(ctx: click.Context, log_json: bool | None, **overrides: Any) -> None:
+def cli(ctx: click.Context, /, log_json: bool | None, **overrides: Any) -> None:
     """rater: price VoIP calls from Kafka, debit balances in Redis, store CDRs in ClickHouse.
 
     \b
