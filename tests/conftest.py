@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -30,8 +31,13 @@ from clickhouse_driver import Client
 from rater import clickhouse, kafka, redis_client
 from rater.errors import ServiceUnavailable
 from rater.redis_client import RedisLike
-from rater.settings import Settings
+from rater.settings import PROJECT_ROOT, Settings
 from rater.stack import broker
+
+# `benchmarks` is not an installed package (only rater and kernels are): tests that smoke-test
+# benchmark modules import it from the checkout
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
 
 _unavailable: dict[str, str] = {}
 
