@@ -1,9 +1,10 @@
 """Expected prices and costs of generated calls, from the reference rater (never the kernel).
 
-`rater.reference` is the definition of a right price, and deliberately slow: `match` scans
-every row of a version on each call (about 15 ms on a 29,000-row deck). A million CDRs cannot
-be rated one by one that way, so the answers are memoised on what they provably depend on, and
-every answer still comes from the reference's own functions:
+`rater.reference` is the definition of a right price, and deliberately plain: Decimal
+arithmetic and dataclass rows, a few thousand CDRs a second at best (about 300/s for sell and
+buy on the 29,000-row deck, measured in bench_loadgen). A million CDRs are not rated one by
+one that way: the answers are memoised on what they provably depend on, and every answer
+still comes from the reference's own functions:
 
 1. The dialled string is normalised once per distinct (switch, string), with the pipeline's
    `rater.normalise.normalise_number`.
@@ -11,8 +12,7 @@ every answer still comes from the reference's own functions:
    table's dates (version effective_from, row effective_from / effective_to) are <= it: times
    between two consecutive dates ("a bucket") all give the same answer.
 3. The matched row depends on the number only through the table's prefixes that start it, so
-   `reference.match` is called once per (table, bucket, longest such prefix) on a version cut
-   down to the rows of those prefixes (rows of other prefixes can never be chosen).
+   `reference.match` is called once per (table, bucket, longest such prefix).
 4. The price depends on billsec only through the billable seconds (`reference.billable_seconds`),
    and on the version and row only through their rounding, steps, rate, first-step rate and
    connect fee, so `reference.price_micro` is called once per distinct set of those.
@@ -23,7 +23,6 @@ million, and each answer equals what `reference.rate` returns for that CDR.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import multiprocessing
 import time
@@ -85,7 +84,6 @@ class _Tariff:
                     if when is not None:
                         dates.add(when.timestamp())
         self.bounds = np.array(sorted(dates), dtype=np.float64)
-        self._by_prefix: dict[int, dict[str, list[TariffRow]]] = {}
 
     def bucket(self, start: I64) -> I64:
         """Index of the interval between this tariff's dates that each start time falls in."""
@@ -96,21 +94,6 @@ class _Tariff:
             if number[:size] in self.prefixes:
                 return number[:size]
         return None
-
-    def candidates(self, table: TariffTable, longest: str) -> TariffTable:
-        """`table` cut down to the rows whose prefix starts `longest` (all a match can choose)."""
-        index = self._by_prefix.get(id(table))
-        if index is None:
-            index = {}
-            for row in table.rows:
-                index.setdefault(row.prefix, []).append(row)
-            self._by_prefix[id(table)] = index
-        rows = [row for size in range(1, len(longest) + 1) for row in index.get(longest[:size], ())]
-        # a shallow copy with other rows: dataclasses.replace would re-run the table's checks
-        # (a regex per call), which took a third of the time of a memo miss
-        cut = copy.copy(table)
-        object.__setattr__(cut, "rows", tuple(rows))
-        return cut
 
 
 class ReferencePricer:
@@ -232,7 +215,7 @@ class ReferencePricer:
             row = None
             if table is not None:
                 self.reference_calls += 1
-                row = reference.match(tariff.candidates(table, longest), number, at)
+                row = reference.match(table, number, at)
             found = _NO_ROW if row is None or table is None else self._row_id(table, row)
             self._matches[memo] = found
         return found
