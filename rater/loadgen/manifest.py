@@ -148,7 +148,7 @@ class Manifest:
             "publish": self.publish,
             "timings_s": self.timings,
             "reference": {
-                "engine": "rater.reference (memoised: version, row, billable seconds)",
+                "engine": "rater.reference, memoised (see rater/loadgen/pricing.py)",
                 "calls": self.reference_calls,
             },
         }
