@@ -203,9 +203,9 @@ def _pandas_rate(compiled: CompiledTariffs, frame: pd.DataFrame, side: str) -> p
             "prefix": compiled.row_prefix.astype(str),
             "rate": compiled.row_data[:, 2],
             "base60": compiled.row_data[:, 3],
-            "minimum": compiled.row_data[:, 5],
-            "increment": compiled.row_data[:, 6],
-            "round": compiled.row_data[:, 7],
+            "minimum": compiled.row_data[:, 5] >> 32,
+            "increment": compiled.row_data[:, 5] & 0xFFFFFFFF,
+            "round": compiled.row_data[:, 6],
         }
     )
     rows["plen"] = rows["prefix"].str.len()

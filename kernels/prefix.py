@@ -29,8 +29,9 @@ NODE_ROW_LO = 2
 NODE_ROW_HI = 3
 ROW_FROM = 0
 ROW_TO = 1
+ROW_NODE = 7
 
-NO_NODE = -1  # a leaf entry of node -1 (entries are -(node + 2))
+NO_NODE = -1  # the leaf entry of "no prefix" (leaves are -(code + 2), code 2*node or 2*row+1)
 
 
 @njit(inline="always", cache=True)
@@ -93,7 +94,21 @@ def walk_step(entry, padded, level, trie):  # type: ignore[no-untyped-def]
 @njit(inline="always", cache=True)
 def row_in_force(entry, length, at, node_data, row_data):  # type: ignore[no-untyped-def]
     """Row id in force at `at` from a leaf entry, falling back to shorter prefixes; -1: none."""
-    node = -entry - 2
+    if entry == NO_NODE:
+        return -1
+    code = -entry - 2
+    if code & 1:  # a prefix with one row: check it without reading the node record
+        row = code >> 1
+        node_and_length = row_data[row, ROW_NODE]
+        if (
+            (node_and_length & 31) <= length
+            and row_data[row, ROW_FROM] <= at
+            and row_data[row, ROW_TO] > at
+        ):
+            return row
+        node = node_data[node_and_length >> 5, NODE_PARENT]
+    else:
+        node = code >> 1
     while node >= 0:
         if node_data[node, NODE_LEN] <= length:
             # The latest started row of this prefix; rows are ordered by date.

@@ -33,16 +33,16 @@ NO_REFCOUNT: dict[str, Any] = {"_nrt": False}
 ROW_RATE = 2  # rater.tariffs.compile ROW_* columns
 ROW_BASE60 = 3
 ROW_SAFE_REST = 4
-ROW_MIN = 5
-ROW_INC = 6
-ROW_ROUND = 7
+ROW_STEPS = 5
+ROW_ROUND = 6
 
 
 @njit(inline="always", cache=True)
 def price_row(row, billsec, row_data):  # type: ignore[no-untyped-def]
     """(billable seconds, price micro) of `billsec` seconds on compiled row `row`."""
-    minimum = row_data[row, ROW_MIN]
-    billable = billable_seconds(billsec, minimum, row_data[row, ROW_INC])
+    steps = row_data[row, ROW_STEPS]
+    minimum = steps >> 32
+    billable = billable_seconds(billsec, minimum, steps & 0xFFFFFFFF)
     rounding = row_data[row, ROW_ROUND]
     price = price_micro(
         billable, minimum, row_data[row, ROW_RATE], row_data[row, ROW_BASE60],

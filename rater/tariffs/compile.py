@@ -9,11 +9,13 @@ Layout (all versions of all tables in one set of arrays; ids are global):
   "node").
 - Those pieces are indexed by a multibit trie: a root block of 10**5 entries (the first five
   digits) per version, then blocks of 100 entries (two more digits each) only where a piece
-  starts inside the range an entry covers. An entry is either a leaf holding the node in force
-  over its whole range (encoded -(node + 2), so "no prefix" is -1) or the offset of its child
-  block (>= 0). A 9-digit prefix is found in 3 dependent array reads, whatever the table size;
-  a binary search over the 300,000 pieces of the phonenumbers geodata table needed ~12 and
-  ran at less than half the speed; a 4-digit root needed one read more, about 15% slower.
+  starts inside the range an entry covers. An entry is either a leaf, -(code + 2), naming what
+  is in force over its whole range, or the offset of its child block (>= 0). A leaf code is
+  2 * row + 1 for a prefix with a single row (the common match reads no node record), 2 * node
+  for a prefix with several rows, and -1 (entry -1) for no prefix. A 9-digit prefix is found in
+  3 dependent array reads whatever the table size; a binary search over the 300,000 pieces of
+  the phonenumbers geodata table needed ~12 and ran at less than half the speed; a 4-digit root
+  needed one read more, about 15% slower.
 - A node has its prefix length (a number shorter than the prefix must not match it), its
   parent (the next shorter prefix in the same version: where a closed or not yet started code
   falls to) and its rows, ordered by date.
@@ -57,9 +59,9 @@ ROW_TO = 1  # epoch s the code closes, exclusive (TIME_MAX: never)
 ROW_RATE = 2  # micro-units per minute
 ROW_BASE60 = 3  # 60 * connect fee + first_rate * X: the fixed part of a price, in 1/60 micro
 ROW_SAFE_REST = 4  # largest billable - X for which base60 + rate * (billable - X) fits int64
-ROW_MIN = 5  # steps X
-ROW_INC = 6  # steps Y
-ROW_ROUND = 7  # 10 ** (6 - decimals) * 4 + rounding code
+ROW_STEPS = 5  # steps X * 2**32 + Y
+ROW_ROUND = 6  # 10 ** (6 - decimals) * 4 + rounding code
+ROW_NODE = 7  # node id * 32 + prefix length (where a row that is not in force falls back)
 ROW_COLUMNS = 8
 
 # Columns of CompiledTariffs.node_data.
@@ -172,7 +174,7 @@ def _check_steps(table: TariffTable, row: TariffRow, steps: Steps) -> Steps:
     return steps
 
 
-def _row_record(table: TariffTable, row: TariffRow, rounding: int) -> tuple[int, ...]:
+def _row_record(table: TariffTable, row: TariffRow, rounding: int, node: int) -> tuple[int, ...]:
     steps = row.steps or table.steps
     if steps.minimum > STEP_MAX or steps.increment > STEP_MAX:
         _check_steps(table, row, steps)
@@ -190,9 +192,9 @@ def _row_record(table: TariffTable, row: TariffRow, rounding: int) -> tuple[int,
         rate,
         base60,
         (INT64_MAX - base60) // max(rate, 1),
-        steps.minimum,
-        steps.increment,
+        (steps.minimum << 32) + steps.increment,
         rounding,
+        node * 32 + len(row.prefix),
     )
 
 
@@ -254,11 +256,14 @@ def _add_version(builder: _Builder, table: TariffTable, in_force_from: int) -> N
 
     version_start = TIME_MIN if table.effective_from is None else epoch_ceil(table.effective_from)
     rounding = 10 ** (DECIMALS_MAX - table.decimals) * 4 + table.rounding.code
-    for prefix, parent in zip(prefixes, parents, strict=True):
+    leaf_codes = np.empty(len(prefixes), dtype=np.int64)
+    for index, (prefix, parent) in enumerate(zip(prefixes, parents, strict=True)):
+        node = node_base + index
         candidates = by_prefix[prefix]
         if len(candidates) == 1:  # the common case, about 3x faster than the general one
             row = candidates[0]
-            builder.row_data.append(_row_record(table, row, rounding))
+            leaf_codes[index] = 2 * len(builder.row_data) + 1
+            builder.row_data.append(_row_record(table, row, rounding, node))
             builder.row_version.append(version_id)
             builder.row_prefix.append(prefix)
             builder.row_destination.append(row.destination)
@@ -273,7 +278,7 @@ def _add_version(builder: _Builder, table: TariffTable, in_force_from: int) -> N
                 version_start if r.effective_from is None else epoch_ceil(r.effective_from)
             ),
         )
-        records = [_row_record(table, row, rounding) for row in ordered]
+        records = [_row_record(table, row, rounding, node) for row in ordered]
         order_keys = [
             version_start if row.effective_from is None else rec[ROW_FROM]
             for row, rec in zip(ordered, records, strict=True)
@@ -284,6 +289,7 @@ def _add_version(builder: _Builder, table: TariffTable, in_force_from: int) -> N
                     f"{table.key} line {row.line}: prefix {prefix} twice with the same "
                     "effective date"
                 )
+        leaf_codes[index] = 2 * node
         row_lo = len(builder.row_data)
         builder.row_data.extend(records)
         for row in ordered:
@@ -294,26 +300,29 @@ def _add_version(builder: _Builder, table: TariffTable, in_force_from: int) -> N
         builder.node_data.append((len(prefix), parent, row_lo, len(builder.row_data)))
 
     builder.ver_root.append(builder.trie_size)
-    for level in _trie_levels(values, nodes, builder.trie_size):
+    node_array = np.asarray(nodes, dtype=np.int64)
+    piece_codes = np.full(len(node_array), -1, dtype=np.int64)
+    covered = node_array >= 0
+    piece_codes[covered] = leaf_codes[node_array[covered] - node_base]
+    for level in _trie_levels(values, piece_codes, builder.trie_size):
         builder.trie.append(level)
         builder.trie_size += len(level)
 
 
-def _trie_levels(values: list[int], nodes: list[int], base: int) -> Iterator[Int64Array]:
-    """The trie blocks over the pieces (values, nodes), level by level, root first.
+def _trie_levels(values: list[int], codes: Int64Array, base: int) -> Iterator[Int64Array]:
+    """The trie blocks over the pieces (values, leaf codes), level by level, root first.
 
     Vectorised per level: each entry covers [start, start + span); it is a leaf when no piece
     starts strictly inside that range, else it points to a child block of 100 entries.
     """
     value_array = np.asarray(values, dtype=np.int64)
-    node_array = np.asarray(nodes, dtype=np.int64)
     span = 10 ** (PAD_DIGITS - ROOT_DIGITS)
     starts = np.arange(10**ROOT_DIGITS, dtype=np.int64) * span
     offset = base + len(starts)  # where the next level's blocks begin
     while len(starts):
         first_after = np.searchsorted(value_array, starts, side="right")
         inner = first_after < np.searchsorted(value_array, starts + span, side="left")
-        entries = -(node_array[first_after - 1] + 2)  # value 0 always opens a piece
+        entries = -(codes[first_after - 1] + 2)  # value 0 always opens a piece
         children = int(np.count_nonzero(inner))
         block = 10**BLOCK_DIGITS
         entries[inner] = offset + np.arange(children, dtype=np.int64) * block
