@@ -26,7 +26,7 @@ from rater.errors import NormalisationError
 from rater.money import Rounding, from_micro
 from rater.normalise import normalise_many
 from rater.rate import rate_batch
-from rater.tariffs.compile import MAX_BILLSEC, compile_tables
+from rater.tariffs.compile import MAX_BILLSEC, CompiledTariffs, compile_tables
 from rater.tariffs.importers import read_tariff
 from rater.tariffs.model import Steps, SwitchSettings, TariffTable
 
@@ -76,9 +76,10 @@ def _cdr_id_of(value: bytes) -> Any:
     return obj.get("cdr_id") if isinstance(obj, dict) else None
 
 
-def _rate_kernel(table: TariffTable, batch: CdrBatch, switch: SwitchSettings) -> list[Rated | str]:
+def _rate_kernel(
+    table: TariffTable, compiled: CompiledTariffs, batch: CdrBatch, switch: SwitchSettings
+) -> list[Rated | str]:
     digits, lengths, reasons = normalise_many(list(batch.callee), switch)
-    compiled = compile_tables({table.name: [table]})
     size = len(batch)
     ok = np.array([reason is None for reason in reasons], dtype=bool)
     result = rate_batch(
@@ -140,7 +141,7 @@ def rate_lines(
     table: TariffTable, stream: IO[bytes], switch: SwitchSettings, engine: str
 ) -> Iterator[bytes]:
     """Output lines (JSON + newline) for every input line, in order."""
-    rate_valid = _rate_kernel if engine == "kernel" else _rate_reference
+    compiled = compile_tables({table.name: [table]}) if engine == "kernel" else None
     for chunk in _chunks(stream):
         batch, rejects = decode(chunk, lambda _switch: UTC)
         too_long = batch.billsec > MAX_BILLSEC
@@ -157,7 +158,11 @@ def rate_lines(
                 f"{MAX_BILLSEC}",
             }
         valid = batch.take(~too_long)
-        for i, rated in enumerate(rate_valid(table, valid, switch)):
+        if compiled is None:
+            outcomes_of_valid = _rate_reference(table, valid, switch)
+        else:
+            outcomes_of_valid = _rate_kernel(table, compiled, valid, switch)
+        for i, rated in enumerate(outcomes_of_valid):
             line = int(valid.offset[i])
             if isinstance(rated, str):
                 outcomes[line] = {"cdr_id": valid.cdr_id[i], "error": f"line {line}: {rated}"}
