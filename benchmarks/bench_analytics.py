@@ -103,9 +103,9 @@ def run(ctx: BenchContext) -> BenchReport:
 
 
 def _measure(settings: Settings, redis: object, quick: bool) -> BenchReport:
-    n = 50_000 if quick else 500_000
-    rerate_n = 1_000 if quick else 20_000
-    naive_n = 100 if quick else 400
+    n = 20_000 if quick else 500_000
+    rerate_n = 500 if quick else 20_000
+    naive_n = 15 if quick else 200
     ex = DriverExecutor.from_settings(settings)
     report = BenchReport(TITLE, params={"rows": n, "days": DAYS, "rerated": rerate_n})
 
