@@ -226,6 +226,10 @@ class Rerater:
         # a single version compiles as in force from the beginning of time
         return chosen
 
+    def _currency(self, name: str) -> str:
+        """A tariff table's currency (all its versions share one; the store refuses others)."""
+        return self._versions_of(name, None)[0].currency
+
     def _compile(self, names: set[str], forced: tuple[str | None, int | None]) -> CompiledTariffs:
         tables: dict[str, list[TariffTable]] = {}
         for name in sorted(names):
@@ -349,12 +353,10 @@ class Rerater:
                 why = f"no sell match in {sell_names[i]}"
             elif answered and buy.buy_row[i] < 0:
                 why = f"no buy match in {buy_names[i]}"
-            elif currencies[i] and _currency_of(sell_compiled, sell_index[i], self) not in (
-                "",
-                currencies[i],
-            ):
+            elif currencies[i] and self._currency(sell_names[i]) != currencies[i]:
                 raise RerateError(
-                    f"tariff {sell_names[i]!r} is not in {currencies[i]} (CDR {row['cdr_id']})"
+                    f"tariff {sell_names[i]!r} is in {self._currency(sell_names[i])}, the "
+                    f"account in {currencies[i]} (CDR {row['switch']}/{row['cdr_id']})"
                 )
             if why:
                 summary.leave(why)
@@ -458,15 +460,6 @@ class Rerater:
                 )
             )
         write_audit(self.ch, entries)
-
-
-def _currency_of(compiled: CompiledTariffs, index: int, rerater: Rerater) -> str:
-    """Currency of a compiled table (all its versions share one)."""
-    if index < 0:
-        return ""
-    name = compiled.table_names[int(index)]
-    versions = rerater._versions.get(name) or []
-    return versions[0].currency if versions else ""
 
 
 def _default_reason(request: RerateRequest) -> str:

@@ -324,6 +324,10 @@ def test_a_tariff_without_the_destination_leaves_the_cdr_as_it_was(
         Rerater(settings, world["redis"], executor).run(
             RerateRequest(DAY, DAY, tariff="uk", version=7)
         )
+    dollars = TariffTable(name="usd", currency="USD", rows=(TariffRow("31", "NL", rate=1),))
+    world["store"].save(dollars)
+    with pytest.raises(RerateError, match="is in USD, the account in EUR"):
+        Rerater(settings, world["redis"], executor).run(RerateRequest(DAY, DAY, tariff="usd"))
 
 
 def test_unrated_rerate_of_another_resellers_account_is_left(
