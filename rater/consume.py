@@ -30,6 +30,12 @@ log = get_logger(__name__)
 WatermarksFn = Callable[[list[int]], Awaitable[dict[int, int]]]
 #: called with partitions about to move away (after their last batch committed)
 RevokedFn = Callable[[list[int]], None]
+#: waits until the batch whose store and commit are still running has committed
+DrainFn = Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
 
 
 @dataclass
@@ -39,6 +45,7 @@ class CdrConsumer:
     settings: Settings
     watermarks: WatermarksFn
     on_revoked: RevokedFn = lambda _partitions: None
+    drain: DrainFn = _nothing
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     consumer: AIOKafkaConsumer = field(init=False)
     #: partitions currently assigned (kept for lag and idle detection)
@@ -142,6 +149,7 @@ class CdrConsumer:
     async def _revoked(self, revoked: set[TopicPartition]) -> None:
         # the lock waits for the batch in flight: it commits before the partitions move
         async with self.lock:
+            await self.drain()
             partitions = sorted(tp.partition for tp in revoked)
             self.assigned -= set(partitions)
             self.rebalancing = True

@@ -67,6 +67,18 @@ class BatchReport:
 
 
 @dataclass
+class Prepared:
+    """A batch rated and debited, waiting for its store and commit."""
+
+    batch: int  # 1-based number of the batch in this process (fault injection counts them)
+    report: BatchReport
+    rows: RatedRows
+    duplicates: int
+    replayed: npt.NDArray[np.bool_]
+    rejects: list[Reject]
+
+
+@dataclass
 class Pipeline:
     """One worker's stages; `process` takes a fetched batch to its stored, debited state."""
 
@@ -89,28 +101,35 @@ class Pipeline:
         self.store = CdrStore(self.settings)
 
     async def process(self, records: Sequence[KafkaRecord]) -> BatchReport:
-        """Decode, rate, debit, store and dead-letter one fetched batch (not the commit).
+        """Decode, rate, debit, store and dead-letter one fetched batch (not the commit)."""
+        return await self.finish(await self.prepare(records))
+
+    async def prepare(self, records: Sequence[KafkaRecord]) -> Prepared:
+        """Decode, normalise, look up, rate and debit: everything up to the store.
 
         The synchronous stages run in a thread: the event loop stays free for the consumer's
         heartbeats while a batch (or a tariff recompile) takes a while.
         """
-        report = BatchReport(records=len(records))
-        rows, duplicates, replayed, rejects = await asyncio.to_thread(
-            self._rate_debit_store, records, report
-        )
+        return await asyncio.to_thread(self._rate_and_debit, records)
+
+    async def finish(self, prepared: Prepared) -> BatchReport:
+        """Store the rows (ClickHouse) and dead-letter the rejects. About 90% of a store is
+        the server's work (parts, materialized views), so the worker overlaps it with the next
+        batch's prepare."""
+        report = prepared.report
+        with _Timer(report.stage_seconds)("store"):
+            report.stored = await asyncio.to_thread(self.store.store, self.topic_id, prepared.rows)
         with _Timer(report.stage_seconds)("dead_letter"):
             report.dead_lettered = await dlq.publish(
-                self.producer, self.redis, self.settings, self.topic_id, rejects
+                self.producer, self.redis, self.settings, self.topic_id, prepared.rejects
             )
-        self.fault("after_store", self.batches + 1)
-        _count(report, rows, duplicates, rejects)
-        _observe(report, rows, replayed)
-        self.batches += 1
+        self.fault("after_store", prepared.batch)
+        _count(report, prepared.rows, prepared.duplicates, prepared.rejects)
+        _observe(report, prepared.rows, prepared.replayed)
         return report
 
-    def _rate_debit_store(
-        self, records: Sequence[KafkaRecord], report: BatchReport
-    ) -> tuple[RatedRows, int, npt.NDArray[np.bool_], list[Reject]]:
+    def _rate_and_debit(self, records: Sequence[KafkaRecord]) -> Prepared:
+        report = BatchReport(records=len(records))
         timer = _Timer(report.stage_seconds)
         with timer("decode"):
             switch_of = _SwitchCache(self.switches)
@@ -125,10 +144,9 @@ class Pipeline:
         with timer("debit"):
             result = self._debit(rows)
             rows, duplicates, replayed = _apply_outcomes(rows, result)
-        self.fault("after_debit", self.batches + 1)
-        with timer("store"):
-            report.stored = self.store.store(self.topic_id, rows)
-        return rows, duplicates, replayed, rejects
+        self.batches += 1
+        self.fault("after_debit", self.batches)
+        return Prepared(self.batches, report, rows, duplicates, replayed, rejects)
 
     def warm_up(self) -> None:
         """Compile the tariffs and the kernels before joining the group (a first batch that

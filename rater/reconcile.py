@@ -13,7 +13,7 @@ ledger's call entries, so a broken materialized view shows up too (`ledger_misma
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,9 +62,11 @@ class AccountCheck:
         )  # fmt: skip
 
 
-def reconcile(settings: Settings, redis: RedisLike) -> list[AccountCheck]:
-    """Every account in Redis, checked (see the module doc)."""
-    balances, owners = _redis_balances(redis)
+def reconcile(
+    settings: Settings, redis: RedisLike, *, resellers: Sequence[str] | None = None
+) -> list[AccountCheck]:
+    """Every account in Redis (or only those of `resellers`), checked (see the module doc)."""
+    balances, owners = _redis_balances(redis, resellers)
     ch = clickhouse.client(settings, numpy=False)
     try:
         credits = _sum_by(ch, "kind != 'call'")
@@ -86,7 +88,10 @@ def reconcile(settings: Settings, redis: RedisLike) -> list[AccountCheck]:
         key = (entry.level, _account_of(entry.level, entry.reseller, entry.customer, entry.card))
         credits[key] = credits.get(key, 0) + entry.amount
     checks = []
-    for key in sorted(set(balances) | set(credits) | set(debits)):
+    keys_seen = (
+        set(balances) if resellers is not None else set(balances) | set(credits) | set(debits)
+    )
+    for key in sorted(keys_seen):
         if key[1] == "":
             continue
         checks.append(
@@ -126,11 +131,15 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _redis_balances(redis: RedisLike) -> tuple[dict[Key, int], dict[Key, str]]:
+def _redis_balances(
+    redis: RedisLike, only: Sequence[str] | None
+) -> tuple[dict[Key, int], dict[Key, str]]:
     balances: dict[Key, int] = {}
     owners: dict[Key, str] = {}
     resellers: Any = redis.smembers(keys.RESELLERS)
     for reseller in sorted(_text(r) for r in resellers):
+        if only is not None and reseller not in only:
+            continue
         balances[("reseller", reseller)] = int(redis.hget(keys.reseller(reseller), "bal") or 0)
         owners[("reseller", reseller)] = reseller
         customers: Any = redis.smembers(keys.customers_of(reseller))

@@ -9,13 +9,15 @@ committed, after that many seconds without records (the demo and tests use it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 import queue
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis as redis_lib
 from aiokafka.errors import KafkaError
@@ -25,10 +27,12 @@ from rater import kafka, metrics, redis_client, topic_identity
 from rater.consume import CdrConsumer
 from rater.errors import RaterError
 from rater.logs import configure_logging, get_logger
-from rater.pipeline import BatchReport, Pipeline
+from rater.pipeline import BatchReport, Pipeline, Prepared
 from rater.settings import Settings
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 _BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
@@ -48,8 +52,10 @@ class WorkerSummary:
     #: wall clock (epoch s) of the first fetched record and of the last commit
     first_at: float = 0.0
     last_at: float = 0.0
-    #: publish -> committed, ms, sampled (at most 64 records a batch) for percentiles
+    #: publish -> committed, ms, sampled (at most 64 records a batch) for percentiles, with
+    #: each sample's publish time (epoch ms) so a benchmark can leave a warm-up out
     latencies_ms: list[float] = field(default_factory=list)
+    latency_published_ms: list[float] = field(default_factory=list)
 
     def add(self, report: BatchReport) -> None:
         self.records += report.records
@@ -114,7 +120,37 @@ async def run_worker(
         for p in partitions:
             positions.pop(p, None)
 
-    consumer = CdrConsumer(settings, watermarks, revoked)
+    #: the previous batch's store and commit, overlapped with this batch's prepare
+    pending: asyncio.Task[None] | None = None
+
+    async def drain() -> None:
+        nonlocal pending
+        if pending is not None:
+            task, pending = pending, None
+            await task
+
+    async def finish(prepared: Prepared, records: list[Any], fetched: float) -> None:
+        report = await _retrying(functools.partial(pipeline.finish, prepared))
+        pipeline.fault("before_commit", prepared.batch)
+        next_offsets: dict[int, int] = {}
+        for record in records:
+            next_offsets[record.partition] = record.offset + 1
+        committing = time.perf_counter()
+        await consumer.commit(next_offsets)
+        report.stage_seconds["commit"] = time.perf_counter() - committing
+        report.stage_seconds["fetch"] = fetched
+        positions.update(next_offsets)
+        for published, latency in _observe_latency(records):
+            summary.latency_published_ms.append(published)
+            summary.latencies_ms.append(latency)
+        summary.add(report)
+        summary.last_at = time.time()
+        metrics.BATCH_SECONDS.observe(sum(report.stage_seconds.values()))
+        metrics.BATCH_SIZE.observe(report.records)
+        for partition, lag in consumer.lag(positions).items():
+            metrics.LAG.labels(str(partition)).set(lag)
+
+    consumer = CdrConsumer(settings, watermarks, revoked, drain)
     await consumer.start()
     loop = asyncio.get_running_loop()
     last_records = loop.time()
@@ -126,29 +162,18 @@ async def run_worker(
                 records = await consumer.fetch(settings.batch_timeout_ms)
                 fetched = time.perf_counter() - fetching
                 if records:
+                    if not summary.first_at:
+                        summary.first_at = time.time() - fetched
                     if any(r.offset < positions.get(r.partition, -1) for r in records):
                         # offsets went backwards without a seek: the broker started a new log
+                        await drain()
                         await _refresh_incarnation(pipeline, settings)
-                    report = await _process_retrying(pipeline, records, stop)
-                    pipeline.fault("before_commit", pipeline.batches)
-                    next_offsets: dict[int, int] = {}
-                    for record in records:
-                        next_offsets[record.partition] = record.offset + 1
-                    committing = time.perf_counter()
-                    await consumer.commit(next_offsets)
-                    report.stage_seconds["commit"] = time.perf_counter() - committing
-                    report.stage_seconds["fetch"] = fetched
-                    positions.update(next_offsets)
-                    summary.latencies_ms.extend(_observe_latency(records))
-                    summary.add(report)
-                    summary.last_at = time.time()
-                    if not summary.first_at:
-                        summary.first_at = summary.last_at - sum(report.stage_seconds.values())
+                    prepared = await _retrying(functools.partial(pipeline.prepare, records))
+                    await drain()  # batches store and commit in order
+                    pending = asyncio.create_task(finish(prepared, records, fetched))
                     last_records = loop.time()
-                    metrics.BATCH_SECONDS.observe(sum(report.stage_seconds.values()))
-                    metrics.BATCH_SIZE.observe(report.records)
-                    for partition, lag in consumer.lag(positions).items():
-                        metrics.LAG.labels(str(partition)).set(lag)
+                else:
+                    await drain()
             if until_idle_s is not None:
                 quiet_since = max(last_records, consumer.changed_at)
                 if loop.time() - quiet_since >= until_idle_s and not consumer.rebalancing:
@@ -156,7 +181,10 @@ async def run_worker(
                     break
             if not records:
                 await asyncio.sleep(0)  # let the rebalance listener take the lock
+        await drain()
     finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
         await consumer.stop()  # leaves the group: the others take the partitions
         await producer.stop()
         redis.close()
@@ -177,15 +205,13 @@ async def _refresh_incarnation(pipeline: Pipeline, settings: Settings) -> None:
         pipeline.store.forget(list(range(65536)))
 
 
-async def _process_retrying(
-    pipeline: Pipeline, records: list[Any], stop: asyncio.Event
-) -> BatchReport:
-    """Process a batch, retrying it whole after a retriable service error (every effect is
+async def _retrying(step: Callable[[], Awaitable[T]]) -> T:
+    """Run a step, again after a retriable service error (every effect before the commit is
     idempotent, so a half-done attempt is safe to repeat)."""
     attempt = 0
     while True:
         try:
-            return await pipeline.process(records)
+            return await step()
         except Exception as error:
             if not _retriable(error):
                 raise
@@ -196,15 +222,16 @@ async def _process_retrying(
             await asyncio.sleep(delay)
 
 
-def _observe_latency(records: list[Any]) -> list[float]:
-    """Publish -> committed latency of a sample of the batch (ms), also into the histogram."""
+def _observe_latency(records: list[Any]) -> list[tuple[float, float]]:
+    """(publish time, publish -> committed latency) in ms of a sample of the batch; the
+    latencies also go into the histogram."""
     now_ms = time.time() * 1000
     samples = []
     for record in records[:: max(1, len(records) // 64)]:  # a sample keeps this cheap
         if record.timestamp and record.timestamp > 0:
             latency = max(0.0, now_ms - record.timestamp)
             metrics.LATENCY.observe(latency / 1000)
-            samples.append(latency)
+            samples.append((float(record.timestamp), latency))
     return samples
 
 
@@ -212,7 +239,8 @@ def _observe_latency(records: list[Any]) -> list[float]:
 def worker_main(settings: Settings, index: int, until_idle_s: float | None) -> WorkerSummary:
     """Entry point of one worker process: its own loop, metrics port and signal handlers."""
     configure_logging(settings)
-    metrics.serve(settings.metrics_port + index)
+    if settings.metrics_port:  # 0: no endpoint (benchmarks, several runs at once)
+        metrics.serve(settings.metrics_port + index)
 
     async def main() -> WorkerSummary:
         stop = asyncio.Event()

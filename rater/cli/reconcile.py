@@ -13,8 +13,11 @@ from rater.reconcile import reconcile as check_all
 
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="List every account, not only differences.")
+@click.option(
+    "--reseller", "resellers", multiple=True, help="Only this reseller's accounts (repeatable)."
+)
 @click.pass_context
-def reconcile(ctx: click.Context, show_all: bool) -> None:
+def reconcile(ctx: click.Context, show_all: bool, resellers: tuple[str, ...]) -> None:
     """Per account: Redis balance = credits and top-ups (ledger) - debits (rated_cdrs).
 
     Exits with status 1 when any account differs (or the ledger's call entries disagree with
@@ -22,7 +25,7 @@ def reconcile(ctx: click.Context, show_all: bool) -> None:
     Redis a moment before ClickHouse holds its rows.
     """
     settings = settings_of(ctx)
-    checks = check_all(settings, redis_client.connect(settings))
+    checks = check_all(settings, redis_client.connect(settings), resellers=resellers or None)
     bad = [c for c in checks if not c.ok]
     header = ("level", "account", "redis", "credits", "debits", "expected", "difference")
     shown = checks if show_all else bad

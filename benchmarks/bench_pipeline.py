@@ -1,0 +1,232 @@
+"""The streaming pipeline end to end on the local stack, beside the broker's raw ceiling.
+
+1. The load generator publishes a backlog of realistic CDRs (its scenario: resellers,
+   customers, cards, a phonenumbers-sized wholesale deck and derived sell decks).
+2. Ceiling: one process reads the backlog with getmany and decodes it (orjson into columns),
+   nothing else: what this broker and this machine give before any rating.
+3. End to end: `workers` worker processes in one group take the same backlog through decode,
+   normalise, look-up, rate, debit (Redis), store (ClickHouse) and commit; CDRs/s from the
+   first fetched record to the last commit. Stage shares come from the workers' timings.
+4. Latency: fresh workers, then an open-loop publisher at half the measured end-to-end rate
+   (never from a backlog); publish -> committed latency of sampled records, p50 and p99.
+
+Everything runs in its own topics, consumer group and ClickHouse database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import queue
+import signal
+import statistics
+import time
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from benchmarks.harness import BenchContext, BenchReport, Measurement
+from rater import clickhouse, kafka
+from rater.decode import decode, fixed_zone_of
+from rater.loadgen.runner import LoadgenOptions
+from rater.loadgen.runner import run as loadgen_run
+from rater.loadgen.scenario import setup_scenario
+from rater.settings import Settings
+from rater.worker import WorkerSummary, _child
+
+TITLE = "Streaming pipeline: Kafka -> decode -> rate -> debit -> store -> commit"
+NEEDS_STACK = True
+
+TARGET_E2E = 50_000  # CDRs/s on this 2-core machine
+WORKERS = 2
+
+
+def run(ctx: BenchContext) -> BenchReport:
+    backlog = 20_000 if ctx.quick else 300_000
+    latency_s = 4.0 if ctx.quick else 20.0
+    tag = uuid.uuid4().hex[:8]
+    settings = ctx.settings.replace(
+        topic_cdrs=f"bench-{tag}",
+        topic_dlq=f"bench-{tag}.dlq",
+        topic_meta=f"bench-{tag}.meta",
+        consumer_group=f"bench-{tag}",
+        clickhouse_database=f"bench_{tag}",
+        session_timeout_ms=6000,
+    )
+    clickhouse.migrate(settings)
+    asyncio.run(kafka.ensure_topics(settings))
+    report = BenchReport(title=TITLE, params={"backlog": backlog, "workers": WORKERS,
+                                              "partitions": settings.partitions})  # fmt: skip
+    try:
+        scenario = setup_scenario(settings, name="bench", resellers=2, customers=60, cards=120)
+        loadgen_run(settings, LoadgenOptions(count=backlog, progress=False), scenario)
+
+        ceiling = asyncio.run(_consume_and_decode(settings, backlog))
+        summaries = _workers(settings, until_idle_s=3.0)
+        records = sum(s.records for s in summaries)
+        span = max(s.last_at for s in summaries) - min(s.first_at for s in summaries if s.first_at)
+        e2e = records / span if span > 0 else 0.0
+        report.measurements += [
+            Measurement(
+                "end to end, backlog",
+                e2e,
+                "CDRs/s",
+                "consume + decode ceiling",
+                ceiling,
+                target=f">= {TARGET_E2E:,} CDRs/s and >= 0.5 x ceiling",
+            ),
+        ]
+        report.notes.append(_stage_note(summaries, records, span))
+
+        rate = max(100.0, e2e / 2)
+        latencies = _open_loop(settings, scenario, rate, latency_s)
+        if latencies:
+            p50 = statistics.median(latencies) / 1000
+            p99 = _percentile(latencies, 0.99) / 1000
+            report.measurements += [
+                Measurement(f"latency p50 at {rate:,.0f} CDRs/s", p50, "s", higher_is_better=False),
+                Measurement(
+                    f"latency p99 at {rate:,.0f} CDRs/s",
+                    p99,
+                    "s",
+                    target="< 2 s",
+                    higher_is_better=False,
+                ),
+            ]
+        report.notes.append(
+            f"Latency: open loop at half the end-to-end rate ({rate:,.0f} CDRs/s) for "
+            f"{latency_s:.0f} s into {WORKERS} running workers; {len(latencies)} sampled records, "
+            "from the producer's timestamp to the commit of their batch (stored, debited, "
+            "offset committed)."
+        )
+    finally:
+        admin = clickhouse.client(settings, database="default", numpy=False)
+        admin.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+        admin.disconnect()
+    return report
+
+
+async def _consume_and_decode(settings: Settings, count: int) -> float:
+    """CDRs/s of getmany + decode alone over the backlog (no group, all partitions)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+        max_partition_fetch_bytes=16 << 20, fetch_max_bytes=64 << 20,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic_cdrs, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        tz = fixed_zone_of({})
+        seen = 0
+        started = time.perf_counter()
+        while seen < count:
+            batches = await consumer.getmany(
+                timeout_ms=1000, max_records=settings.batch_max_records
+            )
+            for records in batches.values():
+                decode(records, tz)
+                seen += len(records)
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def _workers(settings: Settings, *, until_idle_s: float) -> list[WorkerSummary]:
+    context = multiprocessing.get_context("spawn")
+    out: Any = context.Queue()
+    processes = [
+        context.Process(
+            target=_child, args=(settings.replace(metrics_port=0), i, until_idle_s, out)
+        )
+        for i in range(WORKERS)
+    ]
+    for process in processes:
+        process.start()
+    return _collect(processes, out)
+
+
+def _collect(processes: list[Any], out: Any) -> list[WorkerSummary]:
+    summaries: list[WorkerSummary] = []
+    while len(summaries) < len(processes):
+        try:
+            summaries.append(out.get(timeout=1.0))
+        except queue.Empty:
+            if not any(p.is_alive() for p in processes) and out.empty():
+                break
+    for process in processes:
+        process.join(timeout=30)
+    return summaries
+
+
+def _open_loop(settings: Settings, scenario: Any, rate: float, seconds: float) -> list[float]:
+    """Latencies (ms) of records published at `rate` into running workers."""
+    context = multiprocessing.get_context("spawn")
+    out: Any = context.Queue()
+    processes = [
+        context.Process(target=_child, args=(settings.replace(metrics_port=0), i, None, out))
+        for i in range(WORKERS)
+    ]
+    for process in processes:
+        process.start()
+    # a trickle until the workers have joined and stored it: the measured load never waits
+    # for a join or a warm-up
+    stored = _stored(settings)
+    loadgen_run(settings, LoadgenOptions(count=200, rate=100.0, progress=False), scenario)
+    _wait_stored(settings, stored + 200, timeout_s=300)
+    started_ms = time.time() * 1000
+    manifest = loadgen_run(
+        settings, LoadgenOptions(duration_s=seconds, rate=rate, progress=False), scenario
+    )
+    _wait_stored(settings, stored + 200 + manifest.valid, timeout_s=120)
+    for process in processes:
+        if process.pid:
+            os.kill(process.pid, signal.SIGTERM)  # finish the batch, commit, leave
+    summaries = _collect(processes, out)
+    return [
+        latency
+        for summary in summaries
+        for published, latency in zip(
+            summary.latency_published_ms, summary.latencies_ms, strict=True
+        )
+        if published >= started_ms
+    ]
+
+
+def _stored(settings: Settings) -> int:
+    client = clickhouse.client(settings, numpy=False)
+    try:
+        return int(client.execute("SELECT count() FROM rated_cdrs")[0][0])
+    finally:
+        client.disconnect()
+
+
+def _wait_stored(settings: Settings, count: int, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _stored(settings) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _stage_note(summaries: list[WorkerSummary], records: int, span: float) -> str:
+    stages: dict[str, float] = {}
+    for summary in summaries:
+        for stage, spent in summary.stage_seconds.items():
+            stages[stage] = stages.get(stage, 0.0) + spent
+    busy = sum(stages.values()) or 1.0
+    shares = ", ".join(
+        f"{stage} {spent / busy:.0%} ({records / spent:,.0f}/s)"
+        for stage, spent in sorted(stages.items(), key=lambda kv: -kv[1])
+        if spent > 0
+    )
+    return (
+        f"Where the time goes ({len(summaries)} workers, {records:,} CDRs in {span:.1f} s; share "
+        f"of the workers' busy time, and each stage's rate on one core): {shares}. Decode "
+        "includes number normalisation; lookup includes the tariff loader's generation check."
+    )
