@@ -23,6 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks.harness import BenchReport, Measurement
+
 #: module -> stage label, for the runner plot (first measurement with a baseline in CDRs/s
 #: or rows/s)
 STAGE_MODULES = {
@@ -131,3 +133,32 @@ def stage_baselines_plot(out_dir: Path, reports: dict[str, Any]) -> Path | None:
     ax.set_title("throughput per stage beside its baseline")
     ax.legend(loc="lower right")
     return _save(fig, out_dir / "stage_baselines.png")
+
+
+def stage_summary(reports: dict[str, Any], out_dir: Path) -> BenchReport | None:
+    """A BenchReport for RESULTS.md: each stage's headline number beside its baseline, from the
+    modules that measure them, with stage_baselines_plot; None when none of them ran."""
+    measurements = []
+    for module, stage in STAGE_MODULES.items():
+        report = reports.get(module)
+        if report is None:
+            continue
+        for m in report.measurements:
+            if m.baseline_value and m.unit in ("CDRs/s", "rows/s") and m.higher_is_better:
+                name = f"{stage}: {m.name} (`{module}`)"
+                measurements.append(
+                    Measurement(name, m.value, m.unit, m.baseline_name, m.baseline_value)
+                )
+                break
+    if not measurements:
+        return None
+    plot = stage_baselines_plot(out_dir, reports)
+    return BenchReport(
+        title="Summary: throughput per stage beside its baseline",
+        measurements=measurements,
+        notes=[
+            "Copied from the modules above (same run); each stage's first measurement that "
+            "has a baseline."
+        ],
+        plots=[plot] if plot is not None else [],
+    )

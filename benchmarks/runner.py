@@ -310,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         state = "ok" if outcome.report else "FAILED: " + outcome.error.strip().splitlines()[-1]
         print(f"[bench] {name}: {state} ({outcome.seconds:.1f} s)", file=sys.stderr, flush=True)
         outcomes.append(outcome)
+    with contextlib.suppress(Exception):  # a plot must never cost RESULTS.md its numbers
+        from benchmarks import plots  # matplotlib: imported only when a run is over
+
+        summary = plots.stage_summary({o.module: o.report for o in outcomes if o.report}, PLOTS)
+        if summary is not None:
+            outcomes.append(Outcome("plots", summary.title, 0.0, report=summary))
     command = "python -m benchmarks" + (
         f" {' '.join(argv or sys.argv[1:])}" if (argv or sys.argv[1:]) else ""
     )
