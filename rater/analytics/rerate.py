@@ -38,7 +38,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,8 @@ import numpy as np
 from rater.accounts.lookup import AccountLookup
 from rater.analytics.audit import AuditRow, already_audited, write_audit
 from rater.analytics.db import Executor
-from rater.analytics.rows import Row, insert_rows, select_live
+from rater.analytics.rows import Row, insert_rows, select_live_between
+from rater.analytics.summaries import base_days
 from rater.debit import Correction, Debiter
 from rater.errors import RerateError
 from rater.logs import get_logger
@@ -64,6 +65,8 @@ LOCK_KEY = "rerate:lock"
 LOCK_TTL_S = 120
 PLAN_TTL_S = 30 * 86_400
 CHUNK = 2_000
+#: stored rows of a day above which it is read hour by hour
+BIG_DAY = 100_000
 
 #: the fields a plan fixes (everything of the new row that is not copied from the old one)
 PLAN_FIELDS = (
@@ -133,11 +136,12 @@ def _plan_key(day: date) -> str:
     return f"rerate:plans:{day.isoformat()}"
 
 
-def _days(first: date, last: date) -> Iterator[date]:
-    day = first
-    while day <= last:
-        yield day
-        day += timedelta(days=1)
+def _hours(day: date) -> Iterator[tuple[datetime, datetime]]:
+    """[start, end) of every UTC hour of a day."""
+    moment = datetime.combine(day, time())
+    for _ in range(24):
+        yield moment, moment + timedelta(hours=1)
+        moment += timedelta(hours=1)
 
 
 def _chunks(rows: list[Row], size: int) -> Iterator[list[Row]]:
@@ -176,8 +180,8 @@ class Rerater:
                 f"its lock lapses in {left} s if that run was killed"
             )
         try:
-            for day in _days(request.first, request.last):
-                rows = self._select(request, day)
+            for start, end in self._windows(request):
+                rows = self._select(request, start, end)
                 for chunk in _chunks(rows, CHUNK):
                     self._renew_lock(request, token)
                     self._chunk(request, chunk, summary)
@@ -198,7 +202,24 @@ class Rerater:
         self.redis.expire(LOCK_KEY, LOCK_TTL_S)
 
     # ------------------------------------------------------------------ selection
-    def _select(self, request: RerateRequest, day: date) -> list[Row]:
+    def _windows(self, request: RerateRequest) -> Iterator[tuple[datetime, datetime]]:
+        """The time windows to read: each day holding rows, by the hour when it is big (a
+        busy day at once is too much memory); empty days cost nothing."""
+        cond, params = base_days(request.first, request.last)
+        counts = self.ch.rows(
+            f"SELECT toDate(start_time, 'UTC') AS d, count() FROM rated_cdrs WHERE {cond}"
+            " GROUP BY d ORDER BY d",
+            params,
+        )
+        for day, count in counts:
+            if int(count) > BIG_DAY:
+                yield from _hours(day)
+            else:
+                start = datetime.combine(day, time())
+                yield start, start + timedelta(days=1)
+
+    def _select(self, request: RerateRequest, start: datetime, end: datetime) -> list[Row]:
+        """Live rows of one hour: a day of a busy switch is too much memory at once."""
         conditions = ["outcome = %(outcome)s"]
         params: dict[str, Any] = {"outcome": "unrated" if request.unrated else "rated"}
         if request.customer:
@@ -209,7 +230,9 @@ class Rerater:
         if request.reseller and not request.unrated:
             conditions.append("reseller = %(reseller)s")
             params["reseller"] = request.reseller
-        return select_live(self.ch, day, day, where=" AND ".join(conditions), params=params)
+        return select_live_between(
+            self.ch, start, end, where=" AND ".join(conditions), params=params
+        )
 
     # ------------------------------------------------------------------ tariffs
     def _versions_of(self, name: str, version: int | None) -> list[TariffTable]:

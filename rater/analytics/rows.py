@@ -109,8 +109,24 @@ def select_live(
     `where` is an extra condition on rated_cdrs columns (e.g. "customer = %(customer)s").
     """
     cond, day_params = base_days(first, last)
+    return _select_live(ch, cond, {**day_params, **(params or {})}, where)
+
+
+def select_live_between(
+    ch: Executor,
+    start: datetime,
+    end: datetime,
+    *,
+    where: str = "",
+    params: Params | None = None,
+) -> list[Row]:
+    """The same for calls started in [start, end) (naive datetimes are UTC)."""
+    cond = "start_time >= %(t_from)s AND start_time < %(t_to)s"
+    return _select_live(ch, cond, {"t_from": start, "t_to": end, **(params or {})}, where)
+
+
+def _select_live(ch: Executor, cond: str, params: dict[str, Any], where: str) -> list[Row]:
     extra = f" AND ({where})" if where else ""
-    all_params: dict[str, Any] = {**day_params, **(params or {})}
     # The inner query finds, per CDR, the highest revision and the net sign; the outer one
     # picks that revision's +1 row. Tuple IN works on 18.16 and current releases.
     sql = (
@@ -120,7 +136,7 @@ def select_live(
         "  GROUP BY switch, cdr_id HAVING sum(sign) > 0)"
         " ORDER BY start_time, switch, cdr_id"
     )
-    rows = ch.rows(sql, all_params)
+    rows = ch.rows(sql, params)
     # A CDR inserted twice at the same revision (it must not be) would show twice: keep one.
     seen: set[tuple[str, str]] = set()
     live: list[Row] = []

@@ -354,3 +354,21 @@ def test_one_rerate_at_a_time(
     redis.delete(rerate_module.LOCK_KEY)
     Rerater(settings, redis, executor).run(RerateRequest(DAY, DAY, tariff="retail"))
     assert redis.get(rerate_module.LOCK_KEY) is None
+
+
+def test_busy_days_are_read_hour_by_hour(
+    settings: Settings, executor: Executor, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rerate_module, "BIG_DAY", 1)
+    late = cdr(30, when=datetime(2026, 11, 2, 23, 59, 59), billsec=60, price=200_000,
+               cost=120_000, customer="c1")  # fmt: skip
+    insert_rows(executor, [late])
+    world["store"].save(
+        table("retail", 300_000, 100_000), effective_from=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    rerater = Rerater(settings, world["redis"], executor)
+    windows = list(rerater._windows(RerateRequest(DAY, DAY)))
+    assert len(windows) == 24
+    summary = rerater.run(RerateRequest(DAY, DAY, tariff="retail"))
+    assert (summary.examined, summary.changed) == (3, 2)  # cdr-1 and cdr-30 (mobile)
+    assert rerater.run(RerateRequest(DAY, DAY, tariff="retail")).changed == 0
