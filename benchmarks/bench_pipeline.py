@@ -163,6 +163,7 @@ def _collect(processes: list[Any], out: Any) -> list[WorkerSummary]:
 
 def _open_loop(settings: Settings, scenario: Any, rate: float, seconds: float) -> list[float]:
     """Latencies (ms) of records published at `rate` into running workers."""
+    templates = asyncio.run(_templates(settings, 5_000))
     context = multiprocessing.get_context("spawn")
     out: Any = context.Queue()
     processes = [
@@ -174,13 +175,13 @@ def _open_loop(settings: Settings, scenario: Any, rate: float, seconds: float) -
     # a trickle until the workers have joined and stored it: the measured load never waits
     # for a join or a warm-up
     stored = _stored(settings)
-    loadgen_run(settings, LoadgenOptions(count=200, rate=100.0, progress=False), scenario)
+    asyncio.run(_publish_paced(settings, templates[:200], 100.0, prefix=b"W"))
     _wait_stored(settings, stored + 200, timeout_s=300)
     started_ms = time.time() * 1000
-    manifest = loadgen_run(
-        settings, LoadgenOptions(duration_s=seconds, rate=rate, progress=False), scenario
-    )
-    _wait_stored(settings, stored + 200 + manifest.valid, timeout_s=120)
+    count = int(rate * seconds)
+    values = [templates[i % len(templates)] for i in range(count)]
+    asyncio.run(_publish_paced(settings, values, rate, prefix=b"L"))
+    _wait_stored(settings, stored + 200 + count, timeout_s=120)
     for process in processes:
         if process.pid:
             os.kill(process.pid, signal.SIGTERM)  # finish the batch, commit, leave
@@ -193,6 +194,50 @@ def _open_loop(settings: Settings, scenario: Any, rate: float, seconds: float) -
         )
         if published >= started_ms
     ]
+
+
+async def _templates(settings: Settings, count: int) -> list[tuple[bytes | None, bytes]]:
+    """(key, value) of the first records of the backlog: realistic CDRs to send again."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic_cdrs, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: list[tuple[bytes | None, bytes]] = []
+        while len(found) < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=count)
+            for records in batches.values():
+                found.extend((r.key, r.value or b"") for r in records)
+        return found[:count]
+    finally:
+        await consumer.stop()
+
+
+async def _publish_paced(
+    settings: Settings, messages: list[tuple[bytes | None, bytes]], rate: float, *, prefix: bytes
+) -> None:
+    """Open loop: message i goes out at t0 + i / rate, whatever the consumers do. Each gets a
+    fresh cdr_id (a resend would be a duplicate: counted, never stored). The producer lingers
+    2 ms at most, so a record's timestamp is close to its send time."""
+    producer = kafka.producer(settings, linger_ms=2)
+    await producer.start()
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        futures = []
+        for i, (key, value) in enumerate(messages):
+            due = started + i / rate
+            delay = due - loop.time()
+            if delay > 0.002:
+                await asyncio.sleep(delay)
+            fresh = value.replace(b'"cdr_id":"', b'"cdr_id":"' + prefix + str(i).encode() + b"-", 1)
+            futures.append(await producer.send(settings.topic_cdrs, fresh, key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
 
 
 def _stored(settings: Settings) -> int:

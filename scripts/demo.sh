@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on the local stack, printing real results.
-# For now (pipeline not merged yet) it brings the stack up, applies the migrations and shows
-# what runs; the pipeline issue replaces the part below "the job" with the real demo.
+# `make demo`: the main job on the local stack, printing real results (rater/demo.py):
+# stack up, a buy tariff imported and sell tables derived, a reseller with customers and cards
+# made through the account API, DEMO_COUNT CDRs (default 1,000,000; some invalid, some resent)
+# published by the load generator, rated by the workers, and the totals printed beside the
+# load generator's manifest, with balances, outcomes by reason and a reconciliation.
+#   DEMO_COUNT=100000 make demo      a smaller run;  DEMO_WORKERS=1 for one worker process
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rater=.venv/bin/rater
 
-$rater stack up
-echo
-echo "== migrations"
-$rater db migrate
-$rater db list
-echo
-echo "== the job"
-$rater stack status
+.venv/bin/rater stack up
+exec .venv/bin/python -m rater.demo --count "${DEMO_COUNT:-1000000}" --workers "${DEMO_WORKERS:-2}" "$@"
