@@ -63,7 +63,6 @@ log = get_logger(__name__)
 LOCK_KEY = "rerate:lock"
 #: a run renews its lock before every chunk; a killed run's lock lapses after this long
 LOCK_TTL_S = 120
-PLAN_TTL_S = 30 * 86_400
 CHUNK = 2_000
 #: stored rows of a day above which it is read hour by hour
 BIG_DAY = 100_000
@@ -426,14 +425,14 @@ class Rerater:
         }
 
     def _store_plans(self, plans: str, planned: list[tuple[Row, Row, str]]) -> None:
-        """Record what each CDR revision will become, before any balance changes."""
+        """Record what each CDR revision will become, before any balance changes.
+
+        No expiry: a plan lives only from here to its rows' insert, and one that outlived an
+        interrupted run must wait for the re-run (its correction, applied once, stays)."""
         if not planned:
             return
         mapping = {key: json.dumps({n: new[n] for n in PLAN_FIELDS}) for _, new, key in planned}
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(plans, mapping=mapping)
-        pipe.expire(plans, PLAN_TTL_S)
-        pipe.execute()
+        self.redis.hset(plans, mapping=mapping)
 
     def _correct(self, planned: list[tuple[Row, Row, str]], summary: RerateSummary) -> None:
         items: list[Correction] = []
