@@ -8,6 +8,7 @@ acks=all without idempotence; duplicates are caught downstream by (switch, cdr_i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -57,21 +58,25 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
     return await create_topics(settings, wanted, timeout_s=timeout_s)
 
 
-async def create_topics(settings: Settings, wanted: dict[str, int], timeout_s: float = 30.0) -> dict[str, int]:
+async def create_topics(
+    settings: Settings, wanted: dict[str, int], timeout_s: float = 30.0
+) -> dict[str, int]:
     """Create the named topics with their partition counts where missing."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
     except (KafkaError, OSError, TimeoutError) as error:
-        raise ServiceUnavailable(f"Kafka at {settings.kafka_bootstrap} does not answer: {error}") from error
+        message = f"Kafka at {settings.kafka_bootstrap} does not answer: {error}"
+        raise ServiceUnavailable(message) from error
     try:
         existing = set(await admin.list_topics())
         missing = [NewTopic(name, n, 1) for name, n in wanted.items() if name not in existing]
         if missing:
-            try:
+            # another worker may create one between list and create
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker created it between list and create
         described = await admin.describe_topics(list(wanted))
         return {t["topic"]: len(t["partitions"]) for t in described}
     finally:
