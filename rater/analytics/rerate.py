@@ -269,6 +269,11 @@ class Rerater:
         # corrections may already be applied, so their rows must be written as planned
         plans = _plan_key(rows[0]["start_time"].date())  # a chunk holds one day
         pending = self._pending_plans(plans, keyed)
+        # a plan for a CDR's current revision was completed (rows written) by a run that
+        # stopped before dropping it: drop it now
+        if not request.dry_run:
+            done = [correction_key(r["switch"], r["cdr_id"], int(r["revision"])) for r in rows]
+            self.redis.hdel(plans, *done)
         planned: list[tuple[Row, Row, str]] = []  # old, new, correction key
         fresh_rows = [r for r, key in zip(rows, keyed, strict=True) if key not in pending]
         targets = iter(self._price(request, fresh_rows, summary) if fresh_rows else [])

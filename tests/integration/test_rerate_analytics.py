@@ -182,7 +182,8 @@ def test_interrupted_rerate_is_completed_by_running_it_again(
     with pytest.raises(RuntimeError):
         rerater.run(RerateRequest(DAY, DAY, tariff="retail"))
     monkeypatch.undo()
-    # balances were corrected, rows not yet written
+    # balances were corrected, rows not yet written; the plans wait in Redis
+    assert world["redis"].hlen(f"rerate:plans:{DAY.isoformat()}") == 2
     assert balances(world)[1] == before[1] - 250_000  # 0.20 on cdr-1, 0.05 on cdr-3
     assert table_state(executor) == state_before
 
@@ -198,6 +199,7 @@ def test_interrupted_rerate_is_completed_by_running_it_again(
     # and the version asked for is applied by the next run, as a new revision
     rerater.run(RerateRequest(DAY, DAY, tariff="retail", version=1))
     assert balances(world) == before
+    assert world["redis"].hlen(f"rerate:plans:{DAY.isoformat()}") == 0
 
 
 def test_unrated_cdrs_are_rated_once_their_account_exists(
