@@ -38,6 +38,7 @@ from rater.loadgen.numbers import NumberBook
 from rater.loadgen.population import Scenario
 from rater.loadgen.publish import Publisher
 from rater.loadgen.scenario import load_tariffs, setup_scenario
+from rater.logs import configure_logging
 from rater.settings import Settings
 from rater.worker import WorkerSummary, run_workers
 
@@ -88,6 +89,7 @@ def prepare(ctx: BenchContext, name: str) -> World:
         log_level="WARNING",
         batch_max_records=5000,
     )
+    configure_logging(settings)  # warnings only: the scenario logs every account it makes
     client = redis_client.connect(settings)
     client.flushdb()
     clickhouse.migrate(settings)
@@ -216,12 +218,12 @@ def summarise(workers: int, summaries: list[WorkerSummary]) -> RunResult:
 
 
 def run(ctx: BenchContext) -> BenchReport:
-    n = 4_000 if ctx.quick else 80_000
+    n = 4_000 if ctx.quick else 60_000
     world = prepare(ctx, "scaling")
     try:
         results = [end_to_end(world, w, n) for w in (WORKERS[:1] if ctx.quick else WORKERS)]
         paced_rate = max(1000.0, results[0].rate / 2)
-        paced_n = max(2000, int(paced_rate * (2 if ctx.quick else 10)))
+        paced_n = max(2000, int(paced_rate * (2 if ctx.quick else 6)))
         paced = end_to_end(world, 1, paced_n, rate=paced_rate)
     finally:
         cleanup(world)

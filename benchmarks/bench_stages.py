@@ -20,7 +20,7 @@ from aiokafka import TopicPartition
 
 from benchmarks import bench_scaling, plots
 from benchmarks.harness import BenchContext, BenchReport, Measurement
-from rater import kafka
+from rater import clickhouse, kafka
 from rater.decode import decode, zone
 from rater.settings import Settings
 
@@ -56,14 +56,33 @@ async def read_topic(settings: Settings, topic: str, *, with_decode: bool) -> tu
         await consumer.stop()
 
 
+def storage_per_row(settings: Settings) -> dict[str, float]:
+    """Bytes per rated_cdrs row from system.parts after merging into one part (active parts)."""
+    client = clickhouse.client(settings, numpy=False)
+    try:
+        database = settings.clickhouse_database
+        client.execute(f"OPTIMIZE TABLE {database}.rated_cdrs FINAL")
+        rows, disk, compressed, raw = client.execute(
+            "SELECT sum(rows), sum(bytes_on_disk), sum(data_compressed_bytes), "
+            "sum(data_uncompressed_bytes) FROM system.parts "
+            f"WHERE database = '{database}' AND table = 'rated_cdrs' AND active"
+        )[0]
+    finally:
+        client.disconnect()
+    if not rows:
+        return {}
+    return {"rows": rows, "disk": disk / rows, "compressed": compressed / rows, "raw": raw / rows}
+
+
 def run(ctx: BenchContext) -> BenchReport:
-    n = 4_000 if ctx.quick else 60_000
+    n = 4_000 if ctx.quick else 50_000
     world = bench_scaling.prepare(ctx, "stages")
     try:
         result = bench_scaling.end_to_end(world, 1, n)
         topic = result.topic
         plain_n, plain_s = asyncio.run(read_topic(world.settings, topic, with_decode=False))
         decoded_n, decoded_s = asyncio.run(read_topic(world.settings, topic, with_decode=True))
+        storage = storage_per_row(world.settings)
     finally:
         bench_scaling.cleanup(world)
     stages = {s: result.stage_seconds[s] for s in ORDER if result.stage_seconds.get(s)}
@@ -82,6 +101,17 @@ def run(ctx: BenchContext) -> BenchReport:
             target=">= 93,000 msgs/s (DESIGN.md 7)",
         ),
     ]
+    if storage:
+        measurements.append(
+            Measurement(
+                "rated_cdrs on disk per row (system.parts bytes_on_disk, one merged part)",
+                storage["disk"],
+                "bytes",
+                "uncompressed",
+                storage["raw"],
+                higher_is_better=False,
+            )
+        )
     for stage, spent in stages.items():
         measurements.append(
             Measurement(
@@ -104,7 +134,11 @@ def run(ctx: BenchContext) -> BenchReport:
             "The consume ceiling reads the same topic back with no group and no processing "
             "beyond rater.decode; the ratio to `consume only` is decode's cost.",
         ],
-        params={"cdrs": n, "batch": world.settings.batch_max_records},
+        params={
+            "cdrs": n,
+            "batch": world.settings.batch_max_records,
+            "rated_cdrs rows measured": int(storage.get("rows", 0)),
+        },
     )
     report.plots.append(plots.stage_share_plot(ctx.out_dir, stages, result.records))
     return report
