@@ -60,7 +60,15 @@ def walk_start(table, padded, at, table_ver_lo, table_ver_hi, ver_from, ver_root
     version = version_at(table, at, table_ver_lo, table_ver_hi, ver_from)
     if version < 0 or padded < 0:
         return NO_NODE
-    return trie[ver_root[version] + padded // 10**12]
+    root = ver_root[version]
+    if root >= 0:  # a 5-digit root
+        return trie[root + padded // 10**12]
+    # A small version's 3-digit root, then the level of digits 4-5: its blocks line up with
+    # the 5-digit root's, so the walk goes on the same way.
+    entry = trie[-root - 1 + padded // 10**14]
+    if entry < 0:
+        return entry
+    return trie[entry + (padded // 10**12) % 100]
 
 
 @njit(inline="always", cache=True)

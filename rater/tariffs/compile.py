@@ -7,15 +7,15 @@ Layout (all versions of all tables in one set of arrays; ids are global):
   (p + 1) * 10**(17-k)). Nested prefixes give nested intervals; each version's intervals are
   flattened into sorted, disjoint pieces that each name the longest prefix covering them (a
   "node").
-- Those pieces are indexed by a multibit trie: a root block of 10**5 entries (the first five
-  digits) per version, then blocks of 100 entries (two more digits each) only where a piece
-  starts inside the range an entry covers. An entry is either a leaf, -(code + 2), naming what
-  is in force over its whole range, or the offset of its child block (>= 0). A leaf code is
-  2 * row + 1 for a prefix with a single row (the common match reads no node record), 2 * node
-  for a prefix with several rows, and -1 (entry -1) for no prefix. A 9-digit prefix is found in
-  3 dependent array reads whatever the table size; a binary search over the 300,000 pieces of
-  the phonenumbers geodata table needed ~12 and ran at less than half the speed; a 4-digit root
-  needed one read more, about 15% slower.
+- Those pieces are indexed by a multibit trie: a root block per version of 10**5 entries (the
+  first five digits; 10**3 for a small version), then blocks of 100 entries (two more digits
+  each) only where a piece starts inside the range an entry covers. An entry is either a
+  leaf, -(code + 2), naming what is in force over its whole range, or the offset of its child
+  block (>= 0). A leaf code is 2 * row + 1 for a prefix with a single row (the common match
+  reads no node record), 2 * node for a prefix with several rows, and -1 (entry -1) for no
+  prefix. A 9-digit prefix is found in 3 dependent array reads whatever the table size; a
+  binary search over the 300,000 pieces of the phonenumbers geodata table needed ~12 and ran at
+  less than half the speed; a 4-digit root needed one read more, about 15% slower.
 - A node has its prefix length (a number shorter than the prefix must not match it), its
   parent (the next shorter prefix in the same version: where a closed or not yet started code
   falls to) and its rows, ordered by date.
@@ -40,7 +40,11 @@ from rater.money import DECIMALS_MAX
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 
 PAD_DIGITS = 17  # root 5 digits + 6 levels of 2; E.164 numbers have at most 15 digits
-ROOT_DIGITS = 5  # a 400 KB root per version: one read fewer than 4 digits for long codes
+ROOT_DIGITS = 5  # a 400 KB root for large versions: one read fewer than 4 digits
+SMALL_ROOT_DIGITS = 3  # a 4 KB root for small versions (one level more, but all in cache)
+#: versions with fewer prefixes get the small root: a retail deck of a few thousand codes then
+#: takes a few hundred KB of cache instead of spreading its calls over a 400 KB root
+SMALL_ROOT_BELOW = 5_000
 BLOCK_DIGITS = 2  # 100-entry child blocks (400 bytes)
 
 INT64_MAX = 2**63 - 1
@@ -95,7 +99,7 @@ class CompiledTariffs:
     ver_from: Int64Array  # per version: epoch s in force from (TIME_MIN for the first)
     ver_keys: tuple[str, ...]  # per version: 'name@version'
     ver_decimals: npt.NDArray[np.int8]
-    ver_root: Int32Array  # per version: offset of its root block in `trie`
+    ver_root: Int32Array  # per version: root block offset in `trie`; -(offset + 1): small root
     trie: Int32Array  # trie blocks of all versions: -(node + 2) for a leaf, else a block offset
     node_data: Int32Array  # (nodes, 4): NODE_* columns
     row_data: Int64Array  # (rows, 8): ROW_* columns
@@ -237,7 +241,9 @@ def _flatten(prefixes: list[str], node_base: int) -> tuple[list[int], list[int],
     return values, nodes, parents
 
 
-def _add_version(builder: _Builder, table: TariffTable, in_force_from: int) -> None:
+def _add_version(
+    builder: _Builder, table: TariffTable, in_force_from: int, small_root_below: int
+) -> None:
     version_id = len(builder.ver_keys)
     builder.ver_from.append(in_force_from)
     builder.ver_keys.append(table.key)
@@ -299,25 +305,29 @@ def _add_version(builder: _Builder, table: TariffTable, in_force_from: int) -> N
             builder.row_line.append(row.line)
         builder.node_data.append((len(prefix), parent, row_lo, len(builder.row_data)))
 
-    builder.ver_root.append(builder.trie_size)
+    small = len(prefixes) < small_root_below
+    builder.ver_root.append(-(builder.trie_size + 1) if small else builder.trie_size)
+    root_digits = SMALL_ROOT_DIGITS if small else ROOT_DIGITS
     node_array = np.asarray(nodes, dtype=np.int64)
     piece_codes = np.full(len(node_array), -1, dtype=np.int64)
     covered = node_array >= 0
     piece_codes[covered] = leaf_codes[node_array[covered] - node_base]
-    for level in _trie_levels(values, piece_codes, builder.trie_size):
+    for level in _trie_levels(values, piece_codes, builder.trie_size, root_digits):
         builder.trie.append(level)
         builder.trie_size += len(level)
 
 
-def _trie_levels(values: list[int], codes: Int64Array, base: int) -> Iterator[Int64Array]:
+def _trie_levels(
+    values: list[int], codes: Int64Array, base: int, root_digits: int
+) -> Iterator[Int64Array]:
     """The trie blocks over the pieces (values, leaf codes), level by level, root first.
 
     Vectorised per level: each entry covers [start, start + span); it is a leaf when no piece
     starts strictly inside that range, else it points to a child block of 100 entries.
     """
     value_array = np.asarray(values, dtype=np.int64)
-    span = 10 ** (PAD_DIGITS - ROOT_DIGITS)
-    starts = np.arange(10**ROOT_DIGITS, dtype=np.int64) * span
+    span = 10 ** (PAD_DIGITS - root_digits)
+    starts = np.arange(10**root_digits, dtype=np.int64) * span
     offset = base + len(starts)  # where the next level's blocks begin
     while len(starts):
         first_after = np.searchsorted(value_array, starts, side="right")
@@ -339,8 +349,14 @@ def _objects(values: list[str]) -> ObjectArray:
     return array
 
 
-def compile_tables(tables: Mapping[str, Sequence[TariffTable]]) -> CompiledTariffs:
-    """Compile {table name: its versions} for the kernel; TariffError for an unusable table."""
+def compile_tables(
+    tables: Mapping[str, Sequence[TariffTable]], *, small_root_below: int = SMALL_ROOT_BELOW
+) -> CompiledTariffs:
+    """Compile {table name: its versions} for the kernel; TariffError for an unusable table.
+
+    small_root_below: versions with fewer prefixes get the 3-digit root (tests set it to 0 or
+    a large number to exercise both layouts).
+    """
     builder = _Builder([], [], [], [], [], [], [], [], [], [], [])
     names: list[str] = []
     ver_lo: list[int] = []
@@ -355,7 +371,7 @@ def compile_tables(tables: Mapping[str, Sequence[TariffTable]]) -> CompiledTarif
                 raise TariffError(f"version {table.key} filed under table {name!r}")
             first = position == 0 or table.effective_from is None
             start = TIME_MIN if first else epoch_ceil(table.effective_from)  # type: ignore[arg-type]
-            _add_version(builder, table, start)
+            _add_version(builder, table, start, small_root_below)
         ver_hi.append(len(builder.ver_keys))
 
     def cat(parts: list[Int64Array], dtype: type) -> npt.NDArray[Any]:

@@ -20,6 +20,7 @@ def _longest(prefixes: list[str], number: str) -> str | None:
     return max(found, key=len) if found else None
 
 
+@pytest.mark.parametrize("small_root_below", [0, 10**9], ids=["5-digit root", "3-digit root"])
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
@@ -28,11 +29,12 @@ def _longest(prefixes: list[str], number: str) -> str | None:
     st.lists(st.text("0123456789", min_size=1, max_size=PAD_DIGITS), min_size=1, max_size=40),
 )
 def test_trie_finds_the_longest_prefix_at_every_depth(
-    prefixes: list[str], tails: list[str]
+    small_root_below: int, prefixes: list[str], tails: list[str]
 ) -> None:
     """Prefixes of 1-17 digits, numbers built on them and random ones, against brute force."""
     table = TariffTable(name="t", rows=tuple(TariffRow(p, p, rate=1) for p in prefixes))
-    compiled = compile_tables({"t": [table]})
+    compiled = compile_tables({"t": [table]}, small_root_below=small_root_below)
+    assert (compiled.ver_root[0] < 0) == (small_root_below > 0)
     numbers = [(prefixes[i % len(prefixes)] + tail)[:PAD_DIGITS] for i, tail in enumerate(tails)]
     numbers += tails
     size = len(numbers)

@@ -120,10 +120,12 @@ def _expect(versions: list[TariffTable] | None, cdr: Cdr) -> reference.RefRated 
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_kernel_matches_reference(scenario: tuple[dict[str, list[TariffTable]], list[Cdr]]) -> None:
+@given(scenarios(), st.sampled_from([0, 10**9]))  # both trie root layouts
+def test_kernel_matches_reference(
+    scenario: tuple[dict[str, list[TariffTable]], list[Cdr]], small_root_below: int
+) -> None:
     tables, batch = scenario
-    compiled = compile_tables(tables)
+    compiled = compile_tables(tables, small_root_below=small_root_below)
     names = list(tables)
     result = rate_batch(
         compiled,
