@@ -489,6 +489,17 @@ class Rerater:
         write_audit(self.ch, entries)
 
 
+def unrated_span(ch: Executor) -> tuple[date, date] | None:
+    """First and last UTC day holding unrated rows (cancelled ones included), or None."""
+    rows = ch.rows(
+        "SELECT toDate(min(start_time), 'UTC'), toDate(max(start_time), 'UTC'), count()"
+        " FROM rated_cdrs WHERE outcome = 'unrated'"
+    )
+    if not rows or int(rows[0][2]) == 0:
+        return None
+    return rows[0][0], rows[0][1]
+
+
 def _default_reason(request: RerateRequest) -> str:
     if request.unrated:
         return "rate CDRs stored unrated"

@@ -9,15 +9,17 @@ import click
 
 from rater import redis_client
 from rater.analytics.db import DriverExecutor
-from rater.analytics.rerate import Rerater, RerateRequest, RerateSummary
+from rater.analytics.rerate import Rerater, RerateRequest, RerateSummary, unrated_span
 from rater.analytics.tables import money_text
 from rater.cli.db_summaries import DAY
 from rater.cli.main import settings_of
 
 
 @click.command()
-@click.option("--from", "first", type=DAY, required=True, help="First UTC day of call starts.")
-@click.option("--to", "last", type=DAY, required=True, help="Last UTC day, inclusive.")
+@click.option("--from", "first", type=DAY, help="First UTC day of call starts "
+              "[with --unrated: the first day holding unrated CDRs].")  # fmt: skip
+@click.option("--to", "last", type=DAY, help="Last UTC day, inclusive "
+              "[with --unrated: the last day holding unrated CDRs].")  # fmt: skip
 @click.option("--customer", help="Only this customer's CDRs (with --unrated: the CDR's account).")
 @click.option("--reseller", help="Only this reseller's CDRs.")
 @click.option("--tariff", help="Sell tariff to price with [each customer's current tariff].")
@@ -36,8 +38,8 @@ def rerate(
     ctx: click.Context,
     /,
     *,
-    first: date,
-    last: date,
+    first: date | None,
+    last: date | None,
     customer: str | None,
     reseller: str | None,
     tariff: str | None,
@@ -60,9 +62,18 @@ def rerate(
     \b
     Examples:
       rater rerate --from 2026-11-01 --to 2026-11-30 --customer c1 --tariff retail --version 3
-      rater rerate --from 2026-11-01 --to 2026-11-30 --unrated
+      rater rerate --unrated
     """
     settings = settings_of(ctx)
+    ch = DriverExecutor.from_settings(settings)
+    if first is None or last is None:
+        if not unrated:
+            raise click.UsageError("--from and --to are required (optional only with --unrated)")
+        span = unrated_span(ch)
+        if span is None:
+            click.echo("no unrated CDRs stored")
+            return
+        first, last = first or span[0], last or span[1]
     request = RerateRequest(
         first=first,
         last=last,

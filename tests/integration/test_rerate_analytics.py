@@ -300,6 +300,17 @@ def test_rerate_and_check_commands(
     assert fixed.exit_code == 0, fixed.output
     assert runner.invoke(cli, ["db", "check"], env=env).exit_code == 0
 
+    # --unrated needs no dates: it finds the days holding unrated CDRs
+    lost = cdr(40, when=WHEN, customer="", reseller="", outcome="unrated", billsec=60,
+               account="c1", reason="unknown account 'c1'")  # fmt: skip
+    insert_rows(ex, [lost])
+    unrated = runner.invoke(cli, ["rerate", "--unrated"], env=env)
+    assert unrated.exit_code == 0, unrated.output
+    assert "1 changed" in unrated.output
+    missing = runner.invoke(cli, ["rerate", "--tariff", "retail"], env=env)
+    assert missing.exit_code == 2
+    assert "--from and --to are required" in missing.output
+
 
 def test_a_tariff_without_the_destination_leaves_the_cdr_as_it_was(
     settings: Settings, executor: Executor, world: dict[str, Any]
