@@ -373,15 +373,18 @@ def _observe(report: BatchReport, rows: RatedRows, replayed: npt.NDArray[np.bool
         metrics.STAGE_SECONDS.labels(stage).inc(seconds)
 
 
-_DETAIL = re.compile(r"""\s*(?:[('"{\[]|\d|line \d|at \d|\bchar\b).*$""")
+#: values inside a reason: quoted text, parenthesised details, JSON positions, numbers
+_VALUES = re.compile(r"""'[^']*'|"[^"]*"|`[^`]*`|\([^)]*\)|:\s*line \d+ column \d+.*$""")
+_NUMBERS = re.compile(r"(?<![\w-])(?<!ISO )(?<!\.\.)-?\d+(?:\.\d+)?(?![\w.])")
 
 
 def reason_kind(reason: str) -> str:
-    """A reason without the record's values, for counting ("unknown card 8123" ->
-    "unknown card", "billsec: negative (-5)" -> "billsec: negative")."""
+    """A reason without the record's own values, for counting and metric labels
+    ("unknown card 8123" -> "unknown card", "billsec: negative (-5)" -> "billsec: negative")."""
     if reason.startswith("card ") and "belongs to" in reason:
         return "card of another customer"
-    return _DETAIL.sub("", reason).rstrip(" :,") or reason
+    text = _NUMBERS.sub("", _VALUES.sub("", reason))
+    return " ".join(text.split()).rstrip(" :,.") or reason
 
 
 class _Timer:

@@ -9,6 +9,7 @@ import click
 from rater import dlq as dead_letters
 from rater import redis_client
 from rater.cli.main import settings_of
+from rater.pipeline import reason_kind
 
 
 @click.group()
@@ -33,10 +34,10 @@ def show(ctx: click.Context, limit: int) -> None:
     click.echo(f"{len(letters)} dead letter(s) in {settings.topic_dlq}")
     by_reason: dict[str, int] = {}
     for letter in letters:
-        kind = letter.reason.split(":", 1)[0]
+        kind = reason_kind(letter.reason)
         by_reason[kind] = by_reason.get(kind, 0) + 1
     for kind, count in sorted(by_reason.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {kind:<40} {count:>8}")
+        click.echo(f"  {kind:<60} {count:>8}")
     for letter in letters[-limit:] if limit else []:
         value = letter.value[:160].decode(errors="replace")
         click.echo(
