@@ -57,10 +57,14 @@ def _print_summary(summaries: list[WorkerSummary]) -> None:
     for summary in summaries:
         for stage, spent in summary.stage_seconds.items():
             stages[stage] = stages.get(stage, 0.0) + spent
-    if records and seconds:
+    busy_workers = [s for s in summaries if s.records]
+    if busy_workers:
+        # from the first record fetched to the last commit: warm-up, joins and idle time apart
+        span = max(s.last_at for s in busy_workers) - min(s.first_at for s in busy_workers)
         busy = sum(stages.values()) or 1.0
         shares = ", ".join(f"{k} {v / busy:.0%}" for k, v in stages.items())
-        click.echo(f"  {records / seconds:,.0f} records/s; time per stage: {shares}")
+        click.echo(f"  {records / max(span, 1e-9):,.0f} records/s over {span:.1f} s of work; "
+                   f"time per stage: {shares}")  # fmt: skip
     for (outcome, reason), count in sorted(outcomes.items()):
         label = f"{outcome} ({reason})" if reason else outcome
         click.echo(f"  {label:<48} {count:>10}")
