@@ -387,8 +387,9 @@ def run(ctx: BenchContext) -> BenchReport:
         "Interleaving 32 CDRs level by level (kernels/rate.py) overlaps the misses; uniform "
         "popularity shows the all-miss floor. Measured while building it (same data, "
         "single thread): one CDR at a time was ~1.7x slower, a binary search in 4-digit "
-        "buckets ~2.5x slower, a 4-digit trie root ~15% slower, reading a node record before "
-        "the row ~25% slower, and numba's reference counting on helper calls taking arrays "
+        "buckets ~2.5x slower, a 4-digit trie root 1.3-1.7x slower, reading a node record "
+        "before the row ~1.3x slower, a 5-digit root for the small retail decks ~1.5x slower "
+        "on the sell side, and numba's reference counting on helper calls taking arrays "
         "cost ~12 ns per call, which is why the kernels run with _nrt=False.",
         "The sell side alone (retail tables of about 29,000 and 1,000 codes, cache-resident) "
         "is near the 20 M/s target; the buy side on the 287,000-code wholesale table is what "

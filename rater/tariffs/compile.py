@@ -15,7 +15,8 @@ Layout (all versions of all tables in one set of arrays; ids are global):
   reads no node record), 2 * node for a prefix with several rows, and -1 (entry -1) for no
   prefix. A 9-digit prefix is found in 3 dependent array reads whatever the table size; a
   binary search over the 300,000 pieces of the phonenumbers geodata table needed ~12 and ran at
-  less than half the speed; a 4-digit root needed one read more, about 15% slower.
+  less than half the speed; a 4-digit root needed one read more and measured 1.3-1.7x slower
+  (on a shared, noisy 2-core machine).
 - A node has its prefix length (a number shorter than the prefix must not match it), its
   parent (the next shorter prefix in the same version: where a closed or not yet started code
   falls to) and its rows, ordered by date.
