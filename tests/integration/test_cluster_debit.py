@@ -19,7 +19,7 @@ from redis.cluster import RedisCluster
 from rater import redis_client
 from rater.accounts import keys
 from rater.accounts.api import Accounts
-from rater.debit import DebitBatch, Debiter, Outcome
+from rater.debit import Correction, DebitBatch, Debiter, Outcome
 from rater.settings import Settings
 from rater.stack import redis_cluster
 
@@ -197,3 +197,23 @@ def test_global_lookups_follow_the_slots(cluster: tuple[Settings, RedisCluster])
     accounts.topup_card(card, "0.50", "back to 1.00")
     assert accounts.card_of_ani("31200000001") == card
     assert accounts.card_of_ani("31200000000") == cards[resellers[0]]  # the other slot untouched
+
+
+def test_corrections_over_resellers_on_different_nodes_apply_once(
+    cluster: tuple[Settings, RedisCluster],
+) -> None:
+    settings, client = cluster
+    resellers = spread_resellers(client, 2)
+    cards = build(settings, client, resellers)
+    debiter = Debiter(client, settings=settings)
+    items = [
+        Correction(f"k-{r}", r, f"C{r}", cards[r], price_delta=300_000, cost_delta=100_000)
+        for r in resellers
+    ] + [Correction(f"k2-{resellers[0]}", resellers[0], f"C{resellers[0]}", "", -50_000, 0)]
+    assert debiter.apply_corrections(items).tolist() == [True, True, True]
+    assert debiter.apply_corrections(items).tolist() == [False, False, False]
+    accounts = Accounts(settings, client)
+    assert accounts.get_customer(f"C{resellers[0]}").balance == 2 * EUR - 250_000
+    assert accounts.get_customer(f"C{resellers[1]}").balance == 2 * EUR - 300_000
+    assert accounts.get_card(cards[resellers[1]]).balance == 3 * EUR - 300_000
+    assert accounts.get_reseller(resellers[1]).credit == 50 * EUR - 100_000
