@@ -376,25 +376,24 @@ def run(ctx: BenchContext) -> BenchReport:
     report.notes += [
         f"Per CDR (sell + buy): {total_ns:.0f} ns in all, of which about {match_ns:.0f} ns is "
         f"the two prefix matches (the same batch with billsec 0 skips pricing) and about "
-        f"{max(total_ns - match_ns, 0):.0f} ns pricing and writing the outputs. The sell side "
-        f"alone, on small tables that stay in cache, runs at {size / sell_cpu / 1e6:.1f} M/s.",
-        "Where the time goes: the wholesale table (all phonenumbers geocoding codes) is a trie "
-        f"of {compiled.trie.shape[0] * 4 / 1e6:.0f} MB plus rows; with Zipf a=1.2 over 287,000 "
-        "codes about a quarter of the CDRs dial a code outside the 1,000 most popular, whose "
-        "trie blocks and row are not in L2; each such match waits on 2-4 dependent memory "
-        "reads (root, 1-3 trie levels, the row). Pricing is a few ns: the match-only run is "
-        "as fast as the full one, so the target is missed on memory latency, not arithmetic. "
-        "Interleaving 32 CDRs level by level (kernels/rate.py) overlaps the misses; uniform "
-        "popularity shows the all-miss floor. Measured while building it (same data, "
-        "single thread): one CDR at a time was ~1.7x slower, a binary search in 4-digit "
-        "buckets ~2.5x slower, a 4-digit trie root 1.3-1.7x slower, reading a node record "
-        "before the row ~1.3x slower, a 5-digit root for the small retail decks ~1.5x slower "
-        "on the sell side, and numba's reference counting on helper calls taking arrays "
-        "cost ~12 ns per call, which is why the kernels run with _nrt=False.",
-        "The sell side alone (retail tables of about 29,000 and 1,000 codes, cache-resident) "
-        "is near the 20 M/s target; the buy side on the 287,000-code wholesale table is what "
-        "halves it. A deck of realistic size for one reseller (thousands of codes) stays in "
-        "cache.",
+        f"{max(total_ns - match_ns, 0):.0f} ns pricing and writing the outputs.",
+        f"Where the time goes: the wholesale table ({prefixes['wholesale']:,} phonenumbers "
+        f"geocoding codes) is a trie of {compiled.trie.shape[0] * 4 / 1e6:.0f} MB plus 64-byte "
+        "rows; with Zipf a=1.2 popularity about a quarter of the CDRs dial a code outside the "
+        "1,000 most popular, whose trie blocks and row are not in L2, and each such match "
+        "waits on 2-4 dependent memory reads (root, 1-3 trie levels, the row). Pricing is "
+        "integer arithmetic with literal divisors; the match/price split above shows the "
+        "share of each. Interleaving 32 CDRs level by level (kernels/rate.py) overlaps the "
+        "misses; uniform popularity shows the all-miss floor. Measured while building it "
+        "(same data, single thread, full size): one CDR at a time was ~1.7x slower, a binary "
+        "search in 4-digit buckets ~2.5x slower, a 4-digit trie root 1.3-1.7x slower, reading "
+        "a node record before the row ~1.3x slower, a 5-digit root for the small retail decks "
+        "~1.5x slower on the sell side, and numba's reference counting on helper calls taking "
+        "arrays cost ~12 ns per call, which is why the kernels run with _nrt=False.",
+        f"The sell side alone (retail tables of {prefixes['retail_a'] // 2:,} and "
+        f"{prefixes['retail_b']:,} codes) runs at {size / sell_cpu / 1e6:.1f} M/s; the buy "
+        "side on the large wholesale table is what costs most. A deck of the size one reseller "
+        "sells (thousands of codes) stays in cache.",
         "Throughput is per CPU-second of the rating thread (time.thread_time), since the "
         "benchmark shares 2 cores with other work; the wall-clock figure is beside it.",
     ]
