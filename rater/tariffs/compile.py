@@ -122,6 +122,11 @@ class CompiledTariffs:
         lookup = {name: i for i, name in enumerate(self.table_names)}
         return np.fromiter((lookup.get(n, -1) for n in names), dtype=np.int32, count=len(names))
 
+    def row_steps(self, row: int) -> Steps:
+        """The billing steps a row is priced with (its own, else its table's)."""
+        packed = int(self.row_data[row, ROW_STEPS])
+        return Steps(packed >> 32, packed & 0xFFFFFFFF)
+
     def row_decimals(self, row: int) -> int:
         """Decimals of the version a row belongs to (how its prices are written)."""
         return int(self.ver_decimals[int(self.row_version[row])])

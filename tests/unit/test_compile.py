@@ -57,7 +57,12 @@ def test_lookup_arrays_and_names() -> None:
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     a1 = TariffTable(name="a", rows=(TariffRow("1", "x", 1), TariffRow("12", "y", 2)))
     a2 = TariffTable(name="a", version=2, effective_from=t0, rows=(TariffRow("1", "z", 3),))
-    b1 = TariffTable(name="b", decimals=2, rows=(TariffRow("4", "w", 4),))
+    b1 = TariffTable(
+        name="b",
+        decimals=2,
+        steps=Steps(60, 60),
+        rows=(TariffRow("4", "w", 4, steps=Steps(30, 6)),),
+    )
     compiled = compile_tables({"a": [a2, a1], "b": [b1]})
     assert compiled.table_index("b") == 1
     assert compiled.table_index("nope") == -1
@@ -67,6 +72,8 @@ def test_lookup_arrays_and_names() -> None:
     assert list(compiled.row_version_key) == ["a@1", "a@1", "a@2", "b@1"]
     assert list(compiled.row_destination) == ["x", "y", "z", "w"]
     assert compiled.row_decimals(3) == 2
+    assert compiled.row_steps(3) == Steps(30, 6)
+    assert compiled.row_steps(0) == Steps(1, 1)
 
 
 def test_epoch_ceil_rounds_partial_seconds_up() -> None:
