@@ -8,7 +8,8 @@ one division by a literal (60 * unit) rounds it. Never floating point.
 
 When that product could overflow int64 (rest > the row's safe_rest: a huge rate times a very
 long call) the amount is kept as whole micro-units plus a remainder in 60ths instead, which
-stays inside int64 for every rate and call the compiler accepts.
+stays inside int64 for every rate and call the compiler and driver accept (MONEY_MAX,
+MAX_BILLSEC in rater.tariffs.compile).
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def rate_batch(  # noqa: PLR0917 (the pipeline's positional contract)
 ) -> RateResult:
     """Rate a batch: sell and buy tables per CDR (CompiledTariffs.table_index, -1: none).
 
-    billsec must be 0..MAX_BILLSEC (the decoder rejects anything else); a table index outside
+    billsec must be 0..MAX_BILLSEC (68 years; the decoder rejects negatives); a table index outside
     the compiled tables is an error, -1 means "no table" and gives row -1.
     """
     size = int(np.shape(number)[0])

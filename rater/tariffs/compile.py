@@ -52,11 +52,12 @@ INT64_MAX = 2**63 - 1
 TIME_MIN = -(2**63)  # the beginning of time
 TIME_MAX = INT64_MAX  # never
 
-#: Bounds that keep every intermediate of the kernel's integer price inside int64:
-#: rate * (billable // 60) <= 1e12 * 1.7e6 for billsec <= MAX_BILLSEC.
-MONEY_MAX = 10**12  # micro-units: 1,000,000 currency units per minute or per call
+#: Bounds that keep every intermediate of the kernel's integer price inside int64 and billable
+#: seconds inside int32, for every non-negative int32 billsec up to MAX_BILLSEC (68 years, so
+#: no decoded CDR is refused): rate * (billable // 60) <= 1e11 * 3.6e7 = 3.6e18 < 9.2e18.
+MONEY_MAX = 10**11  # micro-units: 100,000 currency units per minute or per call
 STEP_MAX = 1_000_000  # seconds, for X and Y of billing steps
-MAX_BILLSEC = 100_000_000  # about 3 years; longer is not a call
+MAX_BILLSEC = 2**31 - 1 - STEP_MAX  # billable = billsec rounded up by < STEP_MAX: still int32
 
 # Columns of CompiledTariffs.row_data.
 ROW_FROM = 0  # epoch s the row starts (TIME_MIN: whenever its version is in force)

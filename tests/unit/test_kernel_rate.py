@@ -14,7 +14,7 @@ from rater import reference
 from rater.errors import TariffError
 from rater.money import Rounding
 from rater.rate import rate_batch
-from rater.tariffs.compile import MAX_BILLSEC, compile_tables
+from rater.tariffs.compile import MAX_BILLSEC, MONEY_MAX, compile_tables
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -25,7 +25,7 @@ DIGITS = "123"  # a small alphabet: prefixes nest and numbers hit them often
 steps_st = st.builds(Steps, st.sampled_from([0, 1, 6, 30, 60, 90]), st.sampled_from([1, 6, 30, 60]))
 money_st = st.one_of(
     st.integers(0, 2_000_000),
-    st.sampled_from([0, 1, 99_999, 100_000, 123_457, 999_999_999, 10**12]),
+    st.sampled_from([0, 1, 99_999, 100_000, 123_457, 999_999_999, MONEY_MAX]),
 )
 moment_st = st.sampled_from(MOMENTS)
 
@@ -252,3 +252,15 @@ def test_rate_batch_validates_inputs() -> None:
     with pytest.raises(TypeError, match="number is float64"):
         rate_batch(compiled, **{**good, "number": np.ones(1, np.float64)})  # type: ignore[arg-type]
     assert len(rate_batch(compiled, **good)) == 1  # type: ignore[arg-type]
+
+
+def test_largest_rate_and_longest_call_stay_exact() -> None:
+    """MONEY_MAX per minute for MAX_BILLSEC seconds: the overflow-safe path, to the micro-unit."""
+    row = TariffRow("1", "x", rate=MONEY_MAX, connect_fee=MONEY_MAX, first_rate=MONEY_MAX - 1)
+    for steps in (Steps(1, 1), Steps(7, 13), Steps(60, 60)):
+        tables = _one_table(row, steps=steps, decimals=3, rounding=Rounding.HALF_UP)
+        table = tables["t"][0]
+        expected = reference.price_micro(table, row, MAX_BILLSEC)
+        _, billable, price = _rate_one(tables, "1", MAX_BILLSEC, T0)
+        assert (billable, price) == (steps.billable(MAX_BILLSEC), expected)
+        assert billable < 2**31
