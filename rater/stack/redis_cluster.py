@@ -220,15 +220,18 @@ def up(settings: Settings, *, echo: Echo = _quiet, wait_s: float = 60.0) -> str:
 
 
 def down(settings: Settings, *, echo: Echo = _quiet) -> dict[str, int | None]:
-    """Stop the nodes this stack started (by PID file); data stays for the next `up`."""
+    """Stop the nodes this stack started (by their PID files); data stays for the next `up`.
+
+    The PID files are found in the folder, not from the configured ports, so a changed
+    RATER_REDIS_CLUSTER_NODES never leaves a node running.
+    """
     stopped: dict[str, int | None] = {}
     if not folder(settings).is_dir():
         return stopped
-    for svc in services(settings):
-        if not svc.pid_file.exists():
-            continue
-        pid = supervisor.stop(svc.pid_file)
-        stopped[svc.name] = pid
-        echo(f"{svc.name}: stopped (pid {pid})" if pid else f"{svc.name}: was not running")
+    for pid_file in sorted(folder(settings).glob("*/redis-cluster-*.pid")):
+        name = pid_file.stem
+        pid = supervisor.stop(pid_file)
+        stopped[name] = pid
+        echo(f"{name}: stopped (pid {pid})" if pid else f"{name}: was not running")
     nodes_file(settings).unlink(missing_ok=True)
     return stopped
