@@ -136,34 +136,36 @@ def orphan_records(
     """Records of copies first seen while their account was unknown (under `{r:}`), per reseller.
 
     On one server debit.lua reads them itself; here they live in another slot, so they are read
-    first (one EXISTS per bucket, one HMGET per existing bucket in chunks) and handed to each
-    reseller's call as (row within its sub-batch, 1-based i4; 20-byte record) entries. Only a copy
-    of the same CDR in flight at the same instant could slip between the read and the call.
+    first (the HMGETs of every reseller in one pipeline: a single slot, a single round trip) and
+    handed to each reseller's call as (row within its sub-batch, 1-based i4; 20-byte record)
+    entries. Only a copy of the same CDR in flight at the same instant could slip between the
+    read and the call.
     """
     known = [res for res in parts if res]
     if not known:
         return {}
     bucket = int(time.time()) // window
-    names = [keys.dedup_bucket("", b) for b in (bucket, bucket - 1)]
+    present = [keys.dedup_bucket("", b) for b in (bucket, bucket - 1)]
+    # every HMGET goes to the {r:} slot's node: one pipeline, one round trip (a missing
+    # bucket answers nils at once)
     pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.exists(name)
-    present = [name for name, found in zip(names, pipe.execute(), strict=True) if found]
-    if not present:
-        return {}
-    out: dict[str, bytes] = {}
+    asked: list[tuple[str, int]] = []  # (reseller, first row of the chunk) per HMGET
     for res in known:
-        rows = parts[res]
-        fields = [keys.dedup_field(batch.switches[i], batch.cdr_ids[i]) for i in rows]
-        hits: dict[int, bytes] = {}
+        fields = [keys.dedup_field(batch.switches[i], batch.cdr_ids[i]) for i in parts[res]]
         for name in present:
             for first in range(0, len(fields), ORPHAN_CHUNK):
-                chunk = fields[first : first + ORPHAN_CHUNK]
-                for j, value in enumerate(client.hmget(name, chunk)):
-                    if value is not None:
-                        hits.setdefault(first + j + 1, value)
-        if hits:
-            out[res] = b"".join(struct.pack("<i", row) + value for row, value in hits.items())
+                pipe.hmget(name, fields[first : first + ORPHAN_CHUNK])
+                asked.append((res, first))
+    hits: dict[str, dict[int, bytes]] = {}
+    for (res, first), values in zip(asked, pipe.execute(), strict=True):
+        found = hits.setdefault(res, {})
+        for j, value in enumerate(values):
+            if value is not None:
+                found.setdefault(first + j + 1, value)
+    out: dict[str, bytes] = {}
+    for res, found in hits.items():
+        if found:
+            out[res] = b"".join(struct.pack("<i", row) + value for row, value in found.items())
     return out
 
 
