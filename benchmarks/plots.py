@@ -128,10 +128,11 @@ def stage_baselines_plot(out_dir: Path, reports: dict[str, Any]) -> Path | None:
                     textcoords="offset points", xytext=(3, -3), fontsize=7)  # fmt: skip
     ax.set_yticks(y, [r[0] for r in rows])
     ax.set_xscale("log")
+    ax.set_xlim(right=max(r[2] for r in rows) * 20)  # room for the labels right of the bars
     ax.invert_yaxis()
     ax.set_xlabel("records/s (log scale)")
     ax.set_title("throughput per stage beside its baseline")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
     return _save(fig, out_dir / "stage_baselines.png")
 
 
