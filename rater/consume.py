@@ -122,14 +122,13 @@ class CdrConsumer:
         for tp in assigned:
             committed = await self._committed(tp)
             mark = marks.get(tp.partition, -1)
-            if mark >= 0 and (committed is None or mark + 1 < committed):
-                # Redis lost its last writes (or the commit came from another incarnation's
-                # debits): replay from the watermark so the lost debits are applied again
-                target = mark + 1
-            elif committed is not None:
-                target = committed
-            else:
-                continue  # nothing committed, no watermark: auto_offset_reset (earliest)
+            if committed is None:
+                # nothing committed: from the log's start (auto_offset_reset=earliest), which is
+                # at or below any watermark; what was debited there is replayed, not skipped
+                continue
+            # a watermark below the commit: Redis lost its last writes (its append-only file's
+            # last second); replay from it so the lost debits are applied again
+            target = mark + 1 if 0 <= mark < committed - 1 else committed
             self.consumer.seek(tp, target)
             seeks[tp.partition] = target
         log.info("partitions assigned", partitions=partitions, seek=seeks)

@@ -144,14 +144,25 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def spawn(settings: Settings, *args: str, **extra: str) -> subprocess.Popen[bytes]:
-    """`rater run ARGS` as a subprocess (killable), logs to its stderr."""
-    return subprocess.Popen(
-        [str(Path(sys.executable).parent / "rater"), "run", *args],
-        env=env_of(settings, **extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+def spawn(
+    settings: Settings, *args: str, log: Path | None = None, **extra: str
+) -> subprocess.Popen[bytes]:
+    """`rater run ARGS` as a subprocess (killable). Its logs go to `log` (appended), or to a
+    pipe the caller must keep reading (a full pipe would stall the worker)."""
+    if log is None:
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "rater"), "run", *args],
+            env=env_of(settings, **extra),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "rater"), "run", *args],
+            env=env_of(settings, **extra),
+            stdout=sink,
+            stderr=sink,
+        )
 
 
 def totals(ch: Any) -> dict[str, int]:
