@@ -116,8 +116,9 @@ class Settings:
             if name not in known:
                 raise ConfigError(f"unknown setting {name!r}")
             if isinstance(value, str) and known[name].type not in ("str",):
-                value = _convert(name, known[name].type, value)
-            clean[name] = value
+                clean[name] = _convert(name, known[name].type, value)
+            else:
+                clean[name] = value
         return dataclasses.replace(self, **clean)
 
     # ------------------------------------------------------------------ derived
