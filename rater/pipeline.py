@@ -31,7 +31,7 @@ import numpy.typing as npt
 from aiokafka import AIOKafkaProducer
 
 from rater import dlq, metrics
-from rater.accounts.lookup import AccountLookup
+from rater.accounts.lookup import AccountLookup, Resolved
 from rater.debit import DebitBatch, Debiter, DebitResult, Outcome
 from rater.decode import CdrBatch, KafkaRecord, ObjArray, Reject, decode, strings_of, zone
 from rater.logs import get_logger
@@ -41,6 +41,7 @@ from rater.redis_client import RedisLike
 from rater.settings import Settings
 from rater.store import CdrStore, RatedRows
 from rater.switches import SwitchRegistry
+from rater.tariffs.compile import CompiledTariffs
 from rater.tariffs.loader import TariffLoader
 from rater.tariffs.model import SwitchSettings
 from rater.tariffs.store import TariffStore
@@ -206,9 +207,9 @@ class _SwitchCache:
 
     def __init__(self, registry: SwitchRegistry) -> None:
         self.registry = registry
-        self.known: dict[str, object] = {}
+        self.known: dict[str, SwitchSettings] = {}
 
-    def __call__(self, name: str):  # type: ignore[no-untyped-def]
+    def __call__(self, name: str) -> SwitchSettings:
         found = self.known.get(name)
         if found is None:
             found = self.known[name] = self.registry.get(name)
@@ -249,7 +250,13 @@ def _rejects_of(records: Sequence[KafkaRecord], bad: list[tuple[int, int, str]])
     return out
 
 
-def _rate(compiled, cdrs, accounts, number, number_len) -> RatedRows:  # type: ignore[no-untyped-def]
+def _rate(
+    compiled: CompiledTariffs,
+    cdrs: CdrBatch,
+    accounts: Resolved,
+    number: npt.NDArray[np.int64],
+    number_len: npt.NDArray[np.int8],
+) -> RatedRows:
     """Price and cost of every CDR, and its fate before the debit (rated/unanswered/unrated)."""
     n = len(cdrs)
     sell_table = compiled.table_indexes(accounts.sell_tariff)
