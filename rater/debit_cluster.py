@@ -225,17 +225,43 @@ def per_reseller(
     return out
 
 
-def create_cards(
+def fund_card_batch(
     client: Any,
     script: Script,
     *,
     reseller_id: str,
     customer_id: str,
     batch_id: str,
+    args: list[Any],
+) -> tuple[int, Any]:
+    """create_cards.lua's 'fund' phase in the reseller's slot, with the global `batchid:` key
+    reserved around it (SET NX; released when the script refuses).
+
+    Returns the script's (code, detail); code 6 when the batch id is taken.
+    """
+    index = keys.batch_index(batch_id) if batch_id else None
+    if index is not None and not client.set(index, f"{reseller_id}:{customer_id}", nx=True):
+        return 6, b""
+    code, detail = script(route(reseller_id), args)
+    if int(code) != 0:
+        if index is not None:
+            client.delete(index)
+        return int(code), detail
+    client.incr(keys.GENERATION)
+    return 0, detail
+
+
+def create_cards(
+    client: Any,
+    script: Script,
+    *,
+    reseller_id: str,
+    customer_id: str,
     numbers: Sequence[str],
     args: list[Any],
 ) -> tuple[int, Any]:
-    """create_cards.lua in the reseller's slot, with the global keys reserved around it.
+    """create_cards.lua's 'cards' phase (one chunk) in the reseller's slot, with the global
+    `card:` keys reserved around it.
 
     Returns the script's (code, detail); code 5 names a number some other card already has.
     """
@@ -261,7 +287,5 @@ def create_cards(
     if int(code) != 0:
         release()
         return int(code), detail
-    if batch_id:
-        client.set(keys.batch_index(batch_id), owner)
     client.incr(keys.GENERATION)
     return 0, detail

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,8 +18,8 @@ from typing import Any
 
 from rater import debit_cluster, redis_client
 from rater.accounts import keys
-from rater.accounts.cards import new_card_number, new_pin, pin_hash
-from rater.accounts.ledger import LedgerEntry, LedgerWriter
+from rater.accounts.cards import new_card_numbers, new_pins, pin_hash, pin_hashes
+from rater.accounts.ledger import CardIssues, LedgerEntry, LedgerWriter
 from rater.accounts.model import (
     Card,
     CardBatch,
@@ -35,6 +36,7 @@ from rater.errors import (
     CoverageError,
     DisposableCardError,
     NotFound,
+    RaterError,
 )
 from rater.logs import get_logger
 from rater.money import from_micro, to_micro
@@ -48,6 +50,8 @@ log = get_logger(__name__)
 Amount = Decimal | str | int
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_BATCH = 100_000
+#: cards per create_cards.lua call: about 0.3 s of Redis time each, so rating goes on between
+CARD_CHUNK = 5_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,21 @@ def _reason(reason: str) -> str:
     if not reason or not reason.strip():
         raise AccountError("a reason is required for every balance change")
     return reason.strip()
+
+
+@dataclass
+class _NewBatch:
+    """A card batch being created: what every chunk call needs (numbers may be redrawn)."""
+
+    reseller_id: str
+    customer_id: str
+    batch_id: str
+    value: int
+    disposable: bool
+    expires: int  # epoch seconds, 0 for none
+    numbers: list[str]
+    pins: list[str]
+    hashes: list[str]
 
 
 class Accounts:
@@ -259,11 +278,19 @@ class Accounts:
         disposable: bool = False,
         expires: datetime | None = None,
         batch_id: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> CardBatch:
         """Issue `count` cards of `value` each; the clear PINs are in the result only.
 
         A disposable batch funds its card-batch customer with count x value (coverage enforced);
         normal cards are spending limits inside their SIP customer's balance (nothing funded).
+
+        The funding (with the coverage check) is one script call, made first; the cards follow
+        in chunks of CARD_CHUNK per call, so Redis serves rating between them and no call
+        outlasts a client's socket timeout. `progress(n)` is called after each chunk with the
+        number of cards it created. Should a chunk fail, the cards already created are blocked
+        (their PINs would be lost with the exception), the funding is taken back, and the
+        error says so.
         """
         customer = self.get_customer(customer_id)
         reseller = self.get_reseller(customer.reseller_id)
@@ -287,55 +314,135 @@ class Accounts:
             raise AccountError(f"batch {batch!r} already exists")
         exp = int(expires.timestamp()) if expires is not None else 0
         fund = count * micro if disposable else 0
-        for _attempt in range(10):
-            issued: dict[str, IssuedCard] = {}
-            while len(issued) < count:
-                number = new_card_number(self.settings)
-                issued[number] = IssuedCard(number, new_pin(self.settings), micro)
-            args: list[str | int] = [customer.reseller_id, customer_id, batch, fund, count]
-            for card in issued.values():
-                args += [card.number, pin_hash(self.settings, card.number, card.pin), micro]
-                args += [1 if disposable else 0, exp]
-            if self.cluster:
-                code, detail = debit_cluster.create_cards(
-                    self.redis,
-                    self._create_cards,
-                    reseller_id=customer.reseller_id,
-                    customer_id=customer_id,
-                    batch_id=batch,
-                    numbers=list(issued),
-                    args=args,
-                )
-            else:
-                code, detail = self._create_cards([], args)
-            if code == 5:
-                continue  # a number already taken: draw the batch again
-            if code == 1:
-                raise NotFound(f"customer {customer_id!r} does not exist")
-            if code == 2:
-                raise self._coverage_error(reseller, int(detail), fund)
-            break
+        numbers = new_card_numbers(self.settings, count)
+        pins = new_pins(self.settings, count)
+        made = _NewBatch(
+            customer.reseller_id, customer_id, batch, micro, disposable, exp,
+            numbers, pins, pin_hashes(self.settings, numbers, pins),
+        )  # fmt: skip
+
+        # phase 1: the batch id and its funding, atomically with the coverage check
+        fund_args: list[str | int] = ["fund", made.reseller_id, customer_id, batch, fund]
+        if self.cluster:
+            code, detail = debit_cluster.fund_card_batch(
+                self.redis, self._create_cards, reseller_id=made.reseller_id,
+                customer_id=customer_id, batch_id=batch, args=fund_args,
+            )  # fmt: skip
         else:
-            raise AccountError("could not draw unused card numbers; widen card_number_length")
-
-        def entry(level: Level, card: str, kind: str, amount: int, reason: str) -> LedgerEntry:
-            return LedgerEntry(level.value, customer.reseller_id, customer_id, card, kind, amount,
-                               reseller.currency, reason, batch, self.actor)  # fmt: skip
-
-        entries = [entry(Level.CARD, n, "card_issue", micro, "card issued") for n in issued]
+            code, detail = self._create_cards([], fund_args)
+        if code == 1:
+            raise NotFound(f"customer {customer_id!r} does not exist")
+        if code == 2:
+            raise self._coverage_error(reseller, int(detail), fund)
+        if code == 6:
+            raise AccountError(f"batch {batch!r} already exists")
         if fund:
             reason = f"disposable batch {batch}: {count} x {from_micro(micro, 2)}"
-            entries.append(entry(Level.CUSTOMER, "", "batch_funding", fund, reason))
-        self.ledger.write(entries)
+            funding = LedgerEntry(
+                Level.CUSTOMER.value, made.reseller_id, customer_id, "", "batch_funding", fund,
+                reseller.currency, reason, batch, self.actor,
+            )  # fmt: skip
+            self.ledger.write([funding])
+
+        # phase 2: the cards, a chunk per call
+        created = 0
+        try:
+            for first in range(0, count, CARD_CHUNK):
+                last = min(first + CARD_CHUNK, count)
+                self._create_card_chunk(made, first, last)
+                created = last
+                if progress is not None:
+                    progress(last - first)
+        except Exception as error:
+            failure = self._abandon_batch(made, created, fund, reseller.currency, error)
+            if failure is error:
+                raise
+            raise failure from error
+        self.ledger.write([], cards=self._card_issues(made, made.numbers, reseller.currency))
         return CardBatch(
             batch_id=batch,
             customer_id=customer_id,
-            reseller_id=customer.reseller_id,
+            reseller_id=made.reseller_id,
             disposable=disposable,
             value=micro,
-            cards=tuple(issued.values()),
+            cards=tuple(IssuedCard(n, p, micro) for n, p in zip(numbers, pins, strict=True)),
             funded=fund,
             expires=expires,
+        )
+
+    def _card_issues(self, made: _NewBatch, numbers: list[str], currency: str) -> CardIssues:
+        """The `card_issue` ledger entries (each card's opening balance) of a batch's cards."""
+        return CardIssues(
+            made.reseller_id, made.customer_id, numbers, made.value, currency, "card issued",
+            made.batch_id, self.actor,
+        )  # fmt: skip
+
+    def _create_card_chunk(self, made: _NewBatch, first: int, last: int) -> None:
+        """Create cards made.numbers[first:last]; a number some other card already has is
+        drawn again (in place, with its PIN's hash) and the chunk sent again."""
+        head: list[str | int] = ["cards", made.reseller_id, made.customer_id, made.batch_id]
+        head += [made.value, 1 if made.disposable else 0, made.expires]
+        numbers = made.numbers
+        in_batch: set[str] | None = None
+        for _attempt in range(20):
+            args = list(head)
+            for i in range(first, last):
+                args += [numbers[i], made.hashes[i]]
+            if self.cluster:
+                code, detail = debit_cluster.create_cards(
+                    self.redis, self._create_cards, reseller_id=made.reseller_id,
+                    customer_id=made.customer_id, numbers=numbers[first:last], args=args,
+                )  # fmt: skip
+            else:
+                code, detail = self._create_cards([], args)
+            if code == 0:
+                return
+            if code == 1:
+                raise NotFound(f"customer {made.customer_id!r} does not exist")
+            if code != 5:
+                raise AccountError(f"create_cards answered {code} {detail!r}")
+            taken = detail.decode() if isinstance(detail, bytes) else str(detail)
+            in_batch = in_batch if in_batch is not None else set(numbers)
+            i = numbers.index(taken, first, last)
+            (fresh,) = new_card_numbers(self.settings, 1, avoid=in_batch)
+            in_batch.add(fresh)
+            numbers[i] = fresh
+            made.hashes[i] = pin_hash(self.settings, fresh, made.pins[i])
+        raise AccountError("could not draw unused card numbers; widen card_number_length")
+
+    def _abandon_batch(
+        self, made: _NewBatch, created: int, fund: int, currency: str, error: Exception
+    ) -> Exception:
+        """After a chunk failed: block the cards already created (nobody will get their PINs),
+        record them in the ledger, and take the funding back. Returns the error to raise:
+        `error` itself when the clean-up failed too on a non-RaterError (Redis away), which
+        `rater cards create` answers by blocking the batch's cards itself."""
+        batch, count = made.batch_id, len(made.numbers)
+        numbers = made.numbers[:created]
+        what = f"batch {batch}: creating the cards failed after {created} of {count}"
+        try:
+            if numbers:
+                pipe = self.redis.pipeline(transaction=False)
+                for number in numbers:
+                    pipe.hset(keys.card(made.reseller_id, number), "blk", 1)
+                pipe.execute()
+                self._bump()
+                self.ledger.write([], cards=self._card_issues(made, numbers, currency))
+            if fund:
+                reason = f"disposable batch {batch} failed midway: funding taken back"
+                self._change(Level.CUSTOMER, made.customer_id, -fund, reason, "adjustment")
+        except Exception as cleanup:
+            log.error("half-made card batch not cleaned up", batch=batch, error=str(cleanup))
+            if not isinstance(error, RaterError):
+                return error
+            return AccountError(
+                f"{what} ({error}); blocking the {created} cards created failed too "
+                f"({cleanup}): block the cards of batch {batch} by hand"
+            )
+        taken_back = f" and the funding of {from_micro(fund, 2)} was taken back" if fund else ""
+        return AccountError(
+            f"{what} ({type(error).__name__}: {error}); the {created} cards created are "
+            f"blocked{taken_back}. Create a new batch."
         )
 
     def topup_card(self, card_number: str, amount: Amount, reason: str) -> Card:

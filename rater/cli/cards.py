@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,7 +105,7 @@ def create(
     reseller = accounts.get_reseller(owner.reseller_id)
 
     started = time.perf_counter()
-    with _status(f"creating {count} cards", quiet=as_json):
+    with _progress(count, "creating cards", quiet=as_json) as progress:
         try:
             made = accounts.create_cards(
                 customer_id,
@@ -115,6 +114,7 @@ def create(
                 disposable=disposable,
                 expires=expiry_instant(last_day),
                 batch_id=batch,
+                progress=progress,
             )
         except RaterError:
             raise  # refused before anything was created (coverage, kind, ...)
@@ -308,37 +308,6 @@ def _block_all(accounts: Accounts, numbers: list[str]) -> int:
         except RaterError:
             continue
     return blocked
-
-
-@contextmanager
-def _status(message: str, *, quiet: bool) -> Iterator[None]:
-    """A ticking 'doing X: 12.3 s' line on stderr for a step with no progress of its own
-    (the account API creates a whole batch in one call); only on a terminal."""
-    from tqdm import tqdm  # noqa: PLC0415 - keep `rater --help` light
-
-    bar = tqdm(
-        total=None,
-        desc=message,
-        bar_format="{desc}: {elapsed}",
-        file=sys.stderr,
-        disable=True if quiet else None,  # None: only on a terminal
-    )
-    done = threading.Event()
-
-    def tick() -> None:
-        while not done.wait(0.5):
-            bar.refresh()
-
-    ticker = threading.Thread(target=tick, daemon=True)
-    if not bar.disable:
-        ticker.start()
-    try:
-        yield
-    finally:
-        done.set()
-        if ticker.is_alive():
-            ticker.join()
-        bar.close()
 
 
 @contextmanager
