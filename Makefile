@@ -31,7 +31,7 @@ PYTEST_ARGS ?=
 # run a second time with RATER_REDIS_CLUSTER_NODES set: balances and the pipeline on Redis Cluster
 CLUSTER_TESTS ?= tests/integration/test_debit_rules.py tests/integration/test_debit_concurrency.py \
 	tests/integration/test_accounts_api.py tests/integration/test_authorize_rules.py \
-	tests/integration/test_pipeline_outcomes.py
+	tests/integration/test_pipeline_outcomes.py tests/integration/test_accounts_card_chunks.py
 BENCH_ARGS ?=
 
 # RATER_* settings of a stack on port base $(1) with state folder $(2)
