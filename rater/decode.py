@@ -26,10 +26,15 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from rater.tariffs.compile import MAX_BILLSEC
+
 #: epoch values at or above this are milliseconds (1e11 s would be the year 5138)
 _MS_THRESHOLD = 100_000_000_000
 #: ClickHouse DateTime is UInt32 seconds: 1970-01-01 .. 2106-02-07
 _EPOCH_MAX = 2**32 - 1
+#: billsec and duration are int32 columns here, and the kernel prices every billsec up to
+#: MAX_BILLSEC (about 68 years) exactly: anything longer is an invalid CDR, not an overflow
+_SECONDS_MAX = MAX_BILLSEC
 
 #: required string fields, in message order
 _REQUIRED_STR = ("cdr_id", "switch", "account", "caller", "callee", "disposition")
@@ -149,10 +154,10 @@ def decode(records: Iterable[KafkaRecord], tz_of: TimezoneOf) -> tuple[CdrBatch,
                 and type(account) is str and account and type(caller) is str and caller
                 and type(callee) is str and callee and type(disposition) is str and disposition
                 and type(card) is str and type(auth_id) is str and type(access) is str
-                and type(cause) is str and type(billsec) is int and 0 <= billsec <= _EPOCH_MAX
-                and start >= 0 and end >= start and answer >= 0
+                and type(cause) is str and type(billsec) is int and 0 <= billsec <= _SECONDS_MAX
+                and start >= 0 and end >= start and answer >= 0 and end - start <= _SECONDS_MAX
                 and (not answer or start <= answer <= end)
-                and (duration is None or (type(duration) is int and 0 <= duration <= _EPOCH_MAX))
+                and (duration is None or (type(duration) is int and 0 <= duration <= _SECONDS_MAX))
             ):  # fmt: skip
                 row = (
                     record.partition, record.offset, record.timestamp, cdr_id, switch, account,
@@ -252,8 +257,10 @@ def _decode_one(value: bytes | None, tz_of: TimezoneOf) -> tuple[Any, ...]:
         duration = _int_value("duration", duration_raw)
         if duration < 0:
             raise _InvalidError(f"duration: negative ({duration})")
-    if billsec > _EPOCH_MAX or duration > _EPOCH_MAX:
-        raise _InvalidError("billsec: out of range")
+    if billsec > _SECONDS_MAX:
+        raise _InvalidError(f"billsec: out of range ({billsec} > {_SECONDS_MAX})")
+    if duration > _SECONDS_MAX:
+        raise _InvalidError(f"duration: out of range ({duration} > {_SECONDS_MAX})")
     return (*required, *optional, start, answer, end, duration, billsec)
 
 

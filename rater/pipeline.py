@@ -175,7 +175,7 @@ class Pipeline:
                         switches=c.switch[mine].tolist(),
                         cdr_ids=c.cdr_id[mine].tolist(),
                         customers=rows.customer[mine].tolist(),
-                        cards=rows.card[mine].tolist(),
+                        cards=np.where(rows.customer[mine] != "", rows.card[mine], "").tolist(),
                         resellers=rows.reseller[mine].tolist(),
                         prices=rows.price[mine],
                         costs=rows.cost[mine],
@@ -316,7 +316,9 @@ def _rate(
         buy_tariff=by_row(compiled.row_version_key, result.buy_row),
         reseller=np.where(known, strings_of(accounts.reseller_id), ""),
         customer=customer,
-        card=np.where(known, strings_of(accounts.card_number), ""),
+        # an unknown account or card keeps the CDR's own card, so `rerate --unrated` can
+        # charge it once the account exists (the debit script gets it only when known)
+        card=np.where(known, strings_of(accounts.card_number), cdrs.card),
         outcome=outcome,
         reason=reason,
         blocked=np.zeros(n, dtype=np.bool_),

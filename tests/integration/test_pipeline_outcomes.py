@@ -145,6 +145,8 @@ def test_unrated_cdrs_are_stored_with_their_reason_and_not_debited(
     assert rows[f"{tag}-acct"]["outcome"] == "unrated"
     assert "unknown account" in rows[f"{tag}-acct"]["reason"]
     assert "unknown card" in rows[f"{tag}-card"]["reason"]
+    # the CDR's own card is kept on the unrated row, for `rater rerate --unrated` later
+    assert rows[f"{tag}-card"]["card"] == "899999999999"
     assert {r["price"] for r in rows.values()} == {0}
     assert _balance(redis, keys.customer(RESELLER, "cust1")) == before
     assert _balance(redis, keys.reseller(RESELLER)) == res_before

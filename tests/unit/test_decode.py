@@ -125,6 +125,10 @@ def test_timestamp_without_offset_uses_switch_zone() -> None:
         (cdr(start_time=-10), "start_time: -10 is outside 1970..2106"),
         (cdr(answer_time="2026-11-01T11:00:00+01:00"), "answer_time: outside"),
         (cdr(duration=-1), "duration: negative"),
+        # int32 columns and the kernel's exact range: longer is invalid, never an overflow
+        (cdr(billsec=2**31), "billsec: out of range"),
+        (cdr(billsec=2**32 - 1), "billsec: out of range"),
+        (cdr(duration=2**31), "duration: out of range"),
     ],
 )
 def test_invalid_records_are_rejected_with_reason(message: Any, reason: str) -> None:
