@@ -64,6 +64,12 @@ def from_micro(micro: int, decimals: int = DECIMALS_MAX) -> str:
     return str(amount.quantize(Decimal(1).scaleb(-decimals)))
 
 
+def display(micro: int) -> str:
+    """Micro-units as an exact decimal string with at least two decimals ('50.00', '0.0125')."""
+    whole, fraction = from_micro(micro).split(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
+
+
 def round_div(numerator: int, denominator: int, unit: int, mode: Rounding) -> int:
     """Round numerator/denominator (>= 0) to a multiple of `unit`, exactly, on integers.
 

@@ -39,7 +39,7 @@ from rater.errors import (
     RaterError,
 )
 from rater.logs import get_logger
-from rater.money import from_micro, to_micro
+from rater.money import display, from_micro, to_micro
 from rater.redis_client import RedisLike
 from rater.settings import Settings
 from rater.tariffs.model import TariffTable
@@ -645,10 +645,11 @@ class Accounts:
         return int(value)
 
     def _coverage_error(self, reseller: Reseller, shortfall: int, amount: int) -> CoverageError:
+        cur = reseller.currency
         return CoverageError(
-            f"reseller {reseller.reseller_id!r}: credit {from_micro(reseller.credit, 2)} "
-            f"{reseller.currency} does not cover {from_micro(abs(amount), 2)} more; "
-            f"shortfall {from_micro(shortfall)} {reseller.currency}",
+            f"reseller {reseller.reseller_id!r}: its credit ({display(reseller.credit)} {cur}) "
+            f"would not cover its customers' balances after this change of "
+            f"{display(amount)} {cur}; shortfall {display(shortfall)} {cur}",
             shortfall,
         )
 

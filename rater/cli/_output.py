@@ -21,7 +21,7 @@ import click
 
 from rater.cli.main import settings_of
 from rater.errors import MoneyError, NotFound
-from rater.money import MICRO, from_micro, to_micro
+from rater.money import MICRO, display, from_micro, to_micro
 
 if TYPE_CHECKING:
     from rater.accounts.api import Accounts
@@ -35,10 +35,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # ---------------------------------------------------------------------------- money
 def money(micro: int) -> str:
     """Micro-units as an exact decimal string with at least two decimals."""
-    text = from_micro(micro)  # six decimals, exact
-    whole, fraction = text.split(".")
-    fraction = fraction.rstrip("0").ljust(2, "0")
-    return f"{whole}.{fraction}"
+    return display(micro)
 
 
 def amount_micro(text: str, option: str, *, positive: bool = True) -> int:

@@ -51,7 +51,7 @@ def test_reseller_and_customer_created_once(accounts: Accounts) -> None:
 def test_coverage_refuses_credit_the_reseller_cannot_hold(accounts: Accounts) -> None:
     accounts.create_customer("A", "A", reseller_id="R1", tariff="retail", balance="60")
     accounts.create_customer("B", "B", reseller_id="R1", tariff="retail", balance="30")
-    with pytest.raises(CoverageError, match=r"shortfall 10\.000000 EUR") as error:
+    with pytest.raises(CoverageError, match=r"shortfall 10\.00 EUR") as error:
         accounts.topup_customer("B", "20", "customer paid")
     assert error.value.shortfall_micro == 10_000_000
     assert accounts.get_customer("B").balance == 30_000_000  # nothing applied
@@ -69,7 +69,7 @@ def test_coverage_refuses_credit_the_reseller_cannot_hold(accounts: Accounts) ->
         0,
     )
     # lowering the reseller's credit under what it issued is refused the same way
-    with pytest.raises(CoverageError, match=r"shortfall 0\.500000"):
+    with pytest.raises(CoverageError, match=r"shortfall 0\.50 EUR"):
         accounts.credit_reseller("R1", "-0.50", "chargeback")
     accounts.credit_reseller("R1", "50", "wire transfer")
     assert accounts.get_reseller("R1").credit == 150_000_000
@@ -86,7 +86,7 @@ def test_disposable_batch_funds_its_customer_within_coverage(accounts: Accounts)
         tariff="cards-40",
         kind="card_batch",
     )
-    with pytest.raises(CoverageError, match=r"shortfall 5\.000000") as error:
+    with pytest.raises(CoverageError, match=r"shortfall 5\.00 EUR") as error:
         accounts.create_cards("batch1", count=21, value="5", disposable=True)
     assert error.value.shortfall_micro == 5_000_000
     assert accounts.list_cards("batch1") == []  # nothing of a refused batch exists

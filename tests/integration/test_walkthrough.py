@@ -92,7 +92,7 @@ def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, world: Settin
     # 4. 100 cards of EUR 5: 500 of customer credit, but only 450 of the 500 is free
     refused = cli("cards", "create", "--customer", "ccbatch1", "--count", "100", "--value", "5",
                   "--disposable", code=1)  # fmt: skip
-    assert "shortfall 50.000000 EUR" in refused.err
+    assert "shortfall 50.00 EUR" in refused.err
     assert refused.err.count("\n") == 1  # one clear line
     assert not list(cli.cwd.glob("*.xlsx"))
     assert cli("customer", "show", "ccbatch1", "--json").json()["cards"] == 0
