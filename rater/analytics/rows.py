@@ -13,46 +13,10 @@ from typing import Any
 
 from rater.analytics.db import Executor, Params
 from rater.analytics.summaries import base_days
+from rater.store import COLUMNS as STORE_COLUMNS
 
-#: columns of schemas/clickhouse/001_rated_cdrs.sql, in order
-COLUMNS: tuple[str, ...] = (
-    "topic_id",
-    "partition",
-    "offset",
-    "switch",
-    "cdr_id",
-    "account",
-    "card",
-    "auth_id",
-    "caller",
-    "callee",
-    "access_number",
-    "start_time",
-    "answer_time",
-    "end_time",
-    "duration",
-    "billsec",
-    "disposition",
-    "hangup_cause",
-    "number",
-    "prefix",
-    "destination",
-    "billable_seconds",
-    "price",
-    "cost",
-    "margin",
-    "currency",
-    "sell_tariff",
-    "buy_tariff",
-    "reseller",
-    "customer",
-    "outcome",
-    "reason",
-    "blocked",
-    "revision",
-    "sign",
-    "rated_at",
-)
+#: columns of schemas/clickhouse/001_rated_cdrs.sql, in order (one list: the pipeline's store)
+COLUMNS: tuple[str, ...] = STORE_COLUMNS
 
 _EPOCH = datetime(1970, 1, 1)
 _INTS = {
