@@ -241,6 +241,28 @@ def test_unrated_cdrs_are_rated_once_their_account_exists(
     assert history(executor, "sw1", "cdr-10")[0]["mode"] == "unrated"
 
 
+def test_unrated_card_call_charges_the_card_once_rated(
+    settings: Settings, executor: Executor, world: dict[str, Any]
+) -> None:
+    """The pipeline keeps the CDR's own card on an unrated row (unknown account): re-rating it
+    later debits the card as well as its customer."""
+    accounts: Accounts = world["accounts"]
+    card = world["card"]
+    card_before = accounts.get_card(card).balance
+    customer_before = accounts.get_customer("c1").balance
+    lost = cdr(11, when=WHEN, customer="", reseller="", outcome="unrated", billsec=61,
+               account="c1", card=card, reason="unknown account 'c1'")  # fmt: skip
+    insert_rows(executor, [lost])
+    rerater = Rerater(settings, world["redis"], executor)
+    done = rerater.run(RerateRequest(DAY, DAY, unrated=True, reason="account restored"))
+    assert done.changed == 1
+    # 61 s on 60/60 = 120 s at 0.20/min: 0.40, from the card and from its customer
+    assert accounts.get_card(card).balance == card_before - 400_000
+    assert accounts.get_customer("c1").balance == customer_before - 400_000
+    live = [r for r in select_live(executor, DAY, DAY) if r["cdr_id"] == "cdr-11"]
+    assert [(r["outcome"], r["card"], r["price"]) for r in live] == [("rated", card, 400_000)]
+
+
 def test_dry_run_changes_nothing(
     settings: Settings, executor: Executor, world: dict[str, Any]
 ) -> None:
