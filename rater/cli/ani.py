@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rater.accounts.model import Card
 from rater.cli._output import accounts_of, emit_json, json_option, money
 
 
@@ -26,15 +27,7 @@ def add(ctx: click.Context, *, card_number: str, caller: str, as_json: bool) -> 
     """Let calls from CALLER (e.g. +31201234567) use CARD_NUMBER without a PIN."""
     accounts = accounts_of(ctx)
     found = accounts.add_ani(card_number, caller)
-    _report(
-        number=found.number,
-        caller=caller,
-        anis=found.anis,
-        ani_on=found.ani_on,
-        balance=found.balance,
-        verb="added",
-        as_json=as_json,
-    )
+    _report(found, caller, verb="added", as_json=as_json)
 
 
 @ani.command("remove")
@@ -46,41 +39,26 @@ def remove(ctx: click.Context, *, card_number: str, caller: str, as_json: bool) 
     """Stop recognising CALLER for CARD_NUMBER."""
     accounts = accounts_of(ctx)
     found = accounts.remove_ani(card_number, caller)
-    _report(
-        number=found.number,
-        caller=caller,
-        anis=found.anis,
-        ani_on=found.ani_on,
-        balance=found.balance,
-        verb="removed",
-        as_json=as_json,
-    )
+    _report(found, caller, verb="removed", as_json=as_json)
 
 
-def _report(
-    *,
-    number: str,
-    caller: str,
-    anis: tuple[str, ...],
-    ani_on: bool,
-    balance: int,
-    verb: str,
-    as_json: bool,
-) -> None:
+def _report(card: Card, caller: str, *, verb: str, as_json: bool) -> None:
     if as_json:
         emit_json(
             {
-                "card": number,
+                "card": card.number,
                 "caller": caller,
                 "action": verb,
-                "anis": list(anis),
-                "ani_recognition": ani_on,
-                "balance": money(balance),
+                "anis": list(card.anis),
+                "ani_recognition": card.ani_on,
+                "balance": money(card.balance),
             }
         )
         return
-    state = "answers now" if ani_on else "is off until a top-up lifts the card to the threshold"
+    state = (
+        "answers now" if card.ani_on else "is off until a top-up lifts the card to the threshold"
+    )
     click.echo(
-        f"card {number}: caller {caller} {verb}; numbers: {', '.join(anis) or 'none'}; "
+        f"card {card.number}: caller {caller} {verb}; numbers: {', '.join(card.anis) or 'none'}; "
         f"ANI recognition {state}"
     )
