@@ -23,14 +23,15 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from benchmarks.harness import BenchContext, BenchReport, Measurement, median_time
-from rater import clickhouse, redis_client, reference
+from rater import clickhouse, reference
 from rater.accounts.api import Accounts
 from rater.analytics.check import check
-from rater.analytics.db import DriverExecutor
-from rater.analytics.rerate import CHUNK, Rerater, RerateRequest, correction_key
-from rater.analytics.rows import Row, blank_row, insert_rows
-from rater.debit import Correction, Debiter
+from rater.billing.rerate import CHUNK, Rerater, RerateRequest, correction_key
+from rater.billing.rows import Row, blank_row, insert_rows
+from rater.clickhouse.executor import DriverExecutor
 from rater.money import Rounding
+from rater.pipeline.debit import Correction, Debiter
+from rater.redis import connection as redis_client
 from rater.settings import Settings
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 from rater.tariffs.store import TariffStore

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.harness import BenchContext, BenchReport, Measurement
-from rater import clickhouse, redis_client
+from rater import clickhouse
 from rater.accounts.api import Accounts
 from rater.accounts.cards import (
     new_card_number,
@@ -37,8 +37,7 @@ from rater.accounts.cards import (
     pin_hash,
     pin_hashes,
 )
-from rater.accounts.ledger import CardIssues, LedgerEntry, LedgerWriter
-from rater.cardsheet import (
+from rater.accounts.cardsheet import (
     ISSUE_COLUMNS,
     BatchInfo,
     IssuedRow,
@@ -46,6 +45,8 @@ from rater.cardsheet import (
     write_issue_sheet,
     write_sheet_openpyxl,
 )
+from rater.accounts.ledger import CardIssues, LedgerEntry, LedgerWriter
+from rater.redis import connection as redis_client
 from rater.settings import Settings
 
 TITLE = "Calling-card batches: creation and XLSX"

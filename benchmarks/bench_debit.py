@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import BenchContext, BenchReport, Measurement
-from rater import redis_client
-from rater.accounts import keys
 from rater.accounts.api import Accounts
 from rater.accounts.ledger import LedgerWriter
-from rater.debit import DebitBatch, Debiter, Outcome
+from rater.pipeline.debit import DebitBatch, Debiter, Outcome
+from rater.redis import connection as redis_client
+from rater.redis import keys
 from rater.settings import Settings
 
 TITLE = "Debit: balances in Redis, one Lua call per batch"

@@ -1,6 +1,6 @@
 """The debit stage on one Redis node and on the three-node Redis Cluster, same CDRs, same run.
 
-On the cluster each batch is split per reseller slot (rater/debit_cluster.py): one script call
+On the cluster each batch is split per reseller slot (rater/redis/cluster.py): one script call
 per reseller, sent in one cluster pipeline so the three nodes work at once, plus the orphan
 look-up in the `{r:}` slot and the partition watermark. The mix is bench_debit's (Zipf-skewed
 customers, a third on cards, unanswered, unknown accounts, resent duplicates) over 12
@@ -19,9 +19,9 @@ from redis.cluster import RedisCluster
 
 from benchmarks import bench_debit
 from benchmarks.harness import BenchContext, BenchReport, Measurement
-from rater import redis_client
-from rater.debit import Debiter, Outcome
 from rater.errors import ServiceUnavailable
+from rater.pipeline.debit import Debiter, Outcome
+from rater.redis import connection as redis_client
 from rater.settings import Settings
 from rater.stack import redis_cluster
 

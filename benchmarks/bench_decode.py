@@ -1,10 +1,10 @@
-"""Decode stage: rater.decode (orjson straight to columns) beside one object per record.
+"""Decode stage: rater.pipeline.decode (orjson straight to columns) beside one object per record.
 
 The same Kafka records (CDR messages as switches send them: ISO 8601 times with an offset,
 answered and unanswered calls, some cards) go through
 
-- `rater.decode.decode`: orjson, an inlined validity check, rows appended as tuples and turned
-  into numpy columns once per batch (what the pipeline runs);
+- `rater.pipeline.decode.decode`: orjson, an inlined validity check, rows appended as tuples
+  and turned into numpy columns once per batch (what the pipeline runs);
 - baseline: the standard library's `json.loads` and one frozen dataclass per CDR with its times
   parsed by `datetime.fromisoformat` (how a first version usually looks);
 - the same object-per-record code on orjson, which separates the parser's share from the
@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 
 from benchmarks.harness import BenchContext, BenchReport, Measurement, median_time
-from rater.decode import decode, zone
+from rater.pipeline.decode import decode, zone
 
 TITLE = "Decode: orjson to columns vs one object per record"
 NEEDS_STACK = False
@@ -170,15 +170,15 @@ def run(ctx: BenchContext) -> BenchReport:
         title=TITLE,
         measurements=[
             Measurement(
-                "rater.decode (orjson -> numpy columns)",
+                "rater.pipeline.decode (orjson -> numpy columns)",
                 n / column_s,
                 "CDRs/s",
                 "json.loads + one dataclass per CDR",
                 n / stdlib_s,
-                target=">= 93,000 CDRs/s (the broker's consume ceiling, DESIGN.md 7)",
+                target=">= 93,000 CDRs/s (the broker's consume ceiling, docs/DESIGN.md 7)",
             ),
             Measurement(
-                "rater.decode (orjson -> numpy columns)",
+                "rater.pipeline.decode (orjson -> numpy columns)",
                 n / column_s,
                 "CDRs/s",
                 "orjson.loads + one dataclass per CDR",

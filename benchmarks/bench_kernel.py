@@ -35,7 +35,7 @@ import pandas as pd
 from benchmarks.harness import BenchContext, BenchReport, Measurement
 from rater import reference
 from rater.money import Rounding
-from rater.rate import RateResult, rate_batch
+from rater.pipeline.rate import RateResult, rate_batch
 from rater.tariffs.compile import CompiledTariffs, compile_tables
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 

@@ -24,15 +24,15 @@ from rater.loadgen.population import CustomerPlan, ResellerPlan, Scenario
 from rater.loadgen.prefixes import wholesale_table
 from rater.loadgen.pricing import ReferencePricer
 from rater.loadgen.publish import Publisher, PublishStats, send_each
-from rater.normalise import normalise_number
 from rater.settings import Settings
+from rater.switches.numbers import normalise_number
 from rater.tariffs.derive import derive
 from rater.tariffs.model import Steps, TariffTable
 
 TITLE = "Load generator: publishing, generation and reference manifest"
 NEEDS_STACK = True
 
-#: messages/s the load generator should reach with send_batch on this machine (DESIGN.md s. 7)
+#: messages/s the load generator should reach with send_batch on this machine (docs/DESIGN.md s. 7)
 TARGET_PUBLISH = 200_000
 
 

@@ -29,12 +29,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.harness import BenchContext, BenchReport, Measurement
 from rater import clickhouse, kafka
-from rater.decode import decode, fixed_zone_of
 from rater.loadgen.runner import LoadgenOptions
 from rater.loadgen.runner import run as loadgen_run
 from rater.loadgen.scenario import setup_scenario
+from rater.pipeline.decode import decode, fixed_zone_of
+from rater.pipeline.worker import WorkerSummary, _child
 from rater.settings import Settings
-from rater.worker import WorkerSummary, _child
 
 TITLE = "Streaming pipeline: Kafka -> decode -> rate -> debit -> store -> commit"
 NEEDS_STACK = True

@@ -2,11 +2,12 @@
 
 Each run gets a topic of its own with N partitions, a consumer group of its own, and CDRs of
 its own (a loadgen scenario: resellers, customers, cards, a phonenumbers deck; new cdr_ids per
-run). The N workers (`rater.worker.run_workers`, the code behind `rater run --workers N`) start
-first and join the group; once it has settled the CDRs are published with send_batch; when the
-group's committed offsets reach the end of every partition the workers get SIGTERM, finish
-their batch, commit and leave. Throughput is records / (last commit - first fetch) over all
-workers, so group joins and the idle tail do not count.
+run). The N workers (`rater.pipeline.worker.run_workers`, the code behind
+`rater run --workers N`) start first and join the group; once it has settled the CDRs are
+published with send_batch; when the group's committed offsets reach the end of every
+partition the workers get SIGTERM, finish their batch, commit and leave. Throughput is
+records / (last commit - first fetch) over all workers, so group joins and the idle tail do
+not count.
 
 Latency (publish time -> offsets committed, sampled per batch by the worker) comes from a
 separate paced run with one worker at half its flat-out rate: a backlog run measures queueing,
@@ -32,15 +33,16 @@ from aiokafka import TopicPartition
 
 from benchmarks import plots
 from benchmarks.harness import BenchContext, BenchReport, Measurement
-from rater import clickhouse, kafka, redis_client
+from rater import clickhouse, kafka
 from rater.loadgen.generate import GenerationOptions, Generator
 from rater.loadgen.numbers import NumberBook
 from rater.loadgen.population import Scenario
 from rater.loadgen.publish import Publisher
 from rater.loadgen.scenario import load_tariffs, setup_scenario
 from rater.logs import configure_logging
+from rater.pipeline.worker import WorkerSummary, run_workers
+from rater.redis import connection as redis_client
 from rater.settings import Settings
-from rater.worker import WorkerSummary, run_workers
 
 TITLE = "Scaling: end-to-end throughput against workers, and latency"
 NEEDS_STACK = True

@@ -7,7 +7,7 @@ debit, store, dead_letter, commit); the shares and each stage's throughput on it
 (records / seconds spent in it) are reported.
 
 Then the consume-and-decode ceiling: the same topic read back by a plain aiokafka consumer
-(getmany, no group) with rater.decode on every batch, beside reading alone. Nothing in the
+(getmany, no group) with rater.pipeline.decode on every batch, beside reading alone. Nothing in the
 pipeline can go faster than that on one core.
 """
 
@@ -21,7 +21,7 @@ from aiokafka import TopicPartition
 from benchmarks import bench_scaling, plots
 from benchmarks.harness import BenchContext, BenchReport, Measurement
 from rater import clickhouse, kafka
-from rater.decode import decode, zone
+from rater.pipeline.decode import decode, zone
 from rater.settings import Settings
 
 TITLE = "Pipeline stages: share of a batch, and the consume-and-decode ceiling"
@@ -93,12 +93,12 @@ def run(ctx: BenchContext) -> BenchReport:
     measurements = [
         Measurement("end to end, one worker (first fetch -> last commit)", result.rate, "CDRs/s"),
         Measurement(
-            "consume + rater.decode (aiokafka getmany, one process)",
+            "consume + rater.pipeline.decode (aiokafka getmany, one process)",
             decoded_n / decoded_s,
             "CDRs/s",
             "consume only",
             plain_n / plain_s,
-            target=">= 93,000 msgs/s (DESIGN.md 7)",
+            target=">= 93,000 msgs/s (docs/DESIGN.md 7)",
         ),
     ]
     if storage:
@@ -132,7 +132,7 @@ def run(ctx: BenchContext) -> BenchReport:
             "publisher); `decode` includes number normalisation; `lookup` is the account and "
             "tariff look-up in Redis; `commit` is the Kafka offset commit.",
             "The consume ceiling reads the same topic back with no group and no processing "
-            "beyond rater.decode; the ratio to `consume only` is decode's cost.",
+            "beyond rater.pipeline.decode; the ratio to `consume only` is decode's cost.",
         ],
         params={
             "cdrs": n,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks.harness import BenchContext, BenchReport, Measurement, median_time
 from rater.money import to_micro
-from rater.normalise import normalise_many, normalise_number
+from rater.switches.numbers import normalise_many, normalise_number
 from rater.tariffs import codec
 from rater.tariffs.bulk import paused_gc
 from rater.tariffs.importers import read_tariff

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.harness import BenchContext, BenchReport, Measurement
-from rater import clickhouse, redis_client
+from rater import clickhouse
 from rater.errors import RaterError
+from rater.redis import connection as redis_client
 from rater.settings import Settings
 
 HERE = Path(__file__).resolve().parent

@@ -1,4 +1,4 @@
-"""Billable seconds from billing steps X/Y (DESIGN.md section 2), for numba kernels."""
+"""Billable seconds from billing steps X/Y (docs/DESIGN.md section 2), for numba kernels."""
 
 from __future__ import annotations
 

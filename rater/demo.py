@@ -27,11 +27,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from rater import clickhouse, redis_client
-from rater import dlq as dead_letters
+from rater import clickhouse
 from rater import stack as local_stack
 from rater.accounts.api import Accounts
 from rater.accounts.model import CustomerKind
+from rater.billing.reconcile import reconcile
 from rater.loadgen.generate import GenerationOptions
 from rater.loadgen.manifest import Manifest
 from rater.loadgen.prefixes import wholesale_table
@@ -40,14 +40,15 @@ from rater.loadgen.runner import run as loadgen_run
 from rater.loadgen.scenario import scenario_from_accounts
 from rater.logs import configure_logging
 from rater.money import from_micro
-from rater.reconcile import reconcile
+from rater.pipeline import deadletter as dead_letters
+from rater.pipeline.worker import WorkerSummary, run_workers
+from rater.redis import connection as redis_client
 from rater.settings import Settings
 from rater.tariffs.derive import derive
 from rater.tariffs.export import write_tariff
 from rater.tariffs.importers import read_tariff
 from rater.tariffs.model import Steps
 from rater.tariffs.store import TariffStore
-from rater.worker import WorkerSummary, run_workers
 
 SIP_CUSTOMERS = 20
 SIP_BALANCE = Decimal(5000)

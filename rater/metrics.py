@@ -15,7 +15,7 @@ log = get_logger(__name__)
 CONSUMED = Counter("rater_records_consumed_total", "Kafka records read from the cdrs topic.")
 OUTCOMES = Counter(
     "rater_cdrs_total",
-    "CDRs by fate (DESIGN.md section 4): rated, unanswered, unrated, duplicate, invalid.",
+    "CDRs by fate (docs/DESIGN.md section 4): rated, unanswered, unrated, duplicate, invalid.",
     ["outcome", "reason"],
 )
 DEBITED = Counter(

@@ -1,6 +1,6 @@
 """The reference rater: plain Python and Decimal, the definition of a right price.
 
-Slow on purpose and never optimised: every step reads like DESIGN.md section 2, so audits
+Slow on purpose and never optimised: every step reads like docs/DESIGN.md section 2, so audits
 (`rater rate --engine reference`), the load generator's manifest and the kernel's tests can
 trust it. Amounts are computed in currency units as exact Decimals (integer quotients only,
 never a rounded division), then converted to micro-units at the very end.
@@ -29,7 +29,7 @@ from decimal import Decimal, localcontext
 
 from rater.errors import TariffError
 from rater.money import MICRO, Rounding
-from rater.normalise import normalise_number
+from rater.switches.numbers import normalise_number
 from rater.tariffs.model import Steps, SwitchSettings, TariffRow, TariffTable
 
 #: Decimal digits of working precision: micro-unit rates times years of seconds fit easily,

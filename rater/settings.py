@@ -36,7 +36,7 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:19092"
     topic_cdrs: str = "cdrs"
     topic_dlq: str = "cdrs.dlq"
-    #: partition 0, offset 0 holds the incarnation UUID of the cdrs topic (DESIGN.md section 3)
+    #: partition 0, offset 0 holds the incarnation UUID of the cdrs topic (docs/DESIGN.md section 3)
     topic_meta: str = "cdrs.meta"
     partitions: int = 4
     consumer_group: str = "rater"

@@ -28,9 +28,10 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_driver import Client
 
-from rater import clickhouse, kafka, redis_client
+from rater import clickhouse, kafka
 from rater.errors import ServiceUnavailable
-from rater.redis_client import RedisLike
+from rater.redis import connection as redis_client
+from rater.redis.connection import RedisLike
 from rater.settings import PROJECT_ROOT, Settings
 from rater.stack import broker
 

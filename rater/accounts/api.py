@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from rater import debit_cluster, redis_client
-from rater.accounts import keys
 from rater.accounts.cards import new_card_numbers, new_pins, pin_hash, pin_hashes
 from rater.accounts.ledger import CardIssues, LedgerEntry, LedgerWriter
 from rater.accounts.model import (
@@ -30,7 +28,6 @@ from rater.accounts.model import (
     Level,
     Reseller,
 )
-from rater.accounts.scripts import Script
 from rater.errors import (
     AccountError,
     CoverageError,
@@ -40,7 +37,11 @@ from rater.errors import (
 )
 from rater.logs import get_logger
 from rater.money import display, from_micro, to_micro
-from rater.redis_client import RedisLike
+from rater.redis import cluster as debit_cluster
+from rater.redis import connection as redis_client
+from rater.redis import keys
+from rater.redis.connection import RedisLike
+from rater.redis.scripts import Script
 from rater.settings import Settings
 from rater.tariffs.model import TariffTable
 from rater.tariffs.store import TariffStore
@@ -107,7 +108,7 @@ class Accounts:
         self.redis: Any = redis_client if redis_client is not None else _connect(settings)
         self.ledger = ledger if ledger is not None else LedgerWriter(settings, self.redis)
         self.actor = actor
-        #: Redis Cluster: scripts run per reseller slot (rater/debit_cluster.py)
+        #: Redis Cluster: scripts run per reseller slot (rater/redis/cluster.py)
         self.cluster = debit_cluster.is_cluster(self.redis)
         self._adjust = Script(self.redis, "adjust")
         self._create_cards = Script(self.redis, "create_cards")

@@ -5,7 +5,7 @@ payer, refuses with a reason when the seed's rules say so (blocked, empty, exhau
 card, locked PIN, ANI disabled under the threshold, customer or reseller below zero), finds the
 sell rate (customer's tariff) and buy rate (reseller's), computes the maximum seconds card,
 customer and reseller can each pay (billing steps and connect fee included), and reserves the
-price of the granted seconds on all three in one Lua call (rater/lua/reserve.lua). Concurrent
+price of the granted seconds on all three in one Lua call (rater/redis/lua/reserve.lua). Concurrent
 authorizations therefore cannot promise the same money twice; a reservation expires after
 settings.reservation_ttl_s, and the debit of the CDR carrying the auth_id releases it.
 
@@ -22,17 +22,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from rater import debit_cluster, redis_client, reference
-from rater.accounts import keys
+from rater import reference
 from rater.accounts.api import Accounts, normalise_ani
 from rater.accounts.model import Card, Customer, CustomerKind, Reseller
-from rater.accounts.scripts import Script
 from rater.errors import AuthorizationError, NormalisationError, NotFound
 from rater.money import MICRO, Rounding, from_micro, round_div
-from rater.normalise import normalise_number
-from rater.redis_client import RedisLike
+from rater.redis import cluster as debit_cluster
+from rater.redis import connection as redis_client
+from rater.redis import keys
+from rater.redis.connection import RedisLike
+from rater.redis.scripts import Script
 from rater.settings import Settings
-from rater.switches import SwitchRegistry
+from rater.switches.numbers import normalise_number
+from rater.switches.registry import SwitchRegistry
 from rater.tariffs.model import TariffRow, TariffTable
 from rater.tariffs.store import TariffStore
 
@@ -102,7 +104,7 @@ class Authorization:
 
 # ---------------------------------------------------------------- arithmetic (pure)
 def price_of(table: TariffTable, row: TariffRow, billable: int) -> int:
-    """Price in micro-units of `billable` (already on the step grid) seconds, as DESIGN.md
+    """Price in micro-units of `billable` (already on the step grid) seconds, as docs/DESIGN.md
     section 2 defines it, on integers: (fee * 60 + rates * seconds) / 60, rounded per table."""
     if billable <= 0:
         return 0

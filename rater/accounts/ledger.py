@@ -20,7 +20,7 @@ from clickhouse_driver import errors as ch_errors
 
 from rater import clickhouse
 from rater.logs import get_logger
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
 log = get_logger(__name__)

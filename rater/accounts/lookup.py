@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from redis.cluster import RedisCluster
 
-from rater.accounts import keys
-from rater.redis_client import RedisLike
+from rater.redis import keys
+from rater.redis.connection import RedisLike
 
 
 @dataclass(frozen=True)

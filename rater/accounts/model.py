@@ -192,7 +192,7 @@ class CardBatch:
 
 @dataclass(frozen=True)
 class Coverage:
-    """Whether a reseller's credit covers what it has issued below it (DESIGN.md section 1)."""
+    """Whether a reseller's credit covers what it has issued below it (docs/DESIGN.md section 1)."""
 
     reseller_id: str
     credit: int

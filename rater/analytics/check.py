@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from rater.analytics.db import Executor, Params
 from rater.analytics.summaries import SUMMARIES, Summary, base_days, summary_days
+from rater.clickhouse.executor import Executor, Params
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rater.accounts.api import Accounts
 from rater.accounts.model import Card
-from rater.analytics.db import Executor, Param, literal
 from rater.analytics.summaries import summary_days
 from rater.analytics.tables import Col, Kind, Report, minutes, ratio
+from rater.clickhouse.executor import Executor, Param, literal
 from rater.errors import ConfigError
 
 

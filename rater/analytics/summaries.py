@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from rater.analytics.db import Params
+from rater.clickhouse.executor import Params
 
 
 @dataclass(frozen=True)

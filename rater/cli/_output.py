@@ -166,7 +166,7 @@ def warn(message: str) -> None:
 # ---------------------------------------------------------------------------- the account API
 def require_tariff(ctx: click.Context, name: str) -> None:
     """Refuse a tariff name that does not exist (a typo would leave every call unrated)."""
-    from rater.redis_client import connect  # noqa: PLC0415 - keep `--help` light
+    from rater.redis.connection import connect  # noqa: PLC0415 - keep `--help` light
     from rater.tariffs.store import TariffStore  # noqa: PLC0415
 
     settings = settings_of(ctx)
@@ -187,8 +187,8 @@ def accounts_of(ctx: click.Context, *, actor: str = "cli") -> Accounts:
     longer than that on a busy machine; giving up then would lose the PINs of cards the
     script goes on to create.
     """
-    from rater import redis_client  # noqa: PLC0415 - `rater --help` stays light
     from rater.accounts.api import Accounts  # noqa: PLC0415
+    from rater.redis import connection as redis_client  # noqa: PLC0415 - `rater --help` stays light
 
     settings = settings_of(ctx)
     client = redis_client.connect(settings, socket_timeout=ADMIN_REDIS_TIMEOUT_S)

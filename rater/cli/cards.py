@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from rater.cardsheet import (
+from rater.accounts.cardsheet import (
     BatchInfo,
     ExportRow,
     IssuedRow,

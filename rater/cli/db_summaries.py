@@ -8,9 +8,9 @@ from datetime import date, datetime, timedelta
 import click
 
 from rater.analytics.check import check as check_summaries
-from rater.analytics.db import DriverExecutor
-from rater.analytics.rebuild import rebuild_day
+from rater.billing.rebuild import rebuild_day
 from rater.cli.main import settings_of
+from rater.clickhouse.executor import DriverExecutor
 
 
 class DayType(click.ParamType):  # type: ignore[type-arg]  # generic in newer click only

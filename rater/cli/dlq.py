@@ -6,10 +6,10 @@ import asyncio
 
 import click
 
-from rater import dlq as dead_letters
-from rater import redis_client
 from rater.cli.main import settings_of
-from rater.pipeline import reason_kind
+from rater.pipeline import deadletter as dead_letters
+from rater.pipeline.flow import reason_kind
+from rater.redis import connection as redis_client
 
 
 @click.group()

@@ -1,8 +1,8 @@
 """`rater rate`: rate a JSONL file of CDR messages offline against one tariff file.
 
-Each input line is one CDR message (DESIGN.md section 5), checked exactly as the streaming
-pipeline checks it (rater.decode); callees are normalised with the given country and trunk
-prefix (rater.normalise). Each line gives one output line, in order: the rated CDR, or its
+Each input line is one CDR message (docs/DESIGN.md section 5), checked exactly as the streaming
+pipeline checks it (rater.pipeline.decode); callees are normalised with the given country and trunk
+prefix (rater.switches.numbers). Each line gives one output line, in order: the rated CDR, or its
 cdr_id and an error naming the line, the field and why. `--engine kernel` (the default) rates
 with the numba kernel the workers use; `--engine reference` with the plain-Python Decimal
 rater, for audits. Both write the same bytes.
@@ -21,11 +21,11 @@ import numpy as np
 import orjson
 
 from rater import reference
-from rater.decode import CdrBatch, decode
 from rater.errors import NormalisationError
 from rater.money import Rounding, from_micro
-from rater.normalise import normalise_many
-from rater.rate import rate_batch
+from rater.pipeline.decode import CdrBatch, decode
+from rater.pipeline.rate import rate_batch
+from rater.switches.numbers import normalise_many
 from rater.tariffs.compile import MAX_BILLSEC, CompiledTariffs, compile_tables
 from rater.tariffs.importers import read_tariff
 from rater.tariffs.model import Steps, SwitchSettings, TariffTable
@@ -36,7 +36,7 @@ CHUNK_LINES = 50_000
 
 @dataclass(frozen=True)
 class _Line:
-    """One input line in the shape rater.decode reads (a Kafka record)."""
+    """One input line in the shape rater.pipeline.decode reads (a Kafka record)."""
 
     partition: int
     offset: int  # the line number

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from rater import redis_client
+from rater.billing.reconcile import reconcile as check_all
 from rater.cli.main import settings_of
-from rater.reconcile import reconcile as check_all
+from rater.redis import connection as redis_client
 
 
 @click.command()

@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 
-from rater.analytics.db import DriverExecutor, Param
 from rater.analytics.reports import Reports, Scope, cards_in_scope, query_report
 from rater.analytics.tables import Report, to_text, write_csv, write_xlsx
 from rater.cli.db_summaries import DAY
 from rater.cli.main import settings_of
+from rater.clickhouse.executor import DriverExecutor, Param
 from rater.errors import NotFound
 from rater.settings import Settings
 

@@ -7,12 +7,12 @@ from datetime import date
 
 import click
 
-from rater import redis_client
-from rater.analytics.db import DriverExecutor
-from rater.analytics.rerate import Rerater, RerateRequest, RerateSummary, unrated_span
 from rater.analytics.tables import money_text
+from rater.billing.rerate import Rerater, RerateRequest, RerateSummary, unrated_span
 from rater.cli.db_summaries import DAY
 from rater.cli.main import settings_of
+from rater.clickhouse.executor import DriverExecutor
+from rater.redis import connection as redis_client
 
 
 @click.command()

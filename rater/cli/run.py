@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from rater.cli.main import settings_of
-from rater.worker import WorkerSummary, run_workers
+from rater.pipeline.worker import WorkerSummary, run_workers
 
 
 @click.command()

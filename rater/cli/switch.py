@@ -7,8 +7,8 @@ import dataclasses
 import click
 
 from rater.cli.main import settings_of
-from rater.redis_client import connect
-from rater.switches import SwitchRegistry
+from rater.redis.connection import connect
+from rater.switches.registry import SwitchRegistry
 from rater.tariffs.model import SwitchSettings
 
 

@@ -13,7 +13,7 @@ import click
 from rater.cli.main import settings_of
 from rater.errors import TariffError
 from rater.money import Rounding, from_micro
-from rater.redis_client import connect
+from rater.redis.connection import connect
 from rater.tariffs.cells import CellError, parse_date
 from rater.tariffs.derive import derive
 from rater.tariffs.export import to_csv_text, write_tariff

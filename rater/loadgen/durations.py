@@ -4,7 +4,7 @@
   2.5 minutes), plus a 3% Pareto tail of long calls up to 4 hours (modem lines, forgotten calls).
 - About a third of calls are not answered (billsec 0): mostly NO ANSWER after ringing 15-60 s,
   then BUSY, FAILED, CONGESTION, CANCEL, CHANUNAVAIL with short ring times. A small share are
-  ANSWERED with billsec 0 (hung up within the first second): DESIGN.md says those are stored as
+  ANSWERED with billsec 0 (hung up within the first second): docs/DESIGN.md says those are stored as
   unanswered, so the stream should contain some.
 - 1% of answered CDRs come without answer_time (some switches leave it empty), which must not
   change the price: billsec is authoritative.

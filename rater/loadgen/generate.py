@@ -1,4 +1,4 @@
-"""Columnar generation of CDR messages (DESIGN.md section 5), chunk by chunk.
+"""Columnar generation of CDR messages (docs/DESIGN.md section 5), chunk by chunk.
 
 Every random choice is drawn for a whole chunk at once with numpy (caller, switch, destination,
 format, ring and talk time, disposition, end time); Python only loops once per message to build

@@ -2,9 +2,9 @@
 
 Every kind is a corruption a real switch or exporter produces now and then. Each is made from a
 valid CDR (so the rest of the record is realistic) and must end in the dead-letter topic
-(DESIGN.md section 4) with a reason naming the field: `expected_reason` is a regular expression
-for rater's decoder's reason (rater/decode.py), except for `bad_number`, which decodes but
-cannot be normalised (rater/normalise.py rejects it later in the pipeline).
+(docs/DESIGN.md section 4) with a reason naming the field: `expected_reason` is a regular expression
+for rater's decoder's reason (rater/pipeline/decode.py), except for `bad_number`, which decodes but
+cannot be normalised (rater/switches/numbers.py rejects it later in the pipeline).
 
 `diagnose(value)` is this catalogue's own, independent check: which kind of invalid record a
 message is (None when it is a well-formed CDR as far as this catalogue is concerned).
@@ -37,7 +37,7 @@ class InvalidKind(StrEnum):
     BAD_NUMBER = "bad_number"  # a callee that is not a telephone number
 
 
-#: fields a MISSING_FIELD record may lack (each is required by DESIGN.md section 5)
+#: fields a MISSING_FIELD record may lack (each is required by docs/DESIGN.md section 5)
 MISSING_FIELDS = ("switch", "account", "callee", "start_time", "end_time", "billsec")
 #: (field, wrong value) pairs of MISTYPED_FIELD records
 MISTYPED = (

@@ -6,13 +6,13 @@ as decimal strings. The amounts come from `rater.reference` (see `pricing.py`); 
 charged once (they are resends of a counted CDR), invalid records never, unrated calls count
 zero and are listed by count. The pipeline's checks compare their results against this file.
 
-Definitions (DESIGN.md section 4):
+Definitions (docs/DESIGN.md section 4):
 - valid: distinct CDRs that decode and normalise (each stored once by the pipeline);
 - unanswered: valid with billsec 0 (price 0, outcome `unanswered`);
 - rated: valid, answered, with a sell and a buy match (debited);
 - unrated: valid, answered, missing a sell or a buy match (outcome `unrated`, no debit);
 - invalid: dead-lettered (the catalogue's kinds; `bad_number` includes any generated callee
-  that `rater.normalise` refuses);
+  that `rater.switches.numbers` refuses);
 - duplicates: resends of a valid CDR (same switch, cdr_id and bytes), never charged.
 """
 

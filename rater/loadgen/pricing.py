@@ -7,7 +7,7 @@ one that way: the answers are memoised on what they provably depend on, and ever
 still comes from the reference's own functions:
 
 1. The dialled string is normalised once per distinct (switch, string), with the pipeline's
-   `rater.normalise.normalise_number`.
+   `rater.switches.numbers.normalise_number`.
 2. Which version and row a number gets depends on the start time only through which of the
    table's dates (version effective_from, row effective_from / effective_to) are <= it: times
    between two consecutive dates ("a bucket") all give the same answer.
@@ -39,7 +39,7 @@ from rater.errors import NormalisationError
 from rater.loadgen.generate import Calls, Chunk
 from rater.loadgen.numbers import NumberBook
 from rater.loadgen.population import Scenario
-from rater.normalise import normalise_number
+from rater.switches.numbers import normalise_number
 from rater.tariffs.model import SwitchSettings, TariffRow, TariffTable
 
 I64 = npt.NDArray[np.int64]

@@ -2,9 +2,9 @@
 
 Messages go out with `send_batch`: one record batch per partition at a time, filled up to the
 producer's batch size (about 260k msgs/s on the local broker against 28k with one `send` per
-message, DESIGN.md section 7). Because `send_batch` needs an explicit partition, keys are mapped
-with aiokafka's default partitioner function (murmur2 of the key), so a key lands on the same
-partition as with a plain `send`: one account's CDRs, and the resends of a CDR, stay in order.
+message, docs/DESIGN.md section 7). Because `send_batch` needs an explicit partition, keys are
+mapped with aiokafka's default partitioner function (murmur2 of the key), so a key lands on the
+same partition as with a plain `send`: one account's CDRs, and the resends of a CDR, stay in order.
 
 Open loop: at a target rate the i-th message is due at t0 + i / rate, whatever the broker does;
 a late sender catches up by sending everything that is due, so the achieved rate reflects what

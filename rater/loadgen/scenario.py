@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 
-from rater import redis_client
 from rater.accounts.api import Accounts
 from rater.accounts.model import CustomerKind
 from rater.errors import ConfigError, NotFound
@@ -29,9 +28,10 @@ from rater.loadgen.numbers import DEFAULT_SWITCHES, SwitchProfile
 from rater.loadgen.population import CustomerPlan, ResellerPlan, Scenario
 from rater.loadgen.prefixes import wholesale_table
 from rater.logs import get_logger
-from rater.redis_client import RedisLike
+from rater.redis import connection as redis_client
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
-from rater.switches import SwitchRegistry
+from rater.switches.registry import SwitchRegistry
 from rater.tariffs.derive import derive
 from rater.tariffs.model import Steps, TariffTable
 from rater.tariffs.store import TariffStore

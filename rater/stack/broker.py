@@ -2,7 +2,7 @@
 
 Tansu runs here with its memory storage engine: topics and messages live in the broker process
 and are lost when it stops. `rater stack up` creates the topics again on every start, and the
-pipeline notices the new topic incarnation (DESIGN.md section 3).
+pipeline notices the new topic incarnation (docs/DESIGN.md section 3).
 """
 
 from __future__ import annotations

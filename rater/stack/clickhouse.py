@@ -69,7 +69,7 @@ def server_config(settings: Settings, directory: Path, source: Path) -> ET.Eleme
     _set(root, "users_config", str(directory / "users.xml"))
     # substitutions (incl="...") are looked up in this file; it need not exist
     _set(root, "include_from", str(directory / "metrika.xml"))
-    # daily summaries are cut at UTC midnight (DESIGN.md: times are UTC)
+    # daily summaries are cut at UTC midnight (docs/DESIGN.md: times are UTC)
     _set(root, "timezone", "UTC")
     # several stacks share small machines: caches are allocated on demand, but cap them
     _set(root, "mark_cache_size", str(256 << 20))

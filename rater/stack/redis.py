@@ -11,7 +11,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from rater import redis_client
+from rater.redis import connection as redis_client
 from rater.settings import Settings
 from rater.stack.service import Service
 

@@ -1,4 +1,4 @@
-"""Deriving a sell table from a buy table (DESIGN.md section 1, the seed's tip 3).
+"""Deriving a sell table from a buy table (docs/DESIGN.md section 1, the seed's tip 3).
 
 `markup P`: sell = buy x (1 + P/100) (the seed's "40% margin" is `markup 40`);
 `margin P`: sell = buy / (1 - P/100), so that P% of the sell price is margin.

@@ -1,4 +1,4 @@
-"""Writing a tariff version in the canonical columns (DESIGN.md section 5), CSV or XLSX.
+"""Writing a tariff version in the canonical columns (docs/DESIGN.md section 5), CSV or XLSX.
 
 Every row is written with its own values resolved (steps and first_rate filled in), so the
 file reads back into the same prices whatever default steps the reader uses. Dates are ISO

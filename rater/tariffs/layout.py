@@ -1,6 +1,6 @@
 """Finding the header row of a rate deck and what each of its columns means.
 
-Real decks name the same thing many ways (DESIGN.md section 5): `prefix`, `code`, `Dial Codes`,
+Real decks name the same thing many ways (docs/DESIGN.md section 5): `prefix`, `code`, `Dial Codes`,
 `pattern`; `rate`, `price`, `cost`, `Rate/Min`, `Price N`; separate `Interval 1` / `Interval N`
 columns instead of `60/1`; and vendors put a letterhead above the table. A layout maps each
 role the importer understands to a column index.

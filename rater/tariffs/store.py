@@ -7,7 +7,7 @@ Redis keys (one table's keys share the hash tag {name}, so they sit in one clust
     tariff:names            set   every table name
     tariff:generation       counter bumped on every save and delete: loaders poll it cheaply
 
-Versions (DESIGN.md section 2): the first is in force from the beginning of time; a later
+Versions (docs/DESIGN.md section 2): the first is in force from the beginning of time; a later
 one from `effective_from`, default the moment of saving. A version in another currency than
 the table's earlier ones is refused. Saved versions are never changed.
 """
@@ -26,7 +26,7 @@ from redis.cluster import RedisCluster
 from rater.clickhouse import client
 from rater.errors import NotFound, ServiceUnavailable, TariffError
 from rater.logs import get_logger
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs import codec
 from rater.tariffs.model import TariffTable

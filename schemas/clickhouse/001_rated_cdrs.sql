@@ -1,4 +1,4 @@
--- Every CDR the pipeline stores: rated, unanswered and unrated ones (DESIGN.md section 4).
+-- Every CDR the pipeline stores: rated, unanswered and unrated ones (docs/DESIGN.md section 4).
 -- Money is Int64 micro-units (1 EUR = 1,000,000). Works on ClickHouse 18.16 and current releases.
 -- CollapsingMergeTree on `sign`: a re-rate writes a cancelling copy of the old row (sign -1) and a
 -- new row (sign +1); readers sum `x * sign`, so totals stay right before and after merges.

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from rater.analytics.db import ChdbExecutor, DriverExecutor, Executor
-from rater.analytics.rows import Row, blank_row
+from rater.billing.rows import Row, blank_row
 from rater.clickhouse import migrations
+from rater.clickhouse.executor import ChdbExecutor, DriverExecutor, Executor
 from rater.settings import Settings
 
 #: migrations the analytics code needs: the base table, the ledger and its call views, its own

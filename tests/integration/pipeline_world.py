@@ -18,11 +18,11 @@ import orjson
 
 from rater import kafka, reference
 from rater.accounts.api import Accounts
-from rater.redis_client import RedisLike
+from rater.pipeline.worker import WorkerSummary, run_worker
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.model import Steps, SwitchSettings, TariffRow, TariffTable
 from rater.tariffs.store import TariffStore
-from rater.worker import WorkerSummary, run_worker
 
 BUY = "wholesale"
 SELL = "retail"

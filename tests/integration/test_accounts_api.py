@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from rater.accounts import keys
 from rater.accounts.api import Accounts
 from rater.accounts.cards import pin_hash
 from rater.accounts.ledger import PENDING
 from rater.accounts.lookup import AccountLookup
 from rater.accounts.luhn import luhn_valid
 from rater.errors import AccountError, CoverageError, DisposableCardError, NotFound
+from rater.redis import keys
 from rater.settings import Settings
 from rater.tariffs.model import TariffRow, TariffTable
 from rater.tariffs.store import TariffStore

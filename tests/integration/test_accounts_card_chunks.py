@@ -10,8 +10,8 @@ import pytest
 
 from rater.accounts import api as accounts_api
 from rater.accounts.api import Accounts
+from rater.billing.reconcile import reconcile
 from rater.errors import AccountError
-from rater.reconcile import reconcile
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from openpyxl import load_workbook
 from test_admin_cli_helpers import BUY_TARIFF, CARD_TARIFF, Cli, own_world, setup_tariffs
 
 from rater import clickhouse
-from rater.cardsheet import read_sheet
+from rater.accounts.cardsheet import read_sheet
 from rater.cli._output import amount_micro, money
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration

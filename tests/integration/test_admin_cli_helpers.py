@@ -159,7 +159,7 @@ def call(
     start: datetime | None = None,
     auth_id: str = "",
 ) -> dict[str, Any]:
-    """A CDR message as a switch publishes it (DESIGN.md section 5)."""
+    """A CDR message as a switch publishes it (docs/DESIGN.md section 5)."""
     begin = start or datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     answer = begin + timedelta(seconds=4)
     message: dict[str, Any] = {

@@ -12,11 +12,11 @@ import pytest
 from analytics_support import cdr, executor
 from click.testing import CliRunner
 
-from rater.analytics.audit import AuditRow, write_audit
-from rater.analytics.db import DriverExecutor, Executor, Param
 from rater.analytics.queries import QUERIES, by_name
-from rater.analytics.rows import Row, insert_rows
+from rater.billing.audit import AuditRow, write_audit
+from rater.billing.rows import Row, insert_rows
 from rater.cli.main import cli
+from rater.clickhouse.executor import DriverExecutor, Executor, Param
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -17,10 +17,10 @@ from analytics_support import (
 )
 
 from rater.analytics.check import check
-from rater.analytics.db import Executor
-from rater.analytics.rebuild import rebuild_day
-from rater.analytics.rows import insert_rows
 from rater.analytics.summaries import CARDS, DAILY
+from rater.billing.rebuild import rebuild_day
+from rater.billing.rows import insert_rows
+from rater.clickhouse.executor import Executor
 
 pytestmark = pytest.mark.integration
 __all__ = ["executor"]  # the fixture, imported for pytest

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rater import redis_client, reference
-from rater.accounts import keys
+from rater import reference
 from rater.accounts.api import Accounts
 from rater.accounts.authorize import Authorizer, Reason
 from rater.cli.main import cli
-from rater.debit import DebitBatch, Debiter
+from rater.pipeline.debit import DebitBatch, Debiter
+from rater.redis import connection as redis_client
+from rater.redis import keys
 from rater.settings import Settings
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 from rater.tariffs.store import TariffStore

@@ -16,10 +16,10 @@ import pytest
 import redis as redis_py
 from redis.cluster import RedisCluster
 
-from rater import redis_client
-from rater.accounts import keys
 from rater.accounts.api import Accounts
-from rater.debit import Correction, DebitBatch, Debiter, Outcome
+from rater.pipeline.debit import Correction, DebitBatch, Debiter, Outcome
+from rater.redis import connection as redis_client
+from rater.redis import keys
 from rater.settings import Settings
 from rater.stack import redis_cluster
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rater import redis_client
 from rater.accounts.api import Accounts
-from rater.debit import DebitBatch, Debiter, Outcome
+from rater.pipeline.debit import DebitBatch, Debiter, Outcome
+from rater.redis import connection as redis_client
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rater.accounts import keys
 from rater.accounts.api import Accounts
-from rater.debit import Correction, DebitBatch, Debiter, Outcome, topic_token
 from rater.errors import AccountError, DebitError, DisposableCardError
+from rater.pipeline.debit import Correction, DebitBatch, Debiter, Outcome, topic_token
+from rater.redis import keys
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration

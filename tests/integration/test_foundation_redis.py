@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 
 pytestmark = pytest.mark.integration
 

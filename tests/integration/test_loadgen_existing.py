@@ -13,9 +13,9 @@ from rater.accounts.model import CustomerKind
 from rater.errors import NotFound
 from rater.loadgen import LoadgenOptions, run, scenario_from_accounts
 from rater.loadgen.prefixes import wholesale_table
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
-from rater.switches import SwitchRegistry
+from rater.switches.registry import SwitchRegistry
 from rater.tariffs.store import TariffStore
 
 pytestmark = pytest.mark.integration

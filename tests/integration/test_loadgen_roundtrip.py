@@ -15,15 +15,15 @@ import pytest
 
 from rater import kafka, reference
 from rater.accounts.api import Accounts
-from rater.decode import decode, fixed_zone_of
 from rater.errors import NormalisationError
 from rater.loadgen import GenerationOptions, LoadgenOptions, Manifest, run, setup_scenario
 from rater.loadgen.invalid import CATALOGUE, InvalidKind, diagnose
 from rater.loadgen.prefixes import wholesale_table
-from rater.normalise import normalise_number
-from rater.redis_client import RedisLike
+from rater.pipeline.decode import decode, fixed_zone_of
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
-from rater.switches import SwitchRegistry
+from rater.switches.numbers import normalise_number
+from rater.switches.registry import SwitchRegistry
 from rater.tariffs.store import TariffStore
 
 pytestmark = pytest.mark.integration

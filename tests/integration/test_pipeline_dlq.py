@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from pipeline_world import cdr, env_of, make_world, publish, run_in_process
 
 from rater.cli.main import cli
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
-from rater.switches import SwitchRegistry
+from rater.switches.registry import SwitchRegistry
 from rater.tariffs.model import SwitchSettings
 
 pytestmark = pytest.mark.integration

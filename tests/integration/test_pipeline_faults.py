@@ -1,5 +1,5 @@
 """Workers killed with SIGKILL at each named point and at random moments, then restarted:
-nothing lost, nothing charged or stored twice (DESIGN.md section 3, "Replays")."""
+nothing lost, nothing charged or stored twice (docs/DESIGN.md section 3, "Replays")."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from pipeline_world import RESELLER, make_world, publish, spawn, totals, workload
 
-from rater import dlq
-from rater.accounts import keys
-from rater.reconcile import reconcile
-from rater.redis_client import RedisLike
+from rater.billing.reconcile import reconcile
+from rater.pipeline import deadletter as dlq
+from rater.redis import keys
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -126,6 +126,6 @@ def test_kills_at_every_point_lose_nothing_and_charge_nothing_twice(
 
 async def _drain(settings: Settings) -> None:
     """Run one worker until idle so earlier tests' records are committed."""
-    from rater.worker import run_worker
+    from rater.pipeline.worker import run_worker
 
     await run_worker(settings, until_idle_s=1.5)

@@ -1,4 +1,4 @@
-"""Every row of DESIGN.md section 4's fate table, through the real pipeline and services."""
+"""Every row of docs/DESIGN.md section 4's fate table, through the real pipeline and services."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from pipeline_world import (
     run_in_process,
 )
 
-from rater import dlq
-from rater.accounts import keys
-from rater.redis_client import RedisLike
+from rater.pipeline import deadletter as dlq
+from rater.redis import keys
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -221,7 +221,7 @@ def test_a_new_tariff_version_is_picked_up_without_restart(
     tag = _tag()
 
     async def scenario() -> None:
-        from rater.worker import run_worker
+        from rater.pipeline.worker import run_worker
 
         stop = asyncio.Event()
         task = asyncio.create_task(run_worker(kafka_topics, stop=stop))

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pipeline_world import RESELLER, make_world, publish, spawn, workload
 
-from rater.accounts import keys
-from rater.redis_client import RedisLike
+from rater.redis import keys
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration

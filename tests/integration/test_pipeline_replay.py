@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pipeline_world import RESELLER, SELL, cdr, make_world, publish, run_in_process
 
-from rater.accounts import keys
-from rater.redis_client import RedisLike
+from rater.redis import keys
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
 pytestmark = pytest.mark.integration

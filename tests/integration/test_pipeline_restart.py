@@ -1,5 +1,5 @@
 """The broker restarts and forgets its log: offsets start again at 0. The new topic incarnation
-keeps the old watermarks and stored offsets from hiding the new CDRs (DESIGN.md section 3).
+keeps the old watermarks and stored offsets from hiding the new CDRs (docs/DESIGN.md section 3).
 
 The test stops and starts the stack's broker, then re-creates the session's topics the way the
 project does (`ensure_topics`), so later tests find them again.
@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from pipeline_world import cdr, make_world, publish, publish_async, run_in_process
 
-from rater import kafka, topic_identity
-from rater.redis_client import RedisLike
+from rater import kafka
+from rater.kafka import topic_identity
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.stack import broker, supervisor
 from rater.stack.control import services
@@ -82,7 +83,7 @@ def test_cdrs_published_after_a_broker_restart_are_all_rated(
 def test_a_running_worker_follows_the_broker_into_its_new_log(
     kafka_topics: Settings, redis: RedisLike, ch: Any
 ) -> None:
-    from rater.worker import run_worker
+    from rater.pipeline.worker import run_worker
 
     settings = kafka_topics
     make_world(settings, redis)

@@ -13,10 +13,10 @@ from analytics_support import cdr, executor
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
-from rater.analytics.db import DriverExecutor, Executor
 from rater.analytics.reports import Reports, Scope, cards_in_scope
-from rater.analytics.rows import Row, insert_rows
 from rater.analytics.tables import money_text, to_text, write_csv, write_xlsx
+from rater.billing.rows import Row, insert_rows
+from rater.clickhouse.executor import DriverExecutor, Executor
 from rater.errors import ConfigError
 from rater.settings import Settings
 

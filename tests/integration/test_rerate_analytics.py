@@ -11,12 +11,12 @@ import pytest
 from analytics_support import cdr, executor
 
 from rater.accounts.api import Accounts
-from rater.analytics import rerate as rerate_module
-from rater.analytics.audit import history
 from rater.analytics.check import check
-from rater.analytics.db import Executor
-from rater.analytics.rerate import Rerater, RerateRequest
-from rater.analytics.rows import insert_rows, select_live
+from rater.billing import rerate as rerate_module
+from rater.billing.audit import history
+from rater.billing.rerate import Rerater, RerateRequest
+from rater.billing.rows import insert_rows, select_live
+from rater.clickhouse.executor import Executor
 from rater.errors import RerateError
 from rater.money import Rounding
 from rater.settings import Settings
@@ -285,8 +285,8 @@ def test_rerate_and_check_commands(
 ) -> None:
     from click.testing import CliRunner
 
-    from rater.analytics.db import DriverExecutor
     from rater.cli.main import cli
+    from rater.clickhouse.executor import DriverExecutor
 
     if not isinstance(executor, DriverExecutor):
         pytest.skip("the CLI talks to the configured server, not to chDB")

@@ -14,11 +14,11 @@ from pipeline_world import RESELLER, SELL, START, cdr, make_world, publish, run_
 from rater import reference
 from rater.accounts.api import Accounts
 from rater.analytics.check import check
-from rater.analytics.db import DriverExecutor
-from rater.analytics.rerate import Rerater, RerateRequest
-from rater.analytics.rows import select_live
-from rater.reconcile import reconcile
-from rater.redis_client import RedisLike
+from rater.billing.reconcile import reconcile
+from rater.billing.rerate import Rerater, RerateRequest
+from rater.billing.rows import select_live
+from rater.clickhouse.executor import DriverExecutor
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.model import Steps, SwitchSettings, TariffRow, TariffTable
 from rater.tariffs.store import TariffStore

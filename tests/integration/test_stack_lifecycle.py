@@ -17,9 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from rater import clickhouse as ch
-from rater import redis_client, stack
+from rater import stack
 from rater.cli.main import cli
 from rater.errors import StackError
+from rater.redis import connection as redis_client
 from rater.settings import Settings
 from rater.stack import clickhouse as stack_clickhouse
 from rater.stack import supervisor

@@ -7,10 +7,10 @@ from click.testing import CliRunner
 
 from rater.cli.main import cli
 from rater.errors import ConfigError
-from rater.normalise import normalise_number
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
-from rater.switches import SwitchRegistry
+from rater.switches.numbers import normalise_number
+from rater.switches.registry import SwitchRegistry
 from rater.tariffs.model import SwitchSettings
 
 pytestmark = pytest.mark.integration

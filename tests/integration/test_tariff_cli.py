@@ -12,7 +12,7 @@ from clickhouse_driver import Client
 
 from rater.cli.main import cli
 from rater.errors import NotFound
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.importers import read_tariff
 from rater.tariffs.model import Steps

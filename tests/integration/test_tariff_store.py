@@ -11,7 +11,7 @@ import pytest
 from clickhouse_driver import Client
 
 from rater.errors import NotFound, ServiceUnavailable, TariffError
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.derive import derive
 from rater.tariffs.loader import TariffLoader

@@ -29,10 +29,10 @@ from test_admin_cli_helpers import (
 
 from rater import reference
 from rater.accounts.api import Accounts
+from rater.accounts.cardsheet import ISSUE_COLUMNS, read_sheet
 from rater.accounts.luhn import luhn_digit
-from rater.cardsheet import ISSUE_COLUMNS, read_sheet
 from rater.money import to_micro
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.store import TariffStore
 

@@ -7,9 +7,9 @@ import struct
 import numpy as np
 import pytest
 
-from rater.accounts import keys
-from rater.debit import RECORD, DebitBatch, Debiter, topic_token
 from rater.errors import DebitError
+from rater.pipeline.debit import RECORD, DebitBatch, Debiter, topic_token
+from rater.redis import keys
 from rater.settings import Settings
 
 

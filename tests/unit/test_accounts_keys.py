@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from rater.accounts import keys
 from rater.accounts.api import normalise_ani
 from rater.errors import AccountError
+from rater.redis import keys
 
 
 def _slot_tag(key: str) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from rater.analytics.audit import COLUMNS as AUDIT_COLUMNS
 from rater.analytics.queries import QUERIES
 from rater.analytics.summaries import SUMMARIES
+from rater.billing.audit import COLUMNS as AUDIT_COLUMNS
 from rater.settings import PROJECT_ROOT
 
 DOC = (PROJECT_ROOT / "docs" / "ANALYSTS.md").read_text()

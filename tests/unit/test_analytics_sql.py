@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rater.analytics.db import literal, render
-from rater.analytics.rows import COLUMNS, blank_row
 from rater.analytics.summaries import SUMMARIES
+from rater.billing.rows import COLUMNS, blank_row
 from rater.clickhouse import MIGRATIONS_DIR
+from rater.clickhouse.executor import literal, render
 
 
 def _table_columns(sql: str, table: str) -> list[str]:

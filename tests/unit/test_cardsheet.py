@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
-from rater.cardsheet import (
+from rater.accounts.cardsheet import (
     DATE_FORMAT,
     EXPORT_COLUMNS,
     ISSUE_COLUMNS,

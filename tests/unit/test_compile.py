@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rater.errors import TariffError
-from rater.rate import rate_batch
+from rater.pipeline.rate import rate_batch
 from rater.tariffs.compile import MONEY_MAX, PAD_DIGITS, compile_tables, epoch_ceil
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 

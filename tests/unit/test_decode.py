@@ -1,4 +1,4 @@
-"""Decoding CDR messages into columnar batches; every invalid kind of DESIGN.md section 4."""
+"""Decoding CDR messages into columnar batches; every invalid kind of docs/DESIGN.md section 4."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rater.decode import CdrBatch, decode, fixed_zone_of, zone
+from rater.pipeline.decode import CdrBatch, decode, fixed_zone_of, zone
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""schemas/cdr.schema.json and the decoder agree on the CDR message (DESIGN.md section 5)."""
+"""schemas/cdr.schema.json and the decoder agree on the CDR message (docs/DESIGN.md section 5)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from rater import decode as decoding
+from rater.pipeline import decode as decoding
 from rater.settings import PROJECT_ROOT
 
 SCHEMA = json.loads((PROJECT_ROOT / "schemas" / "cdr.schema.json").read_text())

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rater import reference
 from rater.errors import TariffError
 from rater.money import Rounding
-from rater.rate import rate_batch
+from rater.pipeline.rate import rate_batch
 from rater.tariffs.compile import MAX_BILLSEC, MONEY_MAX, compile_tables
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 

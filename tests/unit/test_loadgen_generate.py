@@ -10,14 +10,14 @@ import numpy as np
 import orjson
 import pytest
 
-from rater.decode import decode
 from rater.loadgen.durations import DISPOSITIONS, draw_calls
 from rater.loadgen.generate import GenerationOptions, Generator
 from rater.loadgen.invalid import KINDS, diagnose
 from rater.loadgen.numbers import DEFAULT_SWITCHES, NumberBook, uncovered_block
 from rater.loadgen.population import CustomerPlan, ResellerPlan, Scenario
 from rater.loadgen.prefixes import wholesale_table
-from rater.normalise import normalise_number
+from rater.pipeline.decode import decode
+from rater.switches.numbers import normalise_number
 
 NOW = 1_790_000_000
 TABLE = wholesale_table("buy", limit=400)

@@ -1,5 +1,5 @@
 """The invalid-record catalogue: every kind is what it claims, for the catalogue's own validator
-and for rater's decoder (rater/decode.py) and normaliser (rater/normalise.py)."""
+and for rater's decoder (rater/pipeline/decode.py) and normaliser (rater/switches/numbers.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import numpy as np
 import orjson
 import pytest
 
-from rater.decode import decode
 from rater.errors import NormalisationError
 from rater.loadgen.generate import GenerationOptions, Generator
 from rater.loadgen.invalid import CATALOGUE, KINDS, InvalidKind, corrupt, diagnose
 from rater.loadgen.numbers import DEFAULT_SWITCHES, NumberBook
 from rater.loadgen.population import CustomerPlan, ResellerPlan, Scenario
-from rater.normalise import normalise_number
+from rater.pipeline.decode import decode
+from rater.switches.numbers import normalise_number
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from rater.loadgen.pricing import (
     ReferencePricer,
 )
 from rater.money import Rounding, from_micro
-from rater.normalise import normalise_number
+from rater.switches.numbers import normalise_number
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 
 NOW = 1_790_000_000

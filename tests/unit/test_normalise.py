@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rater.errors import NormalisationError
-from rater.normalise import normalise_many, normalise_number
+from rater.switches.numbers import normalise_many, normalise_number
 from rater.tariffs.model import SwitchSettings
 
 NANP = SwitchSettings(name="a2b", country_code="1", trunk_prefix="1")

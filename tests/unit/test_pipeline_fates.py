@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from rater import reference
 from rater.accounts.lookup import Resolved
-from rater.debit import DebitResult, Outcome
-from rater.decode import decode, fixed_zone_of
-from rater.normalise import normalise_many
-from rater.pipeline import (
+from rater.pipeline.debit import DebitResult, Outcome
+from rater.pipeline.decode import decode, fixed_zone_of
+from rater.pipeline.flow import (
     DUPLICATE,
     INVALID,
     RATED,
@@ -30,6 +29,7 @@ from rater.pipeline import (
     _rate,
     reason_kind,
 )
+from rater.switches.numbers import normalise_many
 from rater.tariffs.compile import compile_tables
 from rater.tariffs.model import Steps, SwitchSettings, TariffRow, TariffTable
 
@@ -173,7 +173,7 @@ def test_counting_groups_reasons_without_record_values() -> None:
     )
     rows = _rate(COMPILED, cdrs, resolved, digits, lengths)
     report = BatchReport(records=3)
-    from rater.decode import Reject
+    from rater.pipeline.decode import Reject
 
     rejects = [Reject(0, 9, b"{", None, "bad JSON: unexpected end of data: line 1 column 2")]
     _count(report, rows, 2, rejects)

@@ -1,6 +1,6 @@
 """The cdrs topic consumer: getmany batches, replay-safe positions, commit on revoke.
 
-Positions (DESIGN.md section 3, "Replays"): on assignment each partition is sought to the lower
+Positions (docs/DESIGN.md section 3, "Replays"): on assignment each partition is sought to the lower
 of the group's committed offset and the Redis watermark + 1, so debits lost with Redis' last
 second of append-only file are applied again (ClickHouse then stores only what it lacks).
 

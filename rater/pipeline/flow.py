@@ -1,4 +1,4 @@
-"""The whole flow of one batch, on one screen (DESIGN.md sections 3 and 4):
+"""The whole flow of one batch, on one screen (docs/DESIGN.md sections 3 and 4):
 
     records --decode--> CDRs + rejects --normalise--> numbers --lookup--> accounts, tariffs
             --rate--> price, cost --debit--> outcome per CDR (applied / duplicate / ...)
@@ -30,17 +30,18 @@ import numpy as np
 import numpy.typing as npt
 from aiokafka import AIOKafkaProducer
 
-from rater import dlq, metrics
+from rater import metrics
 from rater.accounts.lookup import AccountLookup, Resolved
-from rater.debit import DebitBatch, Debiter, DebitResult, Outcome
-from rater.decode import CdrBatch, KafkaRecord, ObjArray, Reject, decode, strings_of, zone
 from rater.logs import get_logger
-from rater.normalise import normalise_many
-from rater.rate import rate_batch
-from rater.redis_client import RedisLike
+from rater.pipeline import deadletter as dlq
+from rater.pipeline.debit import DebitBatch, Debiter, DebitResult, Outcome
+from rater.pipeline.decode import CdrBatch, KafkaRecord, ObjArray, Reject, decode, strings_of, zone
+from rater.pipeline.rate import rate_batch
+from rater.pipeline.store import CdrStore, RatedRows
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
-from rater.store import CdrStore, RatedRows
-from rater.switches import SwitchRegistry
+from rater.switches.numbers import normalise_many
+from rater.switches.registry import SwitchRegistry
 from rater.tariffs.compile import CompiledTariffs
 from rater.tariffs.loader import TariffLoader
 from rater.tariffs.model import SwitchSettings

@@ -1,7 +1,7 @@
 """The Lua scripts of the account model, loaded once per client and called with EVALSHA.
 
-Each script is rater/lua/common.lua followed by rater/lua/<name>.lua (package data), so the
-seed's rules live in one place.
+Each script is rater/redis/lua/common.lua followed by rater/redis/lua/<name>.lua (package
+data), so the seed's rules live in one place.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 
 import redis
 
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 
 
 @cache
 def source(name: str) -> str:
     """The full text of a script: common helpers, then the script itself."""
-    lua = resources.files("rater") / "lua"
+    lua = resources.files("rater.redis") / "lua"
     return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 

@@ -32,9 +32,9 @@ import numpy.typing as npt
 import redis
 from redis.cluster import RedisCluster
 
-from rater.accounts import keys
-from rater.accounts.scripts import Script
 from rater.errors import DebitError
+from rater.redis import keys
+from rater.redis.scripts import Script
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
--- One addition or correction to one balance, with the coverage rule (DESIGN.md section 1).
+-- One addition or correction to one balance, with the coverage rule (docs/DESIGN.md section 1).
 -- ARGV: level (r|c|k), reseller id, account id, amount (micro, signed), check coverage (1|0),
 --       refuse disposable cards (1|0), may touch global keys (1|0)
 -- Returns {0, new balance} | {1, 0} not found | {2, shortfall} coverage | {3, 0} disposable

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from rater.analytics.db import Executor, Params
 from rater.analytics.summaries import base_days
-from rater.store import COLUMNS as STORE_COLUMNS
+from rater.clickhouse.executor import Executor, Params
+from rater.pipeline.store import COLUMNS as STORE_COLUMNS
 
 #: columns of schemas/clickhouse/001_rated_cdrs.sql, in order (one list: the pipeline's store)
 COLUMNS: tuple[str, ...] = STORE_COLUMNS

@@ -23,11 +23,13 @@ import redis as redis_lib
 from aiokafka.errors import KafkaError
 from clickhouse_driver import errors as ch_errors
 
-from rater import kafka, metrics, redis_client, topic_identity
-from rater.consume import CdrConsumer
+from rater import kafka, metrics
 from rater.errors import RaterError
+from rater.kafka import topic_identity
 from rater.logs import configure_logging, get_logger
-from rater.pipeline import BatchReport, Pipeline, Prepared
+from rater.pipeline.consume import CdrConsumer
+from rater.pipeline.flow import BatchReport, Pipeline, Prepared
+from rater.redis import connection as redis_client
 from rater.settings import Settings
 
 log = get_logger(__name__)

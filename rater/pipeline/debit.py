@@ -1,6 +1,6 @@
 """Debit stage: one Lua call per batch applies rated CDRs to card, customer and reseller.
 
-The script (rater/lua/debit.lua) is loaded once and called with EVALSHA. Per-CDR data travels
+The script (rater/redis/lua/debit.lua) is loaded once and called with EVALSHA. Per-CDR data travels
 as one packed binary record array (numpy -> bytes, `struct.unpack` in Lua) plus one blob of
 de-duplication fields ('<len>:<switch>:<cdr_id>'); account ids travel once per distinct account.
 The script reads and writes the de-duplication records with one HMGET / HSET per time bucket,
@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rater import debit_cluster, redis_client
-from rater.accounts import keys
-from rater.accounts.scripts import Script
 from rater.errors import DebitError
-from rater.redis_client import RedisLike
+from rater.redis import cluster as debit_cluster
+from rater.redis import connection as redis_client
+from rater.redis import keys
+from rater.redis.connection import RedisLike
+from rater.redis.scripts import Script
 from rater.settings import Settings, get_settings
 
 
@@ -147,7 +148,7 @@ class Debiter:
         else:
             self.settings = settings or get_settings()
             self.client = source
-        #: Redis Cluster: one call per reseller slot (rater/debit_cluster.py)
+        #: Redis Cluster: one call per reseller slot (rater/redis/cluster.py)
         self.cluster = debit_cluster.is_cluster(self.client)
         #: one server: the script may also update global keys (ANI index, orphan dedup check)
         self.global_keys = global_keys and not self.cluster

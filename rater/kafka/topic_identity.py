@@ -1,4 +1,4 @@
-"""The incarnation id of the cdrs topic (DESIGN.md section 3, "Topic identity in practice").
+"""The incarnation id of the cdrs topic (docs/DESIGN.md section 3, "Topic identity in practice").
 
 aiokafka 0.14 returns no topic ids, and the local broker forgets its log on restart, so offsets
 start again at 0. Watermarks and ClickHouse rows are therefore keyed by (incarnation, partition,

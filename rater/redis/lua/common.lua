@@ -1,4 +1,4 @@
--- Shared by every account script (prepended by rater/accounts/scripts.py): the seed's rules
+-- Shared by every account script (prepended by rater/redis/scripts.py): the seed's rules
 -- applied after a balance changed. Money is integer micro-units; Lua numbers are doubles, exact
 -- up to 2^53 micro-units (9 billion EUR), and string.format('%d') keeps big ones out of 1e+15 form.
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rater import clickhouse
-from rater.accounts import keys
 from rater.accounts.ledger import PENDING, LedgerEntry
 from rater.money import from_micro
-from rater.redis_client import RedisLike
+from rater.redis import keys
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
 Key = tuple[str, str]  # (level, account id)

@@ -1,5 +1,5 @@
 -- Applies one batch of CDRs of one (topic identity, partition): one call per batch.
--- (rater/debit.py documents the arguments and the outcome codes; docs/REDIS_KEYS.md the keys.)
+-- (rater/pipeline/debit.py documents the arguments and the outcome codes; docs/REDIS_KEYS.md the keys.)
 --
 -- De-duplication records live in time buckets: hash `{r:R}:d:<bucket>` (bucket = now / window)
 -- with field '<switch>:<cdr_id>' and a 20-byte value (topic token, partition, offset, outcome,
@@ -151,7 +151,7 @@ for _, r in ipairs(R) do
 end
 
 -- Redis Cluster: the orphan records above cannot be read from this slot; the caller read them
--- from {r:} and passes the hits as (row i4, record 20 bytes) entries (rater/debit_cluster.py)
+-- from {r:} and passes the hits as (row i4, record 20 bytes) entries (rater/redis/cluster.py)
 local orphans = ARGV[17]
 for p = 1, #orphans, 24 do
   local i = struct.unpack('<i4', orphans, p)
@@ -266,7 +266,7 @@ if n > 0 then
   for i = 1, nres do
     if last > R[i].wm then redis.call('SET', R[i].wmkey, fmt(last)) end
   end
-  -- (Redis Cluster: its own slot; rater/debit_cluster.py raises it after every sub-batch)
+  -- (Redis Cluster: its own slot; rater/redis/cluster.py raises it after every sub-batch)
   if global then
     local pkey = 'wm:' .. topic .. ':' .. part_s
     if last > tonumber(redis.call('GET', pkey) or '-1') then redis.call('SET', pkey, fmt(last)) end

@@ -15,7 +15,7 @@
 --
 -- KEYS[1], when given, is the reseller's hash (Redis Cluster routes the call by it): then the
 -- caller has reserved the global card:/batchid: keys and bumps the generation itself
--- (rater/debit_cluster.py), and the script stays inside the reseller's slot.
+-- (rater/redis/cluster.py), and the script stays inside the reseller's slot.
 local global = #KEYS == 0
 local phase, res, cust, batch = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local tag = tagof(res)

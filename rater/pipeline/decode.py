@@ -1,11 +1,11 @@
-"""Decode Kafka records (JSON CDR messages, DESIGN.md section 5) into one columnar batch.
+"""Decode Kafka records (JSON CDR messages, docs/DESIGN.md section 5) into one columnar batch.
 
 One pass: each record is parsed with orjson, checked field by field and appended to plain
 Python lists, which become numpy arrays at the end (appending to lists and converting once is
 about 3x faster than writing into preallocated object arrays element by element). A record that
 cannot be a CDR becomes a `Reject` holding its original bytes, partition, offset and the reason;
-it never raises. Numbers are normalised later, per switch (`rater.normalise`), because that needs
-the switch's settings.
+it never raises. Numbers are normalised later, per switch (`rater.switches.numbers`),
+because that needs the switch's settings.
 
 Timestamps are ISO 8601 (with an offset; without one the switch's time zone applies) or epoch
 seconds / milliseconds (numbers, or strings of digits). They are kept as epoch seconds (int64),

@@ -1,4 +1,4 @@
-"""Dialled numbers to E.164 digits without '+' (DESIGN.md section 2).
+"""Dialled numbers to E.164 digits without '+' (docs/DESIGN.md section 2).
 
 Rules, in order:
 1. SIP and tel URIs ('sip:+31201234567@host;user=phone') are reduced to their user part.

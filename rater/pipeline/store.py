@@ -21,7 +21,7 @@ import numpy.typing as npt
 from clickhouse_driver import Client
 
 from rater import clickhouse
-from rater.decode import CdrBatch, ObjArray
+from rater.pipeline.decode import CdrBatch, ObjArray
 from rater.settings import Settings
 
 #: rated_cdrs columns in insert order (schemas/clickhouse/001_rated_cdrs.sql)

@@ -44,15 +44,15 @@ from typing import Any
 import numpy as np
 
 from rater.accounts.lookup import AccountLookup
-from rater.analytics.audit import AuditRow, already_audited, write_audit
-from rater.analytics.db import Executor
-from rater.analytics.rows import Row, insert_rows, select_live_between
 from rater.analytics.summaries import base_days
-from rater.debit import Correction, Debiter
+from rater.billing.audit import AuditRow, already_audited, write_audit
+from rater.billing.rows import Row, insert_rows, select_live_between
+from rater.clickhouse.executor import Executor
 from rater.errors import RerateError
 from rater.logs import get_logger
-from rater.rate import rate_batch
-from rater.redis_client import RedisLike
+from rater.pipeline.debit import Correction, Debiter
+from rater.pipeline.rate import rate_batch
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.compile import CompiledTariffs, compile_tables
 from rater.tariffs.model import TariffTable

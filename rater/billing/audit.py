@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from rater.analytics.db import Executor, Params
-from rater.analytics.rows import Row
+from rater.billing.rows import Row
+from rater.clickhouse.executor import Executor, Params
 
 
 @dataclass(frozen=True)

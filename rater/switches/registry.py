@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rater.errors import ConfigError
-from rater.redis_client import RedisLike
+from rater.redis.connection import RedisLike
 from rater.tariffs.model import SwitchSettings
 
 NAMES_KEY = "switch:names"

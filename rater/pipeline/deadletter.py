@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from rater import kafka
-from rater.decode import Reject
-from rater.redis_client import RedisLike
+from rater.pipeline.decode import Reject
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
 

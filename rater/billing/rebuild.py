@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from rater.analytics.check import check_summary
-from rater.analytics.db import Executor, Params
 from rater.analytics.summaries import SUMMARIES, Summary, base_days, summary_days
+from rater.clickhouse.executor import Executor, Params
 from rater.logs import get_logger
 
 log = get_logger(__name__)

@@ -1,0 +1,1 @@
+"""The Redis adapter: connections, key names, Lua scripts and the Cluster topology."""

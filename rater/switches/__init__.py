@@ -1,0 +1,2 @@
+"""Switches: their per-switch settings (registry.py) and the number rules that use them
+(numbers.py)."""
