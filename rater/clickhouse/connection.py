@@ -84,8 +84,9 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Create the database and apply the migrations not yet recorded; returns the names applied.
 
-    Safe to re-run: applied ones are recorded in `schema_migrations` and every DDL statement
-    uses IF NOT EXISTS, so a migration interrupted half-way can be applied again.
+    Safe to re-run: applied ones are recorded in `schema_migrations` and every statement is
+    written to be re-runnable (IF [NOT] EXISTS; copies that skip rows already copied; a RENAME
+    whose target exists is skipped), so a migration interrupted half-way can be applied again.
     """
     ping(settings)
     database = settings.clickhouse_database
@@ -104,6 +105,8 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
         if migration.number in done:
             continue
         for statement in migration.statements():
+            if _renamed_already(ch_plain, database, statement):
+                continue
             try:
                 ch_plain.execute(statement)
             except ch_errors.Error as error:
@@ -116,6 +119,22 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
         )
         applied.append(migration.name)
     return applied
+
+
+_RENAME = re.compile(r"(?is)^\s*RENAME\s+TABLE\s+(\w+)\s+TO\s+(\w+)\s*$")
+
+
+def _renamed_already(ch: Client, database: str, statement: str) -> bool:
+    """True for a `RENAME TABLE a TO b` whose target exists: an interrupted migration that
+    renamed a table is started again, and ClickHouse has no RENAME ... IF EXISTS."""
+    match = _RENAME.match(statement)
+    if match is None:
+        return False
+    rows = ch.execute(
+        "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(name)s",
+        {"db": database, "name": match[2]},
+    )
+    return bool(rows[0][0])
 
 
 def _now() -> object:
