@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from rater.tariffs.compile import MAX_BILLSEC
+from kernels.layout import MAX_BILLSEC
 
 #: epoch values at or above this are milliseconds (1e11 s would be the year 5138)
 _MS_THRESHOLD = 100_000_000_000
