@@ -3,7 +3,8 @@
 Values stay exact until rendered: money is integer micro-units, ratios are Decimals. Money is
 written as a decimal string with every significant digit (at least two decimals), so a CSV
 sums to the cent and to the micro-unit; XLSX cells are numbers (analysts sum them) written
-from Decimals, with a number format.
+from Decimals, with a number format. Every CSV and XLSX cell goes through rater.escape.cell:
+a destination or customer named like a formula is written as text, never run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from rater.escape import cell as safe_cell
 from rater.money import MICRO
 
 
@@ -156,7 +158,7 @@ def write_csv(report: Report, path: Path) -> None:
         for row in report.rows:
             writer.writerow(
                 [
-                    cell_text(v, c.kind, terminal=False)
+                    safe_cell(cell_text(v, c.kind, terminal=False))
                     for v, c in zip(row, report.columns, strict=True)
                 ]
             )
@@ -190,7 +192,7 @@ def write_xlsx(report: Report, path: Path) -> None:
             elif col.kind is Kind.MONEY:
                 values.append(Decimal(int(value)) / MICRO)
             else:
-                values.append(value)
+                values.append(safe_cell(value))
         sheet.append(values)
     for index, col in enumerate(report.columns, start=1):
         fmt = _XLSX_FORMATS.get(col.kind)
