@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rater import clickhouse as ch
@@ -15,7 +13,7 @@ from rater import kafka
 from rater.errors import ServiceUnavailable, StackError
 from rater.settings import Settings
 from rater.stack import bootstrap, broker, clickhouse, redis, redis_cluster, supervisor
-from rater.stack.service import Service
+from rater.stack.service import Service, quiet_clients
 
 #: written into the state folder by `up`; `down --purge` deletes only folders that hold it
 MARKER = ".rater-stack"
@@ -115,26 +113,12 @@ def up(
     return report
 
 
-@contextlib.contextmanager
-def _silent_clients() -> Iterator[None]:
-    """Refused connections are expected while a service starts: keep the clients quiet."""
-    loggers = [logging.getLogger(name) for name in ("aiokafka", "clickhouse_driver", "redis")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
 def _wait_until_answering(svc: Service, record: supervisor.PidRecord, wait_s: float | None) -> str:
     deadline = time.monotonic() + (wait_s if wait_s is not None else svc.start_timeout_s)
     last_error = ""
     while True:
         try:
-            with _silent_clients():
+            with quiet_clients():
                 return svc.probe()
         except ServiceUnavailable as error:
             last_error = str(error)
@@ -185,7 +169,7 @@ def status(settings: Settings) -> list[ServiceStatus]:
         answering, version = False, "not listening"
         if supervisor.port_in_use(svc.port):
             try:
-                with _silent_clients():
+                with quiet_clients():
                     version, answering = svc.probe(), True
             except ServiceUnavailable as error:
                 version = str(error)
