@@ -37,7 +37,7 @@ BENCH_ARGS ?=
 # RATER_* settings of a stack on port base $(1) with state folder $(2)
 stack_env = RATER_STACK_DIR=$(2) RATER_KAFKA_BOOTSTRAP=127.0.0.1:$(1)092 \
 	RATER_REDIS_URL=redis://127.0.0.1:$(1)379/0 RATER_CLICKHOUSE_PORT=$(1)000 \
-	RATER_CLICKHOUSE_HTTP_PORT=$(1)123 RATER_METRICS_PORT=$(1)464
+	RATER_CLICKHOUSE_HTTP_PORT=$(1)123 RATER_METRICS_PORT=$(1)464 RATER_HTTP_PORT=$(1)080
 
 .PHONY: help install demo test bench lint clean
 
