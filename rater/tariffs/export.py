@@ -78,7 +78,7 @@ def write_tariff(table: TariffTable, path: Path) -> int:
         import openpyxl  # noqa: PLC0415 - ~0.2 s to import, only XLSX exports need it
 
         book = openpyxl.Workbook(write_only=True)
-        # sheet titles: at most 31 characters, none of []:*?/\ (the seed's name has a '/')
+        # sheet titles: at most 31 characters, none of []:*?/\ (the notice's table name has a '/')
         title = re.sub(r"[\[\]:*?/\\]", "-", table.name)[:31].strip() or "tariff"
         sheet = book.create_sheet(title=title)
         for cells in canonical_rows(table):
