@@ -8,8 +8,9 @@ places would act on such text instead of showing it:
   ``cell`` applies OWASP's rule to every text cell written from data: such a cell gets a leading
   apostrophe, so it is shown as text. A text that is a plain number ("-0.5", "+3") cannot be a
   formula and is left alone; int, Decimal and other non-text values pass through unchanged, so
-  numbers stay numbers. A text that already starts with an apostrophe gets a second one, which
-  makes the escape reversible: ``uncell`` gives back exactly what ``cell`` was given.
+  numbers stay numbers. A text that already looks escaped (an apostrophe, then another or a
+  formula start) gets a second apostrophe, which makes the escape reversible: ``uncell`` gives
+  back exactly what ``cell`` was given.
 - **a terminal**: control characters (ESC sequences recolour, move the cursor, retitle the
   window; a carriage return overwrites what was printed) and the Unicode bidirectional
   overrides (which reorder what is shown). ``terminal`` writes each as a visible escape
@@ -42,8 +43,8 @@ def cell(value: object) -> object:
     leading apostrophe; everything else is returned unchanged."""
     if not isinstance(value, str) or not value:
         return value
-    if value.startswith(_QUOTE):
-        return _QUOTE + value
+    if _looks_escaped(value):
+        return _QUOTE + value  # so that uncell gives it back as it was
     if value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
         return _QUOTE + value
     return value
@@ -51,9 +52,12 @@ def cell(value: object) -> object:
 
 def uncell(text: str) -> str:
     """The inverse of ``cell`` for a text read back from a CSV or XLSX file."""
-    if text.startswith(_QUOTE) and len(text) > 1 and text[1] in (_QUOTE, *FORMULA_STARTS):
-        return text[1:]
-    return text
+    return text[1:] if _looks_escaped(text) else text
+
+
+def _looks_escaped(text: str) -> bool:
+    """An apostrophe followed by another or by a formula start: what ``cell`` writes."""
+    return len(text) > 1 and text[0] == _QUOTE and text[1] in (_QUOTE, *FORMULA_STARTS)
 
 
 def terminal(text: object, *, newlines: bool = False) -> str:
