@@ -131,7 +131,7 @@ def _json_default(value: object) -> object:
 def block(pairs: Sequence[tuple[str, object]], *, title: str | None = None) -> str:
     """Aligned 'key: value' lines."""
     width = max((len(key) for key, _ in pairs), default=0)
-    lines = [title] if title else []
+    lines = [terminal(title)] if title else []
     lines += [f"  {key + ':':<{width + 1}} {_cell(value)}" for key, value in pairs]
     return "\n".join(lines)
 
@@ -176,7 +176,7 @@ def _plain_cell(value: object) -> str:
 
 
 def warn(message: str) -> None:
-    click.secho(f"warning: {message}", fg="yellow", err=True)
+    click.secho(f"warning: {terminal(message, newlines=True)}", fg="yellow", err=True)
 
 
 # ---------------------------------------------------------------------------- the account API

@@ -62,7 +62,12 @@ def test_report_table_shows_escapes() -> None:
 
 def test_account_tables_and_blocks_show_escapes() -> None:
     _clean(_output.table(["name", "calls"], [[HOSTILE, 1]], numeric={1}))
-    _clean(_output.block([("name", HOSTILE), ("list", [HOSTILE, "x"])]))
+    _clean(_output.block([("name", HOSTILE), ("list", [HOSTILE, "x"])], title=HOSTILE))
+
+
+def test_warnings_show_escapes(capsys: pytest.CaptureFixture[str]) -> None:
+    _output.warn(f"card {HOSTILE} is blocked")
+    _clean(capsys.readouterr().err)
 
 
 def test_json_output_has_no_raw_c1_controls(capsys: pytest.CaptureFixture[str]) -> None:
