@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,18 @@ def _demo_databases(settings: Settings) -> list[str]:
 def test_demo_keeps_to_itself_replaces_its_last_run_and_cleans_up(
     kafka_topics: Settings, redis: RedisLike
 ) -> None:
-    settings = kafka_topics
+    # a ClickHouse database of its own: the session's holds other tests' ledger entries
+    settings = kafka_topics.replace(clickhouse_database=f"t_demo_{uuid.uuid4().hex[:8]}")
+    clickhouse.migrate(settings)
+    try:
+        _check_demo(settings, redis)
+    finally:
+        admin: Any = clickhouse.client(settings, database="default", numpy=False)
+        admin.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+        admin.disconnect()
+
+
+def _check_demo(settings: Settings, redis: RedisLike) -> None:
     env = _env(settings)
     out = _demo(env, "--count", "3000", "--workers", "1")
     assert "ALL TOTALS EQUAL THE MANIFEST" in out, out
