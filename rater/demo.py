@@ -41,7 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rater import clickhouse, kafka
 from rater import stack as local_stack
 from rater.accounts.api import Accounts
-from rater.accounts.model import CustomerKind
+from rater.accounts.model import Card, Customer, CustomerKind
 from rater.billing.reconcile import reconcile
 from rater.errors import ConfigError, RaterError
 from rater.loadgen.generate import GenerationOptions
@@ -249,6 +249,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def negative_balances_note(customers: Sequence[Customer], cards: Sequence[Card]) -> str:
+    """Why balances ended below zero ("" when none did)."""
+    below = sum(1 for c in customers if c.balance < 0)
+    cards_below = sum(1 for card in cards if card.balance < 0)
+    if not below and not cards_below:
+        return ""
+    return (
+        f"{below} of {len(customers)} customers and {cards_below} of {len(cards)} cards ended "
+        "below zero. The load generator publishes CDRs of calls nobody authorized: a switch "
+        "asks `rater authorize` before a call and is refused once the money is gone, and these "
+        "calls were never asked about. A call that happened is debited all the same "
+        "(docs/DESIGN.md section 4), so the balance goes below zero and the account is blocked "
+        "for new calls."
+    )
+
+
 def _write_deck(settings: Settings, name: str) -> Path:
     """A wholesale deck as a canonical CSV file (what a carrier would send)."""
     path = settings.stack_dir / "demo" / f"{name}.csv"
@@ -329,15 +345,10 @@ def _report(
             f"{customer.status}"
         )
     print("  ...")
-    below = [c for c in customers if c.balance < 0]
-    if below:
-        print(
-            f"  {len(below)} of {len(customers)} customers ended below zero. The load generator "
-            "publishes CDRs of calls nobody authorized: a switch asks `rater authorize` before "
-            "a call and is refused once the money is gone, these calls were never asked about. "
-            "A call that happened is debited all the same (docs/DESIGN.md section 4), so the "
-            "balance goes negative and the account is blocked for new calls."
-        )
+    cards = [card for c in customers for card in accounts.list_cards(c.customer_id)]
+    note = negative_balances_note(customers, cards)
+    if note:
+        print(f"  {note}")
 
     _title("outcomes by reason")
     counted: dict[tuple[str, str], int] = {}
