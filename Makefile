@@ -43,7 +43,7 @@ stack_env = RATER_STACK_DIR=$(2) RATER_KAFKA_BOOTSTRAP=127.0.0.1:$(1)092 \
 .PHONY: help install demo test bench lint clean
 
 help:
-	@sed -n '1,17p' Makefile
+	@sed -n '1,14p' Makefile
 
 # The virtual environment, re-installed when pyproject.toml changes. A fresh Debian has no
 # venv module: as root, python3-venv is installed first.
