@@ -3,8 +3,9 @@
 #   make demo    venv + install, start the local stack (.stack/, ports 19092/16379/19000/18123),
 #                run the demo (scripts/demo.sh) on it; the stack keeps running afterwards
 #   make test    venv + install, a stack of its own on fresh state (.stack-test/, ports 29xxx),
-#                ruff, mypy and the whole pytest suite, then the balance and pipeline tests
-#                again on a three-node Redis Cluster; the stack is stopped afterwards
+#                ruff, mypy and the whole pytest suite (with the wheel installed in a clean
+#                .venv-wheel/), then the balance and pipeline tests again on a three-node
+#                Redis Cluster; the stack is stopped afterwards
 #   make bench   venv + install, a stack of its own (.stack-bench/, ports 28xxx), every
 #                benchmarks/bench_*.py module, results in benchmarks/RESULTS.md
 #   make lint    ruff check + mypy
@@ -37,12 +38,12 @@ BENCH_ARGS ?=
 # RATER_* settings of a stack on port base $(1) with state folder $(2)
 stack_env = RATER_STACK_DIR=$(2) RATER_KAFKA_BOOTSTRAP=127.0.0.1:$(1)092 \
 	RATER_REDIS_URL=redis://127.0.0.1:$(1)379/0 RATER_CLICKHOUSE_PORT=$(1)000 \
-	RATER_CLICKHOUSE_HTTP_PORT=$(1)123 RATER_METRICS_PORT=$(1)464
+	RATER_CLICKHOUSE_HTTP_PORT=$(1)123 RATER_METRICS_PORT=$(1)464 RATER_HTTP_PORT=$(1)080
 
 .PHONY: help install demo test bench lint clean
 
 help:
-	@sed -n '1,16p' Makefile
+	@sed -n '1,14p' Makefile
 
 # The virtual environment, re-installed when pyproject.toml changes. A fresh Debian has no
 # venv module: as root, python3-venv is installed first.

@@ -19,6 +19,16 @@ from rater.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _default_stack_dir() -> Path:
+    """.stack/ in a source checkout (where `make demo` and `make test` run); installed from a
+    wheel, PROJECT_ROOT is the environment's lib folder, so the per-user state folder instead:
+    $XDG_STATE_HOME/rater/stack, by default ~/.local/state/rater/stack."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".stack"
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state).expanduser() / "rater" / "stack"
+
+
 class Secret(str):
     """A string that does not print itself (the PIN HMAC key)."""
 
@@ -59,6 +69,8 @@ class Settings:
     batch_timeout_ms: int = 100
     workers: int = 1
     metrics_port: int = 9464
+    #: the rater HTTP API (18080 on the local stack; `rater stack status` shows it)
+    http_port: int = 18080
     #: duplicates of (switch, cdr_id) are caught within this window
     dedup_window_s: int = 86_400
     # accounts
@@ -72,7 +84,7 @@ class Settings:
     ani_threshold: str = "1.00"
     currency: str = "EUR"
     # local stack
-    stack_dir: Path = PROJECT_ROOT / ".stack"
+    stack_dir: Path = field(default_factory=_default_stack_dir)
     # logs
     log_level: str = "INFO"
     log_format: str = "console"  # console | json

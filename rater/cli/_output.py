@@ -13,6 +13,7 @@ opening the account API.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,6 +22,7 @@ import click
 
 from rater.cli.main import settings_of
 from rater.errors import MoneyError, NotFound
+from rater.escape import terminal
 from rater.money import MICRO, display, from_micro, to_micro
 
 if TYPE_CHECKING:
@@ -107,7 +109,15 @@ def reason_option(function: F) -> F:
 
 
 def emit_json(data: Mapping[str, Any]) -> None:
-    click.echo(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
+    """One JSON object on stdout. json escapes C0 controls itself; DEL, the C1 controls and
+    the bidirectional overrides are written as \\u escapes too, so the text stays valid JSON
+    and sends nothing to a terminal."""
+    text = json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
+    click.echo(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
+
+
+#: characters json.dumps(ensure_ascii=False) leaves raw that a terminal would act on
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _json_default(value: object) -> object:
@@ -121,7 +131,7 @@ def _json_default(value: object) -> object:
 def block(pairs: Sequence[tuple[str, object]], *, title: str | None = None) -> str:
     """Aligned 'key: value' lines."""
     width = max((len(key) for key, _ in pairs), default=0)
-    lines = [title] if title else []
+    lines = [terminal(title)] if title else []
     lines += [f"  {key + ':':<{width + 1}} {_cell(value)}" for key, value in pairs]
     return "\n".join(lines)
 
@@ -146,6 +156,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, numeric: 
 
 
 def _cell(value: object) -> str:
+    """A value as table or block text; text from records is shown, never sent to the terminal
+    (rater.escape.terminal)."""
+    return terminal(_plain_cell(value))
+
+
+def _plain_cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -160,7 +176,7 @@ def _cell(value: object) -> str:
 
 
 def warn(message: str) -> None:
-    click.secho(f"warning: {message}", fg="yellow", err=True)
+    click.secho(f"warning: {terminal(message, newlines=True)}", fg="yellow", err=True)
 
 
 # ---------------------------------------------------------------------------- the account API

@@ -23,7 +23,7 @@ import redis
 from rater.errors import ServiceUnavailable, StackError
 from rater.settings import Settings
 from rater.stack import supervisor
-from rater.stack.redis import redis_binary
+from rater.stack.redis import redis_binary, redis_cli
 from rater.stack.service import Service
 
 NODE_COUNT = 3
@@ -196,7 +196,7 @@ def up(settings: Settings, *, echo: Echo = _quiet, wait_s: float = 60.0) -> str:
     node_ports = ports(settings)
     if _known_nodes(node_ports[0]) < NODE_COUNT:
         create = [
-            "redis-cli",
+            redis_cli(),
             "--cluster",
             "create",
             *(f"{LOOPBACK}:{port}" for port in node_ports),
