@@ -273,8 +273,10 @@ def _create_cards_parts(
          timed(lambda: [pin_hash(settings, a, b) for a, b in zip(numbers, pins, strict=True)])),
         ("card_issue ledger rows",
          timed(lambda: CardIssues("r", "c", numbers, 5_000_000, "EUR", "card issued").columns()),
-         timed(lambda: [LedgerEntry("card", "r", "c", number, "card_issue", 5_000_000, "EUR",
-                                    "card issued", "batch", "bench").row() for number in numbers])),
+         timed(lambda: [LedgerEntry(level="card", reseller="r", customer="c", card=number,
+                                    kind="card_issue", amount=5_000_000, currency="EUR",
+                                    reason="card issued", ref="batch", actor="bench").row()
+                        for number in numbers])),
     ]  # fmt: skip
     for name, bulk, single in parts:
         report.measurements.append(

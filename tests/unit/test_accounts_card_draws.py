@@ -101,8 +101,11 @@ def test_card_issue_columns_are_the_rows_of_ledger_entries() -> None:
     rows = list(zip(*issues.columns(), strict=True))
     assert len(issues) == 2
     for row, number in zip(rows, ["81", "82"], strict=True):
-        entry = LedgerEntry("card", "R1", "C1", number, "card_issue", 5_000_000, "EUR",
-                            "card issued", "B1", "me", entry_id=row[0], ts=ts)  # fmt: skip
+        entry = LedgerEntry(
+            level="card", reseller="R1", customer="C1", card=number, kind="card_issue",
+            amount=5_000_000, currency="EUR", reason="card issued", ref="B1", actor="me",
+            entry_id=row[0], ts=ts,
+        )  # fmt: skip
         assert row == entry.row()
         # the pending-list form reads back as the same entry
         assert LedgerEntry.from_json(_row_json(row)) == entry
