@@ -25,6 +25,8 @@ STAMP := $(VENV)/.installed-stack-dev
 
 TEST_PORT_BASE ?= 29
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
+# tests set their PIN secret explicitly: rater has no default one (docs/REDIS_KEYS.md)
+TEST_PIN_SECRET ?= make-test-pin-secret-not-for-production-0123456789
 BENCH_PORT_BASE ?= 28
 BENCH_STACK_DIR ?= $(CURDIR)/.stack-bench
 PYTEST_ARGS ?=
@@ -75,6 +77,7 @@ lint: install
 # is stopped on every exit path (trap); its logs stay in $(TEST_STACK_DIR) for a post-mortem.
 test: install
 	@export $(call stack_env,$(TEST_PORT_BASE),$(TEST_STACK_DIR))
+	export RATER_PIN_SECRET=$(TEST_PIN_SECRET)
 	$(RATER) stack down --purge >/dev/null
 	trap '$(RATER) stack down >/dev/null || true' EXIT
 	$(RATER) stack up --redis-cluster

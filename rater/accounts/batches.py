@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rater.accounts.balances import Balances
-from rater.accounts.cards import new_card_numbers, new_pins, pin_hash, pin_hashes
+from rater.accounts.cards import new_card_numbers, new_pins
 from rater.accounts.core import AccountStore, Amount, amount_micro
 from rater.accounts.ledger import CardIssues, LedgerEntry
 from rater.accounts.model import CardBatch, CustomerKind, IssuedCard, Level
+from rater.accounts.pinkeys import PinKey, PinKeys
 from rater.accounts.replies import CreateCardsCode, Subject, raise_for, reply
 from rater.errors import AccountError, RaterError
 from rater.logs import get_logger
@@ -39,6 +40,7 @@ class _NewBatch:
     expires: int  # epoch seconds, 0 for none
     numbers: list[str]
     pins: list[str]
+    key: PinKey  # the PIN key the hashes are made with
     hashes: list[str]
 
 
@@ -74,6 +76,7 @@ class CardBatches:
         """
         store = self.store
         settings = store.settings
+        key = PinKeys.from_settings(settings).current  # no PIN secret: nothing is created
         customer = store.customer(customer_id)
         reseller = store.reseller(customer.reseller_id)
         if not 1 <= count <= MAX_BATCH:
@@ -100,7 +103,7 @@ class CardBatches:
         pins = new_pins(settings, count)
         made = _NewBatch(
             customer.reseller_id, customer_id, batch, micro, disposable, exp,
-            numbers, pins, pin_hashes(settings, numbers, pins),
+            numbers, pins, key, key.hmacs(numbers, pins),
         )  # fmt: skip
 
         # phase 1: the batch id and its funding, atomically with the coverage check
@@ -166,7 +169,7 @@ class CardBatches:
         drawn again (in place, with its PIN's hash) and the chunk sent again."""
         store = self.store
         head: list[str | int] = ["cards", made.reseller_id, made.customer_id, made.batch_id]
-        head += [made.value, 1 if made.disposable else 0, made.expires]
+        head += [made.value, 1 if made.disposable else 0, made.expires, made.key.key_id]
         numbers = made.numbers
         in_batch: set[str] | None = None
         for _attempt in range(20):
@@ -190,7 +193,7 @@ class CardBatches:
             (fresh,) = new_card_numbers(store.settings, 1, avoid=in_batch)
             in_batch.add(fresh)
             numbers[i] = fresh
-            made.hashes[i] = pin_hash(store.settings, fresh, made.pins[i])
+            made.hashes[i] = made.key.hmac(fresh, made.pins[i])
         raise AccountError("could not draw unused card numbers; widen card_number_length")
 
     def _abandon(

@@ -74,5 +74,11 @@ class CardAdmin:
         return self.get(number)
 
     def unblock(self, number: str) -> Card:
+        """Lift an operator's block and a block or lock after wrong PINs (their count too)."""
+        reseller_id, _ = self.store.owner_of_card(number)
         set_block(self.store, Level.CARD, number, False)
+        self.store.redis.hset(
+            keys.card(reseller_id, number),
+            mapping={"pinblk": 0, "pinfail": 0, "pinlock": 0},
+        )
         return self.get(number)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import click
 
 from rater.accounts.authorize import Authorizer
+from rater.accounts.pinkeys import PinKeys
 from rater.cli.main import settings_of
 
 
@@ -48,6 +49,8 @@ def authorize(
     """
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
+    if card:
+        PinKeys.from_settings(settings_of(ctx))  # checking a PIN needs the PIN secret
     answer = Authorizer(settings_of(ctx)).authorize(
         callee=callee,
         account=account,

@@ -16,12 +16,11 @@ from rater.accounts.cards import (
     luhn_digits,
     new_card_numbers,
     new_pins,
-    pin_hash,
-    pin_hashes,
     random_digit_strings,
 )
 from rater.accounts.ledger import COLUMNS, CardIssues, LedgerEntry, _row_json, new_entry_ids
 from rater.accounts.luhn import luhn_digit, luhn_valid
+from rater.accounts.pinkeys import PinKey
 from rater.errors import ConfigError
 from rater.settings import Settings
 
@@ -82,9 +81,8 @@ def test_pins_and_their_bulk_hashes() -> None:
     pins = new_pins(settings, 200)
     assert all(len(p) == 6 and p.isdigit() for p in pins)
     numbers = new_card_numbers(settings, 200)
-    assert pin_hashes(settings, numbers, pins) == [
-        pin_hash(settings, n, p) for n, p in zip(numbers, pins, strict=True)
-    ]
+    key = PinKey.of("test-pin-secret-0123456789abcdef-not-for-production")
+    assert key.hmacs(numbers, pins) == [key.hmac(n, p) for n, p in zip(numbers, pins, strict=True)]
     with pytest.raises(ConfigError, match="too short"):
         new_pins(Settings(pin_length=3), 1)
 

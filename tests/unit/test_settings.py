@@ -48,6 +48,12 @@ def test_environment_values_are_converted_to_field_types() -> None:
     assert settings.pin_secret == "hunter2"
 
 
+def test_there_is_no_default_pin_secret() -> None:
+    """A fixed default let anyone with a Redis dump try the 10^4 PINs of every card."""
+    assert Settings().pin_secret == ""
+    assert Settings.from_env({}).pin_secret == ""
+
+
 def test_secrets_do_not_print_themselves() -> None:
     settings = Settings.from_env({"RATER_PIN_SECRET": "hunter2"})
     assert "hunter2" not in repr(settings)
