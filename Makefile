@@ -33,6 +33,7 @@ PYTEST_ARGS ?=
 # run a second time with RATER_REDIS_CLUSTER_NODES set: balances and the pipeline on Redis Cluster
 CLUSTER_TESTS ?= tests/integration/test_debit_rules.py tests/integration/test_debit_concurrency.py \
 	tests/integration/test_accounts_api.py tests/integration/test_authorize_rules.py \
+	tests/integration/test_authorize_lifetime.py tests/integration/test_pin_guessing.py \
 	tests/integration/test_pipeline_outcomes.py tests/integration/test_accounts_card_chunks.py
 BENCH_ARGS ?=
 

@@ -3,8 +3,8 @@
 Each concern lives in its own module of rater/accounts/ on one shared AccountStore (core.py):
 resellers.py, customers.py, batches.py (card batches), card_admin.py (one card), ani.py
 (caller numbers), pins.py (PIN checks), balances.py (credits and corrections with the
-coverage rule). This facade only forwards; the parts are also reachable as attributes
-(`accounts.resellers`, `accounts.pins`, ...).
+coverage rule), reservations.py (credit held by authorized calls). This facade only forwards;
+the parts are also reachable as attributes (`accounts.resellers`, `accounts.pins`, ...).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from rater.accounts.ledger import LedgerWriter
 from rater.accounts.model import Card, CardBatch, Coverage, Customer, CustomerKind, Level, Reseller
 from rater.accounts.pins import PinCheck, Pins
 from rater.accounts.resellers import Resellers
+from rater.accounts.reservations import Hold, Reservations
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
@@ -47,6 +48,7 @@ class Accounts:
         self.batches = CardBatches(self.store, self.balances)
         self.anis = AniNumbers(self.store)
         self.pins = Pins(self.store)
+        self.reservations = Reservations(self.store)
 
     @property
     def settings(self) -> Settings:
@@ -169,6 +171,10 @@ class Accounts:
 
     def card_of_ani(self, ani: str) -> str | None:
         return self.anis.card_of(ani)
+
+    def holds(self, level: Level | str, account_id: str) -> list[Hold]:
+        """Credit held by authorized calls on one reseller, customer or card."""
+        return self.reservations.holds(level, account_id)
 
     # ---------------------------------------------------------------- adjustments
     def adjust(self, level: Level | str, account_id: str, amount: Amount, reason: str) -> int:
