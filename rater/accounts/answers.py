@@ -1,10 +1,10 @@
 """What authorization answers a switch: allowed or refused, with a reason and the seconds.
 
-Refusals follow the seed's rules (docs/DESIGN.md section 1): blocked, empty, exhausted or
-expired card, ANI off under the threshold, customer or reseller below zero. Card numbers and
-PINs get one answer, CARD_OR_PIN, whether the number is unknown, the PIN wrong, or the card
-locked or blocked after wrong PINs: a different answer would tell a guesser which numbers
-exist (the real reason goes to the log and rater_pin_refusals_total).
+Refusals follow docs/DESIGN.md section 1: blocked, empty, exhausted or expired card, ANI off
+under the threshold, customer or reseller below zero. Card numbers and PINs get one answer,
+CARD_OR_PIN, whether the number is unknown, the PIN wrong, or the card locked or blocked after
+wrong PINs: a different answer would tell a guesser which numbers exist (the real reason goes
+to the log and rater_pin_refusals_total).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Authorization for switches: may this call start, and for how many seconds?
 
 `Authorizer.authorize(account=... | card=..., pin=... | ani=..., callee=...)` identifies the
-payer, refuses with a reason when the seed's rules say so (rater/accounts/answers.py), finds
-the sell rate (customer's tariff) and buy rate (reseller's) with the kernel
+payer, refuses with a reason when docs/DESIGN.md section 1 says so (rater/accounts/answers.py),
+finds the sell rate (customer's tariff) and buy rate (reseller's) with the kernel
 (rater/accounts/rates.py), computes the most seconds card, customer and reseller can each pay,
 and reserves the price of the granted seconds on all three in one Lua call
 (rater/redis/lua/reserve.lua), so concurrent authorizations cannot promise the same money twice.

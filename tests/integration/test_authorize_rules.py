@@ -1,5 +1,5 @@
-"""Authorization against real Redis: refusals by the seed's rules, the seconds each level can
-pay (checked against the Decimal reference), and reservations under concurrency."""
+"""Authorization against real Redis: refusals by docs/DESIGN.md section 1, the seconds each
+level can pay (checked against the Decimal reference), and reservations under concurrency."""
 
 from __future__ import annotations
 
