@@ -399,11 +399,10 @@ class Authorizer:
     def _rates(
         self, customer: Customer, reseller: Reseller, number: str, at: datetime, ids: dict[str, Any]
     ) -> tuple[Rate, Rate] | Authorization:
-        sell = self.rates.find(customer.tariff, number, at)
+        sell, buy = self.rates.find_both(customer.tariff, reseller.buy_tariff, number, at)
         if sell is None:
             message = f"tariff {customer.tariff!r} has no rate for {number}"
             return refuse(Reason.NO_RATE, message, **ids)
-        buy = self.rates.find(reseller.buy_tariff, number, at)
         if buy is None:
             message = f"buy tariff {reseller.buy_tariff!r} has no rate for {number}"
             return refuse(Reason.NO_BUY_RATE, message, **ids)

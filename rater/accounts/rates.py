@@ -120,7 +120,17 @@ class RateBook:
         return cls(lambda: compiled)
 
     def find(self, tariff: str, number: str, at: datetime) -> Rate | None:
+        return self.find_in(self._compiled(), tariff, number, at)
+
+    def find_both(
+        self, sell: str, buy: str, number: str, at: datetime
+    ) -> tuple[Rate | None, Rate | None]:
+        """The sell and the buy rate of one call, from one look at the store's generation."""
         compiled = self._compiled()
+        return self.find_in(compiled, sell, number, at), self.find_in(compiled, buy, number, at)
+
+    @staticmethod
+    def find_in(compiled: CompiledTariffs, tariff: str, number: str, at: datetime) -> Rate | None:
         table = compiled.table_index(tariff)
         if table < 0 or not number.isdigit():
             return None

@@ -72,6 +72,13 @@ def test_other_rater_prefixed_variables_are_ignored() -> None:
         ("RATER_PARTITIONS", "0", r"RATER_PARTITIONS must be >= 1, not 0"),
         ("RATER_BATCH_MAX_RECORDS", "0", r"RATER_BATCH_MAX_RECORDS must be >= 1"),
         ("RATER_LOG_FORMAT", "xml", r"RATER_LOG_FORMAT must be console or json, not 'xml'"),
+        ("RATER_RESERVATION_RING_S", "7200", r"RING_S \(7200\) must be less than .*TTL_S \(7200\)"),
+        ("RATER_MAX_CALLS_PER_CARD", "0", r"RATER_MAX_CALLS_PER_CARD must be >= 1, not 0"),
+        (
+            "RATER_PIN_LOCK_SCHEDULE_S",
+            "15m",
+            r"RATER_PIN_LOCK_SCHEDULE_S='15m' must be lock lengths",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
