@@ -41,14 +41,13 @@ from rater.accounts.answers import (
 from rater.accounts.api import Accounts
 from rater.accounts.ids import check_auth_id, new_auth_id
 from rater.accounts.model import Card, Customer, CustomerKind, Reseller
-from rater.accounts.pin_guard import PinGuard
+from rater.accounts.pin_guard import PinGate, PinGuard
 from rater.accounts.rates import Rate, RateBook, max_seconds
 from rater.accounts.replies import ReserveCode
 from rater.accounts.reservations import Reservations
 from rater.errors import AuthorizationError, NormalisationError, NotFound
 from rater.logs import get_logger
 from rater.redis import connection as redis_client
-from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.switches.numbers import normalise_number
@@ -99,8 +98,7 @@ class Authorizer:
         self.accounts = accounts or Accounts(settings, self.redis)
         self.rates = rates if rates is not None else RateBook.from_store(self.redis, settings)
         self.reservations = Reservations(self.accounts.store)
-        self.guard = PinGuard(self.accounts.store)
-        self.sleep = sleep
+        self.pin_gate = PinGate(self.accounts.pins, PinGuard(self.accounts.store), sleep)
         if pins:
             _ = self.accounts.pins.keys
 
@@ -159,7 +157,11 @@ class Authorizer:
         # --- how long, and reserve it (optimistic: read, compute, reserve-if-still-available)
         settings = self.settings
         for _attempt in range(_ATTEMPTS):
-            available, calls = self._available(payer)
+            available, calls = self.reservations.available(
+                payer.reseller.reseller_id,
+                payer.customer.customer_id,
+                payer.card.number if payer.card else "",
+            )
             busy = _too_many_calls(calls, settings, ids)
             if busy is not None:
                 return busy
@@ -258,7 +260,11 @@ class Authorizer:
             sell, buy = rated
             cap = self.reservations.server_now(record.reseller_id) - record.start + ttl - ring
             cap = min(cap, cap_hint) if cap_hint is not None else cap
-            available, _ = self._available(payer)
+            available, _ = self.reservations.available(
+                payer.reseller.reseller_id,
+                payer.customer.customer_id,
+                payer.card.number if payer.card else "",
+            )
             for level, name in LEVEL_NAMES.items():  # what this reservation holds is its own
                 available[name] += record.amounts[level]
             seconds = self._seconds(sell, buy, available, cap, payer.card)
@@ -325,10 +331,8 @@ class Authorizer:
         """Who pays, or the refusal that says why nobody does."""
         accounts = self.accounts
         found_card: Card | None = None
-        if card:
-            refused = self._check_pin(card, pin or "", caller, switch)
-            if refused is not None:
-                return refused
+        if card and not self.pin_gate.check(card, pin or "", caller=caller, switch=switch):
+            return card_or_pin(card)
         try:
             if ani:
                 digits = normalise_ani(ani)
@@ -368,34 +372,6 @@ class Authorizer:
             )
         return Payer(reseller, customer, found_card, bool(ani))
 
-    def _check_pin(
-        self, card: str, pin: str, caller: str | None, switch: str
-    ) -> Authorization | None:
-        """None when the PIN is right; otherwise the one card-or-PIN refusal, after counting
-        the attempt per card, per caller and per switch."""
-        delay = self.guard.delay_s(switch)
-        if delay > 0:
-            self.sleep(delay)
-        turn = self.guard.begin(caller) if caller is not None else None
-        if turn is not None and not turn.go:
-            self.guard.failed(switch, "caller_locked")
-            log.warning(
-                "PIN attempt refused", why="caller_locked", card=card, caller=caller,
-                switch=switch, locked_until=turn.locked_until,
-            )  # fmt: skip
-            return card_or_pin(card)
-        check = self.accounts.pins.check(card, pin)
-        if check.ok:
-            if turn is not None:
-                self.guard.undo(turn)
-            return None
-        self.guard.failed(switch, check.code)
-        log.warning(
-            "PIN attempt refused", why=check.code, card=card, caller=caller, switch=switch,
-            failures=check.failures, locked_until=check.locked_until,
-        )  # fmt: skip
-        return card_or_pin(card)
-
     def _rates(
         self, customer: Customer, reseller: Reseller, number: str, at: datetime, ids: dict[str, Any]
     ) -> tuple[Rate, Rate] | Authorization:
@@ -419,40 +395,6 @@ class Authorizer:
             "customer": max_seconds(sell, available["customer"], limit),
             "reseller": max_seconds(buy, available["reseller"], limit),
         }
-
-    def _available(self, payer: Payer) -> tuple[dict[str, int], dict[str, int]]:
-        """Per level (card, customer, reseller): balance minus live reservations, and how many
-        live reservations there are."""
-        now = datetime.now(UTC).timestamp()
-        r = payer.reseller.reseller_id
-        wanted = [
-            ("reseller", keys.reseller(r), keys.reservations(r, "r", r)),
-            (
-                "customer",
-                keys.customer(r, payer.customer.customer_id),
-                keys.reservations(r, "c", payer.customer.customer_id),
-            ),
-        ]
-        if payer.card is not None:
-            number = payer.card.number
-            wanted.append(("card", keys.card(r, number), keys.reservations(r, "k", number)))
-        pipe = self.redis.pipeline(transaction=False)
-        for _, hash_key, rsv_key in wanted:
-            pipe.hget(hash_key, "bal")
-            pipe.hvals(rsv_key)
-        replies = pipe.execute()
-        available, calls = {"card": 0}, {"card": 0}
-        for i, (level, _, _) in enumerate(wanted):
-            balance = int(replies[2 * i] or 0)
-            held = count = 0
-            for raw in replies[2 * i + 1]:
-                amount, until = raw.decode().split(":")
-                if int(until) > now:
-                    held += int(amount)
-                    count += 1
-            available[level] = balance - held
-            calls[level] = count
-        return available, calls
 
 
 def _unknown_auth(auth_id: str, why: str) -> Authorization:

@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from rater.accounts.core import AccountStore
+from rater.accounts.pins import Pins
 from rater.accounts.replies import GuardCode, reply
+from rater.logs import get_logger
+
+log = get_logger(__name__)
 
 #: why PIN attempts were refused: unknown_card, wrong, locked, blocked, caller_locked
 PIN_REFUSALS = Counter(
@@ -108,3 +112,38 @@ class PinGuard:
         pipe.incr(key)
         pipe.expire(key, 120)
         pipe.execute()
+
+
+class PinGate:
+    """A card's PIN checked with every limit: per switch (a delay), per caller, per card."""
+
+    def __init__(self, pins: Pins, guard: PinGuard, sleep: Callable[[float], None]) -> None:
+        self.pins = pins
+        self.guard = guard
+        self.sleep = sleep
+
+    def check(self, card: str, pin: str, *, caller: str | None, switch: str) -> bool:
+        """True when the PIN is right. A refused attempt is counted per card, per caller and per
+        switch, and its real reason logged; the caller hears the same answer whatever it was."""
+        delay = self.guard.delay_s(switch)
+        if delay > 0:
+            self.sleep(delay)
+        turn = self.guard.begin(caller) if caller is not None else None
+        if turn is not None and not turn.go:
+            self.guard.failed(switch, "caller_locked")
+            log.warning(
+                "PIN attempt refused", why="caller_locked", card=card, caller=caller,
+                switch=switch, locked_until=turn.locked_until,
+            )  # fmt: skip
+            return False
+        check = self.pins.check(card, pin)
+        if check.ok:
+            if turn is not None:
+                self.guard.undo(turn)
+            return True
+        self.guard.failed(switch, check.code)
+        log.warning(
+            "PIN attempt refused", why=check.code, card=card, caller=caller, switch=switch,
+            failures=check.failures, locked_until=check.locked_until,
+        )  # fmt: skip
+        return False

@@ -143,6 +143,45 @@ class Reservations:
         raw = store.redis.hgetall(keys.reservations(reseller_id, level.code, account_id))
         return live_holds(raw, time.time())
 
+    def available(
+        self, reseller_id: str, customer_id: str, card_number: str
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Per level (card, customer, reseller): balance minus live reservations, and how many
+        live reservations there are (card: 0 and 0 for a card-less call). One round trip; the
+        script checks the same again atomically."""
+        wanted = [
+            (
+                "reseller",
+                keys.reseller(reseller_id),
+                keys.reservations(reseller_id, "r", reseller_id),
+            ),
+            (
+                "customer",
+                keys.customer(reseller_id, customer_id),
+                keys.reservations(reseller_id, "c", customer_id),
+            ),
+        ]
+        if card_number:
+            wanted.append(
+                (
+                    "card",
+                    keys.card(reseller_id, card_number),
+                    keys.reservations(reseller_id, "k", card_number),
+                )
+            )
+        pipe = self.store.redis.pipeline(transaction=False)
+        for _, hash_key, rsv_key in wanted:
+            pipe.hget(hash_key, "bal")
+            pipe.hgetall(rsv_key)
+        replies = pipe.execute()
+        now = time.time()
+        available, calls = {"card": 0}, {"card": 0}
+        for i, (level, _, _) in enumerate(wanted):
+            holds = live_holds(replies[2 * i + 1], now)
+            available[level] = int(replies[2 * i] or 0) - total_held(holds)
+            calls[level] = len(holds)
+        return available, calls
+
     def server_now(self, reseller_id: str) -> int:
         """Redis' clock (epoch s) on the node of the reseller's slot."""
         if self.store.cluster:

@@ -140,7 +140,7 @@ def test_failures_slow_a_switch_down_but_never_lock_it_out(
         accounts, pin_switch_free_failures=2, pin_switch_delay_ms=100, pin_switch_max_delay_ms=250,
         max_calls_per_card=10,
     )  # fmt: skip
-    authorizer.guard.clock = lambda: 1_800_000_000.0  # one minute for the whole test
+    authorizer.pin_gate.guard.clock = lambda: 1_800_000_000.0  # one minute for the whole test
     for card in issued[:5]:
         authorizer.authorize(card=card.number, pin=_wrong(card), callee=MOBILE, switch="sw-x")
     assert sleeps == [0.1, 0.2]  # before the 4th and 5th attempt: 1 and 2 failures too many
