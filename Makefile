@@ -26,12 +26,15 @@ STAMP := $(VENV)/.installed-stack-dev
 
 TEST_PORT_BASE ?= 29
 TEST_STACK_DIR ?= $(CURDIR)/.stack-test
+# tests set their PIN secret explicitly: rater has no default one (docs/REDIS_KEYS.md)
+TEST_PIN_SECRET ?= make-test-pin-secret-not-for-production-0123456789
 BENCH_PORT_BASE ?= 28
 BENCH_STACK_DIR ?= $(CURDIR)/.stack-bench
 PYTEST_ARGS ?=
 # run a second time with RATER_REDIS_CLUSTER_NODES set: balances and the pipeline on Redis Cluster
 CLUSTER_TESTS ?= tests/integration/test_debit_rules.py tests/integration/test_debit_concurrency.py \
 	tests/integration/test_accounts_api.py tests/integration/test_authorize_rules.py \
+	tests/integration/test_authorize_lifetime.py tests/integration/test_pin_guessing.py \
 	tests/integration/test_pipeline_outcomes.py tests/integration/test_accounts_card_chunks.py
 BENCH_ARGS ?=
 
@@ -76,6 +79,7 @@ lint: install
 # is stopped on every exit path (trap); its logs stay in $(TEST_STACK_DIR) for a post-mortem.
 test: install
 	@export $(call stack_env,$(TEST_PORT_BASE),$(TEST_STACK_DIR))
+	export RATER_PIN_SECRET=$(TEST_PIN_SECRET)
 	$(RATER) stack down --purge >/dev/null
 	trap '$(RATER) stack down >/dev/null || true' EXIT
 	$(RATER) stack up --redis-cluster

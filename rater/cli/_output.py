@@ -27,6 +27,7 @@ from rater.money import MICRO, display, from_micro, to_micro
 
 if TYPE_CHECKING:
     from rater.accounts.api import Accounts
+    from rater.accounts.reservations import Hold
 
 #: seconds the admin commands wait for Redis (see accounts_of)
 ADMIN_REDIS_TIMEOUT_S = 300.0
@@ -175,6 +176,27 @@ def _plain_cell(value: object) -> str:
     return str(value)
 
 
+def held_text(holds: Sequence[Hold], currency: str) -> str:
+    """Credit held by authorized calls, for a show command: 'none' or count, sum, last expiry."""
+    if not holds:
+        return "none"
+    total = sum(h.amount for h in holds)
+    last = max(h.expires_at for h in holds)
+    calls = f"{len(holds)} call" + ("s" if len(holds) > 1 else "")
+    return f"{calls}, {money(total)} {currency}, until {_cell(last)} at the latest"
+
+
+def held_json(holds: Sequence[Hold]) -> dict[str, Any]:
+    """The same for --json: the sum and each reservation."""
+    return {
+        "held": money(sum(h.amount for h in holds)),
+        "reservations": [
+            {"auth_id": h.auth_id, "amount": money(h.amount), "expires_at": h.expires_at}
+            for h in holds
+        ],
+    }
+
+
 def warn(message: str) -> None:
     click.secho(f"warning: {terminal(message, newlines=True)}", fg="yellow", err=True)
 
@@ -220,6 +242,8 @@ __all__ = [
     "emit_json",
     "expiry_date",
     "expiry_instant",
+    "held_json",
+    "held_text",
     "json_option",
     "last_valid_day",
     "money",

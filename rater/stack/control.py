@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from rater import clickhouse as ch
 from rater import kafka
+from rater.accounts.pinkeys import ensure_stack_secret
 from rater.errors import ServiceUnavailable, StackError
 from rater.settings import Settings
 from rater.stack import bootstrap, broker, clickhouse, redis, redis_cluster, supervisor
@@ -83,6 +84,8 @@ def up(
         bootstrap.ensure(echo)
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
     (settings.stack_dir / MARKER).write_text("state folder of a local rater stack\n")
+    pin_secret = ensure_stack_secret(settings.stack_dir)  # the stack's PIN key, kept once made
+    echo(f"PIN secret: {pin_secret} (for commands without RATER_PIN_SECRET)")
     report = UpReport()
     records: dict[str, supervisor.PidRecord] = {}
     for svc in services(settings):

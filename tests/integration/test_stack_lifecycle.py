@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from rater import stack
 from rater.cli.main import cli
 from rater.errors import StackError
 from rater.redis import connection as redis_client
-from rater.settings import Settings
+from rater.settings import STACK_PIN_SECRET, Settings
 from rater.stack import clickhouse as stack_clickhouse
 from rater.stack import redis as stack_redis
 from rater.stack import supervisor
@@ -101,11 +102,15 @@ def test_up_is_idempotent_down_keeps_data_purge_removes_it(
     assert set(first.topics) == {"cdrs", "cdrs.dlq", "cdrs.meta"}
     assert first.migrations == [m.name for m in ch.migrations()]
     pids = {row.name: row.pid for row in stack.status(settings)}
+    pin_secret = settings.stack_dir / STACK_PIN_SECRET  # made for this stack, private, kept
+    assert stat.S_IMODE(pin_secret.stat().st_mode) == 0o600
+    made = pin_secret.read_text()
 
     second = stack.up(settings, install=False)
     assert second.started == []
     assert second.already_running == ["broker", "redis", "clickhouse"]
     assert second.migrations == []
+    assert pin_secret.read_text() == made
     rows = stack.status(settings)
     assert {row.name: row.pid for row in rows} == pids
     assert all(row.answering for row in rows)
