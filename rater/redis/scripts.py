@@ -1,7 +1,8 @@
 """The Lua scripts of the account model, loaded once per client and called with EVALSHA.
 
-Each script is rater/redis/lua/common.lua followed by rater/redis/lua/<name>.lua (package
-data), so the seed's rules live in one place.
+Each script is the generated header (rater/redis/contract.py: key functions, codes, record
+layouts, argument positions), then rater/redis/lua/common.lua, then rater/redis/lua/<name>.lua
+(package data), so the notice's rules live in one place and no script spells a key itself.
 """
 
 from __future__ import annotations
@@ -14,13 +15,26 @@ from typing import Any
 import redis
 
 from rater.redis.connection import RedisLike
+from rater.redis.contract import lua_header
+
+
+@cache
+def prelude() -> str:
+    """What every script starts with: the generated header, then common.lua."""
+    return lua_header() + (resources.files("rater.redis") / "lua" / "common.lua").read_text()
+
+
+#: the Redis 7 script shebang: on Redis Cluster a script that touches keys of two slots fails
+#: ("Script attempted to access keys that do not hash to the same slot") instead of working
+#: while both slots happen to live on one node; on one server it changes nothing
+SHEBANG = "#!lua\n"
 
 
 @cache
 def source(name: str) -> str:
-    """The full text of a script: common helpers, then the script itself."""
-    lua = resources.files("rater.redis") / "lua"
-    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    """The full text of a script: the shebang, the prelude, then the script itself."""
+    script = (resources.files("rater.redis") / "lua" / f"{name}.lua").read_text()
+    return SHEBANG + prelude() + "\n" + script
 
 
 class Script:

@@ -113,7 +113,7 @@ def test_duplicates_change_nothing_and_keep_their_outcome_on_replay(
     assert replay.replayed.tolist() == [True, True, True, True]
     # the record is kept at least one de-duplication window, at most two
     bucket = int(redis.time()[0]) // settings.dedup_window_s
-    record_key = keys.dedup_bucket("R1", bucket)
+    record_key = debiter.topology.record_bucket("R1", bucket)
     assert redis.hexists(record_key, keys.dedup_field("sw1", "x"))
     ttl = redis.ttl(record_key)
     assert settings.dedup_window_s - 5 <= ttl <= 2 * settings.dedup_window_s
@@ -125,10 +125,11 @@ def test_records_of_the_previous_time_bucket_still_count(
     accounts, debiter, _ = world
     bucket = int(redis.time()[0]) // settings.dedup_window_s
     # a record written in the previous bucket by another message (partition 7, offset 5)
-    old = topic_token("topic-1") + struct.pack("<Hq", 7, 5) + bytes([0, 0])
-    redis.hset(keys.dedup_bucket("R1", bucket - 1), keys.dedup_field("sw1", "old"), old)
+    old = topic_token("topic-1") + struct.pack("<Hq", 7, 5) + bytes([0, 0]) + bytes(8)
+    records = debiter.topology.record_bucket
+    redis.hset(records("R1", bucket - 1), keys.dedup_field("sw1", "old"), old)
     # two buckets back is beyond the window: forgotten (the key would have expired anyway)
-    redis.hset(keys.dedup_bucket("R1", bucket - 2), keys.dedup_field("sw1", "older"), old)
+    redis.hset(records("R1", bucket - 2), keys.dedup_field("sw1", "older"), old)
     result = debiter.apply(
         make_batch([(1, "old", "C1", "", "R1", EUR, EUR), (2, "older", "C1", "", "R1", EUR, EUR)])
     )
@@ -277,3 +278,64 @@ def test_malformed_batches_are_refused(world: tuple[Accounts, Debiter, str]) -> 
         debiter.apply(make_batch([(1, "a", "C1", "", "R1", -1, 0)]))
     with pytest.raises(DebitError, match="no customer"):
         debiter.apply(make_batch([(1, "a", "", "", "R1", 5, 0)]))
+
+
+# ------------------------------------------------------------------ defects found in review
+def _second_reseller(accounts: Accounts) -> None:
+    accounts.create_reseller("R2", "Other reseller", credit="100", buy_tariff="wholesale")
+    accounts.create_customer("C2", "SIP", reseller_id="R2", tariff="retail", balance="5")
+
+
+def test_a_resent_cdr_for_another_resellers_account_is_charged_once(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    """(switch, cdr_id) identifies the CDR whatever account it names (docs/DESIGN.md section 4)."""
+    accounts, debiter, _ = world
+    _second_reseller(accounts)
+    first = debiter.apply(make_batch([(1, "x", "C1", "", "R1", EUR, EUR // 2)]))
+    assert first.outcome.tolist() == [Outcome.APPLIED]
+    # the switch re-sends it in a later batch, now naming a customer of another reseller
+    again = debiter.apply(make_batch([(2, "x", "C2", "", "R2", EUR, EUR // 2)]))
+    assert again.outcome.tolist() != [Outcome.APPLIED]
+    assert accounts.get_customer("C2").balance == 5 * EUR
+    assert accounts.get_reseller("R2").credit == 100 * EUR
+    # and within one batch, across resellers
+    both = debiter.apply(
+        make_batch([(3, "y", "C2", "", "R2", EUR, 0), (4, "y", "C1", "", "R1", EUR, 0)])
+    )
+    assert both.outcome.tolist()[0] == Outcome.APPLIED
+    assert both.outcome.tolist()[1] != Outcome.APPLIED
+    assert accounts.get_customer("C1").balance == 4 * EUR
+
+
+def test_huge_amounts_never_wrap_a_balance(world: tuple[Accounts, Debiter, str]) -> None:
+    """Three CDRs of 2^62 micro-units in one batch once wrapped a balance to -9.2e18."""
+    accounts, debiter, _ = world
+    huge = 2**62
+    debiter.apply(make_batch([(i, f"h{i}", "C1", "", "R1", huge, huge) for i in range(1, 4)]))
+    limit = 2**53
+    assert abs(accounts.get_customer("C1").balance) <= limit
+    assert abs(accounts.get_reseller("R1").credit) <= limit
+
+
+def test_large_amounts_are_summed_exactly(world: tuple[Accounts, Debiter, str]) -> None:
+    """Sums beyond 2^53 are not exact in doubles (Lua numbers): the balance must still be."""
+    accounts, debiter, _ = world
+    price = 2**52 + 1  # odd: three of them need 54 bits
+    rows = [(i, f"e{i}", "C1", "", "R1", price, 1) for i in range(1, 4)]
+    result = debiter.apply(make_batch(rows))
+    applied = result.count(Outcome.APPLIED)
+    assert applied >= 1
+    assert accounts.get_customer("C1").balance == 5 * EUR - applied * price
+    assert accounts.get_reseller("R1").credit == 100 * EUR - applied
+
+
+def test_an_auth_id_with_a_newline_releases_only_its_own_reservation(
+    world: tuple[Accounts, Debiter, str], redis: Any
+) -> None:
+    _, debiter, _ = world
+    reservations = keys.reservations("R1", "c", "C1")
+    redis.hset(reservations, "x", "500000:9999999999")  # another call, still going on
+    redis.hset(reservations, "x\ny", "500000:9999999999")
+    debiter.apply(make_batch([(1, "a", "C1", "", "R1", EUR, EUR, "x\ny")]))
+    assert redis.hexists(reservations, "x")
