@@ -382,7 +382,7 @@ class Debiter:
             empty = np.zeros(0, dtype=np.bool_)
             return DebitResult(np.zeros(0, dtype=np.int8), empty, empty.copy())
         batch = self.validate(batch)
-        external = self.topology.claim(self._claim, self._claim_rows(batch))
+        external = self.topology.claim(self._claim, lambda: self._claim_rows(batch))
         parts = self.topology.split([topologies.route(r) for r in batch.resellers])
         calls = []
         for route_key, rows in parts:

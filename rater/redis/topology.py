@@ -22,7 +22,7 @@ Callers see one interface and never ask which one they have:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,9 +84,10 @@ class Topology(ABC):
         on one server, one per slot on Redis Cluster; each with the route key of its call."""
 
     @abstractmethod
-    def claim(self, script: Script, rows: claims.ClaimRows) -> dict[int, bytes]:
+    def claim(self, script: Script, rows: Callable[[], claims.ClaimRows]) -> dict[int, bytes]:
         """Claim a batch's CDRs across resellers before its debit calls; the records of other
-        slots each call must see, by 0-based row of the batch."""
+        slots each call must see, by 0-based row of the batch. `rows` is called only when
+        claims are needed (Redis Cluster)."""
 
     @abstractmethod
     def record_bucket(self, reseller_id: str, bucket: int) -> str:
@@ -142,7 +143,7 @@ class SingleServer(Topology):
             return []
         return [(routes[0], np.arange(len(routes), dtype=np.intp))]
 
-    def claim(self, script: Script, rows: claims.ClaimRows) -> dict[int, bytes]:
+    def claim(self, script: Script, rows: Callable[[], claims.ClaimRows]) -> dict[int, bytes]:
         return {}  # debit.lua reads every reseller's records in `d:<bucket>` itself
 
     def record_bucket(self, reseller_id: str, bucket: int) -> str:
@@ -201,8 +202,8 @@ class Cluster(Topology):
             slots.setdefault(slot, (key, []))[1].append(i)
         return [(key, np.asarray(rows, dtype=np.intp)) for key, rows in slots.values()]
 
-    def claim(self, script: Script, rows: claims.ClaimRows) -> dict[int, bytes]:
-        return claims.claim(self, script, rows)
+    def claim(self, script: Script, rows: Callable[[], claims.ClaimRows]) -> dict[int, bytes]:
+        return claims.claim(self, script, rows())
 
     def record_bucket(self, reseller_id: str, bucket: int) -> str:
         return keys.reseller_records(reseller_id, bucket)

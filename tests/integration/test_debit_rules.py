@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -339,3 +340,110 @@ def test_an_auth_id_with_a_newline_releases_only_its_own_reservation(
     redis.hset(reservations, "x\ny", "500000:9999999999")
     debiter.apply(make_batch([(1, "a", "C1", "", "R1", EUR, EUR, "x\ny")]))
     assert redis.hexists(reservations, "x")
+
+
+# ------------------------------------------------------------------ amounts at the bounds
+MAX = 2**53 - 1  # rater/redis/contract.py MAX_AMOUNT
+
+
+def test_amounts_at_the_bound_apply_and_beyond_it_are_out_of_range(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    """A price of MAX_AMOUNT still applies; one more micro-unit, or a balance it would take
+    below -MAX_AMOUNT, is OUT_OF_RANGE: recorded (a re-send is a duplicate), nothing changed."""
+    accounts, debiter, _ = world
+    balance = 5 * EUR
+    # the customer can go down to -MAX exactly: a price of balance + MAX fits, one more does not
+    rows = [
+        (1, "over", "C1", "", "R1", MAX + 1, 0),
+        (2, "huge", "C1", "", "R1", 2**63 - 1, 0),
+        (3, "cost", "C1", "", "R1", 0, MAX + 1),
+        (4, "below", "C1", "", "R1", MAX, 0),  # 5 EUR - MAX: fits
+        (5, "more", "C1", "", "R1", balance + 1, 0),  # would reach -MAX - 1
+        (6, "last", "C1", "", "R1", balance, 0),  # reaches -MAX exactly
+    ]
+    result = debiter.apply(make_batch(rows))
+    assert result.outcome.tolist() == [
+        Outcome.OUT_OF_RANGE, Outcome.OUT_OF_RANGE, Outcome.OUT_OF_RANGE, Outcome.APPLIED,
+        Outcome.OUT_OF_RANGE, Outcome.APPLIED,
+    ]  # fmt: skip
+    assert accounts.get_customer("C1").balance == -MAX
+    assert result.customer_balances == {"C1": -MAX}
+    assert accounts.get_reseller("R1").credit == 100 * EUR
+    again = debiter.apply(make_batch([(7, "over", "C1", "", "R1", 1, 0)]))
+    assert again.outcome.tolist() == [Outcome.DUPLICATE]
+    replay = debiter.apply(make_batch(rows))
+    assert replay.outcome.tolist() == result.outcome.tolist()
+    assert replay.replayed.all()
+    assert accounts.get_customer("C1").balance == -MAX
+
+
+def test_many_large_debits_of_one_account_in_one_batch_are_exact(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    """The per-account sum is written before it would pass MAX_AMOUNT (a double's exact range):
+    these three sum to 2^53 + 4,999,999, which a double cannot hold."""
+    accounts, debiter, _ = world
+    rows = [
+        (1, "m1", "C1", "", "R1", MAX - 10, 1),
+        (2, "m2", "C1", "", "R1", 20, 1),
+        (3, "m3", "C1", "", "R1", 5 * EUR - 10, 1),  # the balance reaches -MAX exactly
+    ]
+    result = debiter.apply(make_batch(rows))
+    assert result.outcome.tolist() == [Outcome.APPLIED] * 3
+    assert accounts.get_customer("C1").balance == -MAX
+    assert result.customer_balances == {"C1": -MAX}
+    assert accounts.get_reseller("R1").credit == 100 * EUR - 3
+
+
+def test_corrections_beyond_the_bound_are_refused_and_change_nothing(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    accounts, debiter, _ = world
+    with pytest.raises(DebitError, match="beyond"):
+        debiter.apply_corrections([Correction("k-big", "R1", "C1", "", MAX + 1, 0)])
+    with pytest.raises(DebitError, match="k-far"):
+        debiter.apply_corrections(
+            [Correction("k-ok", "R1", "C1", "", 1, 0), Correction("k-far", "R1", "C1", "", -MAX, 0)]
+        )
+    assert accounts.get_customer("C1").balance == 5 * EUR - 1  # k-ok applied, k-far not
+    # k-far was not marked applied: with a smaller balance change it is not a no-op later
+    assert debiter.apply_corrections([Correction("k-ok", "R1", "C1", "", 1, 0)]).tolist() == [False]
+
+
+def test_a_replay_resolving_to_another_reseller_reads_back_its_first_outcome(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    """First seen with an unknown account (recorded under no reseller), replayed after the
+    account was created: the replay reads back what happened, it charges nothing."""
+    accounts, debiter, _ = world
+    first = debiter.apply(make_batch([(1, "early", "", "", "", 0, 0)]))
+    assert first.outcome.tolist() == [Outcome.APPLIED]
+    replay = debiter.apply(make_batch([(1, "early", "C1", "", "R1", EUR, EUR)]))
+    assert replay.outcome.tolist() == [Outcome.APPLIED]
+    assert replay.replayed.tolist() == [True]
+    assert accounts.get_customer("C1").balance == 5 * EUR
+
+
+def test_a_resend_with_other_rating_fields_is_a_conflict_across_resellers(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    accounts, debiter, _ = world
+    _second_reseller(accounts)
+    prints = np.array([11, 11, 12, 0], dtype=np.uint64)
+    batch = make_batch(
+        [
+            (1, "f", "C1", "", "R1", EUR, 0),
+            (2, "f", "C2", "", "R2", EUR, 0),  # same fields: a duplicate
+            (3, "f", "C2", "", "R2", 2 * EUR, 0),  # other fields: a conflict
+            (4, "f", "C2", "", "R2", 3 * EUR, 0),  # no fingerprint: never a conflict
+        ]
+    )
+    result = debiter.apply(dataclasses.replace(batch, fingerprints=prints))
+    assert result.outcome.tolist() == [
+        Outcome.APPLIED, Outcome.DUPLICATE, Outcome.CONFLICT, Outcome.DUPLICATE,
+    ]  # fmt: skip
+    assert result.first is not None
+    assert result.first.tolist()[2] == [0, 1]  # (partition, offset) of the charged copy
+    assert accounts.get_customer("C2").balance == 5 * EUR
+    assert accounts.get_customer("C1").balance == 4 * EUR

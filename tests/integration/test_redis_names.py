@@ -4,16 +4,20 @@ own keys nor split a multi-key call over Redis Cluster slots (docs/REDIS_KEYS.md
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rater.accounts.lookup import AccountLookup
 from rater.pipeline.debit import DebitBatch, Debiter, Outcome
+from rater.redis import keys
 from rater.switches.registry import SwitchRegistry
+from rater.tariffs import codec
 from rater.tariffs.model import Steps, SwitchSettings, TariffRow, TariffTable
 from rater.tariffs.store import TariffStore
 from tests.integration.redis_targets import Target, target
@@ -116,3 +120,30 @@ def test_any_name_keeps_every_call_in_one_slot(target: Target, name: str) -> Non
     ]  # fmt: skip
     assert debiter.apply(unknown).outcome.tolist() == first.outcome.tolist()  # a replay
     assert debiter.watermark(topic, 0) == 3
+
+
+def test_keys_of_the_layout_before_encoding_are_moved_once(target: Target) -> None:
+    """A deployment that ran before names were encoded: its switch list and the tables with
+    non-plain names are found again, and a switch named `names` no longer meets a set."""
+    redis = target.client
+    redis.sadd(keys.LEGACY_SWITCH_NAMES, "ams")
+    redis.set(keys.LEGACY_SWITCH_GENERATION, 7)
+    redis.hset(keys.switch("ams"), mapping={"country_code": "31"})
+    name = "Calling cards rates 40% - 60/60 billing"
+    saved = replace(_table(name), version=1, created_at=T0)
+    old_index, (old_version,) = keys.legacy_tariff_keys(name, [1])
+    redis.set(old_version, codec.encode(saved))
+    redis.hset(old_index, "1", orjson.dumps(codec.meta_of(saved)))
+    redis.sadd(keys.TARIFFS, name)
+
+    registry = SwitchRegistry(redis)
+    assert [s.name for s in registry.list()] == ["ams"]
+    assert registry.get("names") == SwitchSettings(name="names")
+    assert registry.generation() == 1  # moved: every cache reloads
+    assert not redis.exists(keys.LEGACY_SWITCH_NAMES, keys.LEGACY_SWITCH_GENERATION)
+
+    store = TariffStore(redis, target.settings, clickhouse=False)
+    assert store.get(name) == saved
+    assert not redis.exists(old_index)
+    assert not redis.exists(old_version)
+    assert TariffStore(redis, target.settings, clickhouse=False).get(name) == saved  # once
