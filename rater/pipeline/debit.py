@@ -29,7 +29,6 @@ Outcome codes (DebitResult.outcome, int8; rater/redis/codes.py DebitOutcome):
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,9 +49,13 @@ from rater.redis.contract import (
     DEBIT_ARGS,
     EXTERNAL_RECORD,
     FINGERPRINT_SIZE,
+    FIRST_COPY,
+    IDENT,
     IDENT_SIZE,
+    INDEX,
     MAX_AMOUNT,
     pack_strings,
+    python_struct,
 )
 from rater.redis.topology import Topology
 from rater.settings import Settings, get_settings
@@ -63,7 +66,8 @@ Outcome = DebitOutcome
 #: one packed record per CDR (rater/redis/contract.py)
 RECORD = CDR_RECORD
 #: (row, message identity) of the first copy of each CONFLICT, as debit.lua returns them
-_FIRST = struct.Struct("<i8sHq")
+_FIRST = python_struct(FIRST_COPY)
+_IDENT = python_struct(IDENT)
 #: authorization ids rater issues are 1-64 id characters; any other cannot name a reservation
 _AUTH_MAX = 64
 
@@ -111,6 +115,13 @@ class DebitBatch:
         )
 
 
+#: FNV-1a 64: a few vector operations per character column, about 0.4 us per CDR for a
+#: batch here where blake2b of the joined fields took about 1.5 us (a conflict check needs a
+#: stable, well-spread hash, not a cryptographic one)
+_FNV_OFFSET = np.uint64(14695981039346656037)
+_FNV_PRIME = np.uint64(1099511628211)
+
+
 def fingerprints(
     *,
     accounts: Sequence[str],
@@ -121,17 +132,25 @@ def fingerprints(
     ends: npt.NDArray[np.integer[Any]],
 ) -> npt.NDArray[np.uint64]:
     """The rating fields of each CDR as sent (docs/DESIGN.md section 4), hashed to 8 bytes: a
-    re-send whose fingerprint differs from the first copy's is a CONFLICT. Never 0 (0 means
-    unknown)."""
-    out = np.empty(len(accounts), dtype=np.uint64)
-    for i, parts in enumerate(
-        zip(
-            accounts, cards, callees, billsecs.tolist(), starts.tolist(), ends.tolist(), strict=True
-        )
-    ):
-        text = "\x1f".join(map(str, parts)).encode("utf-8", "surrogatepass")
-        out[i] = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") or 1
-    return out
+    re-send whose fingerprint differs from the first copy's is a CONFLICT. The same in every
+    process (no per-process hash seed); never 0 (0 means unknown)."""
+    n = len(accounts)
+    h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in (accounts, cards, callees):
+            text = np.asarray(column, dtype=np.str_).reshape(n)
+            width = text.dtype.itemsize // 4
+            points = text.view(np.uint32).reshape(n, width)  # UCS-4 code points, 0-padded
+            for j in range(width):
+                h ^= points[:, j]
+                h *= _FNV_PRIME
+            h ^= np.fromiter(map(len, column), dtype=np.uint64, count=n)  # 'a' vs 'a\0'
+            h *= _FNV_PRIME
+        for numbers in (billsecs, starts, ends):
+            h ^= np.asarray(numbers, dtype=np.int64).astype(np.uint64)
+            h *= _FNV_PRIME
+    h[h == 0] = 1
+    return h
 
 
 def fingerprints_of(cdrs: CdrBatch, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
@@ -363,9 +382,9 @@ class Debiter:
             "count": str(n),
             "resellers": pack_strings([name(r) for r in res_index]),
             "customers": pack_strings([name(c) for c in cust_index]),
-            "customer_reseller": np.asarray(cust_res, dtype="<i4").tobytes(),
+            "customer_reseller": np.asarray(cust_res, dtype=INDEX).tobytes(),
             "cards": pack_strings([name(k) for k in card_index]),
-            "card_reseller": np.asarray(card_res, dtype="<i4").tobytes(),
+            "card_reseller": np.asarray(card_res, dtype=INDEX).tobytes(),
             "auth_ids": pack_strings(list(auth_index)),
             "records": records.tobytes(),
             "fields": b"".join(fields),
@@ -383,12 +402,17 @@ class Debiter:
             return DebitResult(np.zeros(0, dtype=np.int8), empty, empty.copy())
         batch = self.validate(batch)
         external = self.topology.claim(self._claim, lambda: self._claim_rows(batch))
-        parts = self.topology.split([topologies.route(r) for r in batch.resellers])
+        route_of = {r: topologies.route(r) for r in set(batch.resellers)}
+        parts = self.topology.split([route_of[r] for r in batch.resellers])
         calls = []
         for route_key, rows in parts:
             whole = len(rows) == n
             sub = batch if whole else batch.take(rows)
-            mine = {j: external[int(i)] for j, i in enumerate(rows.tolist()) if int(i) in external}
+            mine = (
+                {j: external[i] for j, i in enumerate(rows.tolist()) if i in external}
+                if external
+                else {}
+            )
             calls.append((route_key, self.encode(sub, mine)))
         replies = self.topology.run_each(self._debit, calls)
         outcome = np.zeros(n, dtype=np.int8)
@@ -416,15 +440,16 @@ class Debiter:
 
     def _claim_rows(self, batch: DebitBatch) -> ClaimRows:
         n = len(batch.offsets)
-        idents = np.zeros(n, dtype=[("token", "V8"), ("partition", "<u2"), ("offset", "<i8")])
+        idents = np.zeros(n, dtype=IDENT)
         idents["token"] = np.frombuffer(topic_token(batch.topic_id), dtype="V8")[0]
         idents["partition"] = batch.partition
         idents["offset"] = batch.offsets
         prints = np.zeros(n, dtype="<u8") if batch.fingerprints is None else batch.fingerprints
+        names = {r: keys.name(r) for r in set(batch.resellers)}
         return ClaimRows(
             idents=idents.view(f"V{IDENT_SIZE}"),
             fingerprints=np.asarray(prints, dtype="<u8").view(f"V{FINGERPRINT_SIZE}"),
-            resellers=[keys.name(r) for r in batch.resellers],
+            resellers=[names[r] for r in batch.resellers],
             fields=[
                 keys.dedup_field(s, c).encode("utf-8", "surrogatepass")
                 for s, c in zip(batch.switches, batch.cdr_ids, strict=True)
@@ -444,7 +469,8 @@ class Debiter:
     def decode(raw: list[Any]) -> DebitResult:
         outcomes, blocked, replayed, balances, events, firsts = raw
         first = np.full((len(outcomes), 2), -1, dtype=np.int64)
-        for row, _token, partition, offset in _FIRST.iter_unpack(firsts):
+        for row, ident in _FIRST.iter_unpack(firsts):
+            _token, partition, offset = _IDENT.unpack(ident)
             first[row - 1] = (partition, offset)
         result = DebitResult(
             outcome=np.frombuffer(outcomes, dtype=np.int8).copy(),
@@ -482,7 +508,8 @@ class Debiter:
                 raise DebitError(
                     f"correction {item.key}: a delta beyond +-{MAX_AMOUNT} micro-units"
                 )
-        parts = self.topology.split([topologies.route(item.reseller) for item in items])
+        route_of = {item.reseller: topologies.route(item.reseller) for item in items}
+        parts = self.topology.split([route_of[item.reseller] for item in items])
         calls = []
         for route_key, rows in parts:
             args: list[Any] = [str(len(rows)), "1" if self.topology.global_keys else "0"]

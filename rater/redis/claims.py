@@ -24,7 +24,6 @@ their replay finds its own claims and goes on. docs/REDIS_KEYS.md has the number
 
 from __future__ import annotations
 
-import struct
 import time
 import zlib
 from collections.abc import Sequence
@@ -37,16 +36,18 @@ import numpy.typing as npt
 from rater.redis import keys
 from rater.redis.contract import (
     CLAIM_ENTRY,
+    CLAIM_FOUND,
     IDENT_SIZE,
     STORED_RECORD,
     pack_strings,
+    python_struct,
 )
 from rater.redis.scripts import Script
 
 if TYPE_CHECKING:
     from rater.redis.topology import Topology
 
-_HEAD = struct.Struct("<ii")
+_HEAD = python_struct(CLAIM_FOUND)
 
 
 @dataclass(frozen=True)

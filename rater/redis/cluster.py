@@ -1,4 +1,4 @@
-"""The former Redis Cluster helpers of rater/accounts/, kept as thin calls into the topology
+"""The former Redis Cluster functions of rater/accounts/, kept as thin calls into the topology
 layer (rater/redis/topology.py) until rater/accounts/api.py and authorize.py use it directly:
 
     is_cluster(client)            -> not topology_of(client).global_keys

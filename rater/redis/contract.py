@@ -14,6 +14,7 @@ tests/integration check each contract once against a real Redis (`test_redis_con
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -27,17 +28,17 @@ from rater.redis import codes, keys
 #: balance beyond -MAX_AMOUNT is refused as OUT_OF_RANGE (docs/REDIS_KEYS.md, "Amounts").
 MAX_AMOUNT = 2**53 - 1
 
-#: the message identity as packed in records: topic token (8), partition (u16), offset (i64)
-IDENT_SIZE = 18
+
 #: a CDR's rating fields, hashed (8 bytes); all zero when unknown (never a conflict)
 FINGERPRINT_SIZE = 8
 
-#: one packed record per CDR, argument `records` of debit.lua
+#: the message identity: topic token (blake2b of the topic identity), partition, offset
+IDENT = np.dtype([("token", "V8"), ("partition", "<u2"), ("offset", "<i8")])
+IDENT_SIZE = IDENT.itemsize  # 18
+#: one packed record per CDR, argument `records` of debit.lua; it starts with IDENT
 CDR_RECORD = np.dtype(
     [
-        ("token", "V8"),  # topic_token(topic_id)
-        ("partition", "<u2"),
-        ("offset", "<i8"),
+        *IDENT.descr,
         ("price", "<i8"),
         ("cost", "<i8"),
         ("reseller", "<i4"),  # 1-based index into the reseller table
@@ -69,8 +70,15 @@ CLAIM_ENTRY = np.dtype(
         ("key_len", "<i4"),
     ]
 )
+#: an account's reseller, as a 1-based index into the reseller table (customer_reseller,
+#: card_reseller)
+INDEX = np.dtype("<i4")
+#: debit.lua's reply: per CONFLICT, its row (1-based) and the first copy's message identity
+FIRST_COPY = np.dtype([("row", "<i4"), ("ident", f"V{IDENT_SIZE}")])
+#: claim.lua's reply: per claim found, its row (1-based) and length, then the claim itself
+CLAIM_FOUND = np.dtype([("row", "<i4"), ("length", "<i4")])
 #: the leading fields of CDR_RECORD that debit.lua reads as one string (the message identity)
-_IDENT_FIELDS = ("token", "partition", "offset")
+_IDENT_FIELDS = IDENT.names or ()
 
 #: debit.lua's arguments, in order
 DEBIT_ARGS = (
@@ -122,6 +130,18 @@ def struct_format(dtype: np.dtype[np.void], ident: Sequence[str] = ()) -> str:
     return out + "".join(_code(dtype, n) for n in names)
 
 
+_PYTHON = {"<u2": "H", "<i8": "q", "<i4": "i", "|u1": "B"}
+
+
+def python_struct(dtype: np.dtype[np.void]) -> struct.Struct:
+    """The Python `struct` of a record (what Lua's struct format reads, for replies)."""
+    parts = []
+    for name in dtype.names or ():
+        sub = _field(dtype, name)[0]
+        parts.append(f"{sub.itemsize}s" if sub.kind == "V" else _PYTHON[sub.str])
+    return struct.Struct("<" + "".join(parts))
+
+
 def offsets(dtype: np.dtype[np.void]) -> dict[str, int]:
     """1-based byte offset of each field (Lua strings and struct.unpack count from 1)."""
     return {n: _field(dtype, n)[1] + 1 for n in dtype.names or ()}
@@ -131,7 +151,7 @@ def pack_strings(values: Sequence[str]) -> bytes:
     """A list of strings for a script: count (i4), each length (i4), then the UTF-8 bytes. Any
     text travels intact (no separator to break); common.lua's unpack_strings reads it."""
     raw = [v.encode("utf-8", "surrogatepass") for v in values]
-    head = np.asarray([len(raw), *map(len, raw)], dtype="<i4").tobytes()
+    head = np.asarray([len(raw), *map(len, raw)], dtype=INDEX).tobytes()
     return head + b"".join(raw)
 
 
@@ -180,10 +200,13 @@ def lua_header() -> str:
             _lua_table(lua_name, {m.name: int(m) for m in enum})
             for lua_name, enum in codes.ENUMS.items()
         ),
+        f"local INDEX = {{SIZE = {INDEX.itemsize}, FMT = {_lua_string('<' + _STRUCT[INDEX.str])}}}",
         *_lua_record("CDR", CDR_RECORD, _IDENT_FIELDS),
         *_lua_record("STORED", STORED_RECORD),
         *_lua_record("EXTERNAL", EXTERNAL_RECORD),
         *_lua_record("CLAIM", CLAIM_ENTRY),
+        *_lua_record("FIRST_COPY", FIRST_COPY),
+        *_lua_record("CLAIM_FOUND", CLAIM_FOUND),
         _lua_table("DEBIT_ARG", {n: i + 1 for i, n in enumerate(DEBIT_ARGS)}),
         _lua_table("CLAIM_ARG", {n: i + 1 for i, n in enumerate(CLAIM_ARGS)}),
     ]

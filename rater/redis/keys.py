@@ -31,14 +31,15 @@ from rater.errors import AccountError, KeyNameError
 
 #: ids rater creates (resellers, customers, batches): no ':' '{' '}' '%' or spaces
 ID_CHARS = "A-Za-z0-9_.@+\\-"
-_ID = re.compile(f"^[{ID_CHARS}]{{1,64}}$")
-_PLAIN = re.compile(f"^[{ID_CHARS}]*$")
+# fullmatch, not '^...$': '$' also matches before a trailing newline ('C1\n')
+_ID = re.compile(f"[{ID_CHARS}]{{1,64}}")
+_PLAIN = re.compile(f"[{ID_CHARS}]*")
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@+-")
 
 
 def check_id(kind: str, value: str) -> str:
     """The id itself; AccountError naming the field when it is not 1-64 id characters."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise AccountError(
             f"{kind} id {value!r} must be 1-64 characters of letters, digits, '_', '.', '@', '+' "
             "or '-'"
@@ -48,7 +49,7 @@ def check_id(kind: str, value: str) -> str:
 
 def name(value: str) -> str:
     """The key form of a name: itself when plain, else '%XX' for each byte outside the id set."""
-    if _PLAIN.match(value):
+    if _PLAIN.fullmatch(value):
         return value
     out = []
     for char in value:
@@ -68,7 +69,7 @@ def name_of(encoded: str) -> str:
 
 def is_plain(value: str) -> bool:
     """True when value is its own key form (only id characters)."""
-    return bool(_PLAIN.match(value))
+    return bool(_PLAIN.fullmatch(value))
 
 
 # ------------------------------------------------------------------------------------ shapes

@@ -45,7 +45,7 @@ def test_global_lookups_have_no_reseller_tag() -> None:
         assert "{" not in name
 
 
-@pytest.mark.parametrize("bad", ["", "a:b", "a b", "{x}", "x" * 65, "a\nb"])
+@pytest.mark.parametrize("bad", ["", "a:b", "a b", "{x}", "x" * 65, "a\nb", "C1\n"])
 def test_ids_that_would_break_keys_are_refused(bad: str) -> None:
     with pytest.raises(AccountError, match="customer id"):
         keys.check_id("customer", bad)

@@ -44,7 +44,7 @@ local out, new, fresh = {}, {}, {}
 for j = 1, n do
   local v = fresh[FIELD[j]] or found[j]
   if v then
-    out[#out + 1] = struct.pack('<i4i4', ROW[j], #v) .. v
+    out[#out + 1] = struct.pack(CLAIM_FOUND.UNPACK, ROW[j], #v) .. v
   else
     v = IDENT[j] .. CLAIM_SUFFIX .. FP[j] .. resellers[RES[j]]
     fresh[FIELD[j]] = v

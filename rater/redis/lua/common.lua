@@ -5,14 +5,14 @@
 
 local function fmt(x) return string.format('%d', x) end
 
--- the strings of contract.pack_strings: count (i4), each length (i4), then the bytes
+-- the strings of contract.pack_strings: count, each length (INDEX each), then the bytes
 local function unpack_strings(blob)
   local out = {}
   if #blob == 0 then return out end
-  local n = struct.unpack('<i4', blob, 1)
-  local pos = 5 + 4 * n
+  local n = struct.unpack(INDEX.FMT, blob, 1)
+  local pos = 1 + INDEX.SIZE * (n + 1)
   for i = 1, n do
-    local len = struct.unpack('<i4', blob, 1 + 4 * i)
+    local len = struct.unpack(INDEX.FMT, blob, 1 + INDEX.SIZE * i)
     out[i] = string.sub(blob, pos, pos + len - 1)
     pos = pos + len
   end

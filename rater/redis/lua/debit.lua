@@ -72,10 +72,10 @@ for i, id in ipairs(res_ids) do
           g = group_of(id), d = 0}
 end
 for i, id in ipairs(cust_ids) do
-  C[i] = {id = id, r = struct.unpack('<i4', cust_res, (i - 1) * 4 + 1), d = 0}
+  C[i] = {id = id, r = struct.unpack(INDEX.FMT, cust_res, (i - 1) * INDEX.SIZE + 1), d = 0}
 end
 for i, id in ipairs(card_ids) do
-  KC[i] = {id = id, r = struct.unpack('<i4', card_res, (i - 1) * 4 + 1), d = 0}
+  KC[i] = {id = id, r = struct.unpack(INDEX.FMT, card_res, (i - 1) * INDEX.SIZE + 1), d = 0}
 end
 
 local function load_res(r)
@@ -86,6 +86,7 @@ local function load_res(r)
     if r.loaded then
       r.bal, r.st, r.thr = tonumber(f[1]), f[2], tonumber(f[4] or '1000000')
       r.bad = f[2] ~= 'active' or f[3] == '1'
+      r.outside = r.bal > MAX_AMOUNT or r.bal < -MAX_AMOUNT
     end
   end
   return r.loaded
@@ -97,6 +98,7 @@ local function load_cust(c)
     c.loaded = f[1] ~= false
     if c.loaded then
       c.bal, c.st, c.bad = tonumber(f[1]), f[2], (f[2] ~= 'active' or f[3] == '1')
+      c.outside = c.bal > MAX_AMOUNT or c.bal < -MAX_AMOUNT
     end
   end
   return c.loaded
@@ -110,6 +112,7 @@ local function load_card(k)
       local exp = tonumber(f[4] or '0')
       k.bal, k.st, k.anion = tonumber(f[1]), f[2], f[5]
       k.bad = f[2] ~= 'active' or f[3] == '1' or (exp > 0 and exp <= now)
+      k.outside = k.bal > MAX_AMOUNT or k.bal < -MAX_AMOUNT
     end
   end
   return k.loaded
@@ -131,28 +134,20 @@ local function recorded(v, ident, fp)
   return DEBIT.DUPLICATE, 0, false
 end
 
--- an amount, and every balance it would change, within +-MAX_AMOUNT
-local function fits(r, c, k, price, cost)
-  if price < 0 or cost < 0 or price > MAX_AMOUNT or cost > MAX_AMOUNT then return false end
-  if cost ~= 0 and r.id ~= '' and not within(r.bal, cost) then return false end
-  if price ~= 0 and c and not within(c.bal, price) then return false end
-  if price ~= 0 and k and not within(k.bal, price) then return false end
-  return true
+-- a debit that takes a balance (within +-MAX_AMOUNT) below -MAX_AMOUNT, or an account whose
+-- stored balance is already outside (amounts are integers of at most 2^53: a double rounds
+-- monotonically, so a result beyond the bound stays beyond it)
+local function beyond(a, amount)
+  return amount ~= 0 and (a.outside or a.bal - amount < -MAX_AMOUNT)
 end
 
--- a debit of one account: summed in a.d, written with HINCRBY before the sum would pass
+-- a debit of one account is summed in a.d and written with HINCRBY before the sum would pass
 -- MAX_AMOUNT (each sum is then an exact integer in a double)
 local function flush(a)
   if a.d ~= 0 then
     a.written = redis.call('HINCRBY', a.key, 'bal', fmt(-a.d))
     a.d = 0
   end
-end
-local function debit(a, amount, touched)
-  if not a.t then a.t = true; touched[#touched + 1] = a end
-  if a.d + amount > MAX_AMOUNT then flush(a) end
-  a.d = a.d + amount
-  a.bal = a.bal - amount
 end
 
 -- 1. each CDR's de-duplication field and records group; only the reseller index and the field
@@ -161,8 +156,8 @@ local FIELD = {}
 local fp_pos = 1
 for i = 1, n do
   local base = (i - 1) * REC_SIZE
-  local ri = struct.unpack('<i4', recs, base + AT_RESELLER)
-  local flen = struct.unpack('<i4', recs, base + AT_KEY_LEN)
+  local ri = struct.unpack(CDR_FMT.reseller, recs, base + AT_RESELLER)
+  local flen = struct.unpack(CDR_FMT.key_len, recs, base + AT_KEY_LEN)
   FIELD[i] = string.sub(fieldblob, fp_pos, fp_pos + flen - 1)
   fp_pos = fp_pos + flen
   local rows = R[ri].g.rows
@@ -229,7 +224,9 @@ for i = 1, n do
     if k and not load_card(k) then known = false end
     if not known then
       outcome = DEBIT.UNKNOWN_ACCOUNT
-    elseif not fits(r, c, k, price, cost) then
+    elseif price > MAX_AMOUNT or cost > MAX_AMOUNT or price < 0 or cost < 0
+        or (r.id ~= '' and beyond(r, cost)) or (c and beyond(c, price))
+        or (k and beyond(k, price)) then
       outcome = DEBIT.OUT_OF_RANGE
     else
       if r.id ~= '' and (r.bad or r.bal < 0) then blocked = 1 end
@@ -242,9 +239,24 @@ for i = 1, n do
     new[#new + 1] = FIELD[i]
     new[#new + 1] = record
     if outcome == DEBIT.APPLIED then
-      if r.id ~= '' and cost ~= 0 then debit(r, cost, touched_r) end
-      if c and price ~= 0 then debit(c, price, touched_c) end
-      if k and price ~= 0 then debit(k, price, touched_k) end
+      if r.id ~= '' and cost ~= 0 then
+        if not r.t then r.t = true; touched_r[#touched_r + 1] = r end
+        if r.d + cost > MAX_AMOUNT then flush(r) end
+        r.d = r.d + cost
+        r.bal = r.bal - cost
+      end
+      if c and price ~= 0 then
+        if not c.t then c.t = true; touched_c[#touched_c + 1] = c end
+        if c.d + price > MAX_AMOUNT then flush(c) end
+        c.d = c.d + price
+        c.bal = c.bal - price
+      end
+      if k and price ~= 0 then
+        if not k.t then k.t = true; touched_k[#touched_k + 1] = k end
+        if k.d + price > MAX_AMOUNT then flush(k) end
+        k.d = k.d + price
+        k.bal = k.bal - price
+      end
       if ai > 0 then
         -- the call is over: release what its authorization reserved
         local auth = auth_ids[ai]
@@ -256,7 +268,7 @@ for i = 1, n do
   end
   if outcome == DEBIT.CONFLICT then
     -- which message was charged: (row, identity of the first copy) for the operator
-    firsts[#firsts + 1] = struct.pack('<i4', i) .. string.sub(v, 1, IDENT_SIZE)
+    firsts[#firsts + 1] = struct.pack(FIRST_COPY_FMT.row, i) .. string.sub(v, 1, IDENT_SIZE)
   end
   outcomes[i], blockeds[i], replays[i] = outcome, blocked, replay
 end
