@@ -286,12 +286,14 @@ class Debiter:
         if not 0 <= batch.partition < 65536:
             raise DebitError(f"debit batch: partition {batch.partition} out of range")
         prices, costs = _amounts(batch.prices, "prices"), _amounts(batch.costs, "costs")
-        for i, (cust, card) in enumerate(zip(batch.customers, batch.cards, strict=True)):
-            if not cust and (prices[i] or card):
-                raise DebitError(
-                    f"debit batch: CDR {batch.switches[i]}:{batch.cdr_ids[i]} has a price or "
-                    "card but no customer"
-                )
+        nobody = np.asarray(batch.customers, dtype=object) == ""
+        orphan = nobody & ((prices != 0) | (np.asarray(batch.cards, dtype=object) != ""))
+        if n and orphan.any():
+            i = int(np.argmax(orphan))
+            raise DebitError(
+                f"debit batch: CDR {batch.switches[i]}:{batch.cdr_ids[i]} has a price or card "
+                "but no customer"
+            )
         return DebitBatch(
             batch.topic_id, batch.partition, offsets, batch.switches, batch.cdr_ids,
             batch.customers, batch.cards, batch.resellers, prices, costs, batch.auth_ids,
@@ -420,7 +422,6 @@ class Debiter:
         replayed = np.zeros(n, dtype=np.bool_)
         first = np.full((n, 2), -1, dtype=np.int64)
         merged = DebitResult(outcome, blocked, replayed, first=first)
-        card_owner = dict(zip(batch.cards, batch.resellers, strict=True))
         for (_route, rows), raw in zip(parts, replies, strict=True):
             part = self.decode(raw)
             outcome[rows] = part.outcome
@@ -432,7 +433,8 @@ class Debiter:
             merged.customer_balances.update(part.customer_balances)
             merged.card_balances.update(part.card_balances)
             merged.events.extend(part.events)
-        self._sync_ani(merged.events, card_owner)
+        if any(e.level == "card" for e in merged.events):
+            self._sync_ani(merged.events, dict(zip(batch.cards, batch.resellers, strict=True)))
         self.topology.raise_to(
             keys.partition_watermark(batch.topic_id, batch.partition), int(batch.offsets[-1])
         )
