@@ -2,7 +2,7 @@
 
 The debit answers CONFLICT for such a copy (rater/pipeline/debit.py): it is not charged and not
 stored in rated_cdrs; it is kept in ClickHouse `cdr_conflicts` (schemas/clickhouse/
-050_cdr_conflicts.sql) for an operator, shown by `rater conflicts list` and counted in
+060_cdr_conflicts.sql) for an operator, shown by `rater conflicts list` and counted in
 `rater_cdrs_total{outcome="conflict"}`. Storing is idempotent by message identity: a replayed
 batch gets CONFLICT again and its rows are not written twice.
 

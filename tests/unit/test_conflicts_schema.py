@@ -9,7 +9,7 @@ from rater.settings import PROJECT_ROOT
 
 
 def test_store_columns_are_the_migrations_and_documented() -> None:
-    sql = (PROJECT_ROOT / "schemas" / "clickhouse" / "050_cdr_conflicts.sql").read_text()
+    sql = (PROJECT_ROOT / "schemas" / "clickhouse" / "060_cdr_conflicts.sql").read_text()
     body = sql.split("(", 1)[1].split(")\nENGINE", 1)[0]
     declared = tuple(re.findall(r"^\s+(\w+) \w+", body, re.M))
     assert declared == COLUMNS
