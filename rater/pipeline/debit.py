@@ -115,9 +115,9 @@ class DebitBatch:
         )
 
 
-#: FNV-1a 64: a few vector operations per character column, about 0.4 us per CDR for a
-#: batch here where blake2b of the joined fields took about 1.5 us (a conflict check needs a
-#: stable, well-spread hash, not a cryptographic one)
+#: FNV-1a 64, one vector operation per character position: 0.5-1.3 us per CDR over 100,000 CDRs
+#: here, where blake2b of the joined fields took 2.2-3.3 us in the same runs (a conflict check
+#: needs a stable, well-spread hash, not a cryptographic one)
 _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
 
@@ -141,10 +141,12 @@ def fingerprints(
             text = np.asarray(column, dtype=np.str_).reshape(n)
             width = text.dtype.itemsize // 4
             points = text.view(np.uint32).reshape(n, width)  # UCS-4 code points, 0-padded
+            lengths = np.fromiter(map(len, column), dtype=np.int64, count=n)
             for j in range(width):
-                h ^= points[:, j]
-                h *= _FNV_PRIME
-            h ^= np.fromiter(map(len, column), dtype=np.uint64, count=n)  # 'a' vs 'a\0'
+                # only a string's own characters: the padding depends on the batch's longest
+                inside = lengths > j
+                h = np.where(inside, (h ^ points[:, j]) * _FNV_PRIME, h)
+            h ^= lengths.astype(np.uint64)  # 'a' and 'a\0' differ
             h *= _FNV_PRIME
         for numbers in (billsecs, starts, ends):
             h ^= np.asarray(numbers, dtype=np.int64).astype(np.uint64)

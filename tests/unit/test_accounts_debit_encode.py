@@ -119,6 +119,21 @@ def test_fingerprints_differ_by_each_rating_field_and_are_never_zero() -> None:
         assert fingerprints(**{**base, name: other})[0] != first[0], name  # type: ignore[arg-type]
 
 
+def test_a_fingerprint_does_not_depend_on_the_other_cdrs_of_its_batch() -> None:
+    """numpy pads a column to its longest string: the padding must not reach the hash."""
+
+    def one(accounts: list[str], callees: list[str]) -> int:
+        n = len(accounts)
+        prints = fingerprints(
+            accounts=accounts, cards=[""] * n, callees=callees, billsecs=np.full(n, 60),
+            starts=np.full(n, 1_700_000_000), ends=np.full(n, 1_700_000_065),
+        )  # fmt: skip
+        return int(prints[0])
+
+    alone = one(["C1"], ["31201234567"])
+    assert one(["C1", "a-much-longer-account-id"], ["31201234567", "4930123456789012"]) == alone
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
