@@ -1,6 +1,7 @@
 """What Python and the Lua scripts agree on, written once, here.
 
-- the key families (rater/redis/keys.py SHAPES) become Lua functions `K.<family>(...)`;
+- the key families (rater/redis/keys.py SHAPES) become Lua functions `K.<family>(...)`, its
+  fixed keys the table `FIXED` (`FIXED.generation` is 'accounts:generation');
 - the script codes (rater/redis/codes.py) become Lua tables `DEBIT`, `CORRECT`, ...;
 - the packed records (numpy dtypes below) become their size, `struct` format and the 1-based
   byte offset of each field;
@@ -194,6 +195,7 @@ def lua_header() -> str:
         f"local CLAIMED = {codes.CLAIMED}",
         "local K = {}",
         *(_lua_key_function(shape) for shape in keys.SHAPES.values()),
+        _lua_table("FIXED", dict(keys.FIXED_KEYS)),
         # the scripts of rater/accounts/ build keys from the tag
         "local function tagof(res) return K.tag(res) end",
         *(

@@ -156,10 +156,14 @@ TARIFFS = "tariff:names"
 TARIFFS_GENERATION = "tariff:generation"
 LEDGER_PENDING = "ledger:pending"
 RERATE_LOCK = "rerate:lock"
-FIXED = (
-    GENERATION, RESELLERS, SWITCHES, SWITCHES_GENERATION, TARIFFS, TARIFFS_GENERATION,
-    LEDGER_PENDING, RERATE_LOCK,
-)  # fmt: skip
+#: the fixed keys by name (the Lua header defines them as FIXED.<name>)
+FIXED_KEYS = {
+    "generation": GENERATION, "resellers": RESELLERS, "switches": SWITCHES,
+    "switches_generation": SWITCHES_GENERATION, "tariffs": TARIFFS,
+    "tariffs_generation": TARIFFS_GENERATION, "ledger_pending": LEDGER_PENDING,
+    "rerate_lock": RERATE_LOCK,
+}  # fmt: skip
+FIXED = tuple(FIXED_KEYS.values())
 
 #: keys of the layout before names were encoded, moved once by rater/redis/legacy.py
 LEGACY_SWITCH_NAMES = "switch:names"  # a set; now SWITCHES

@@ -42,6 +42,8 @@ def test_key_functions_spell_keys_as_python_does(redis: Any) -> None:
         values = SEGMENTS[: len(shape.segments)]
         call = f"return K.{shape.family}({', '.join(f'ARGV[{i + 1}]' for i in range(len(values)))})"
         assert lua(redis, call, *values).decode() == shape.encoded(*values), shape.family
+    for name, key in keys.FIXED_KEYS.items():
+        assert lua(redis, f"return FIXED.{name}").decode() == key
     # and the Python builders are those shapes with each segment in key form
     assert keys.customer("R1", "C\n1") == keys.SHAPES["customer"].encoded("R1", "C%0A1")
 
