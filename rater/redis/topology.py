@@ -178,6 +178,8 @@ class Cluster(Topology):
     global_keys = False
 
     def run_each(self, script: Script, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        if not script.loaded:
+            script.load()
         for attempt in range(2):
             pipe = self.client.pipeline(transaction=False)
             for route_key, args in calls:
@@ -187,7 +189,7 @@ class Cluster(Topology):
             if not errors:
                 return list(replies)
             if attempt == 0 and all(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
-                self.client.script_load(script.text)  # sent to every primary
+                script.load()  # sent to every primary
                 continue
             raise DebitError(f"{script.name} on Redis Cluster: {errors[0]}") from errors[0]
         raise AssertionError("unreachable")
