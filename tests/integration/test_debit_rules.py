@@ -447,3 +447,17 @@ def test_a_resend_with_other_rating_fields_is_a_conflict_across_resellers(
     assert result.first.tolist()[2] == [0, 1]  # (partition, offset) of the charged copy
     assert accounts.get_customer("C2").balance == 5 * EUR
     assert accounts.get_customer("C1").balance == 4 * EUR
+
+
+def test_records_of_the_per_reseller_layout_still_count_on_one_server(
+    world: tuple[Accounts, Debiter, str], settings: Settings, redis: Any
+) -> None:
+    """Records written per reseller ({r:R}:d:<bucket>, 20 bytes: before the fingerprint) are
+    read until they expire, so an upgrade does not charge a re-send twice."""
+    accounts, debiter, _ = world
+    bucket = int(redis.time()[0]) // settings.dedup_window_s
+    old = topic_token("topic-1") + struct.pack("<Hq", 7, 5) + bytes([0, 0])
+    redis.hset(keys.reseller_records("R1", bucket), keys.dedup_field("sw1", "before"), old)
+    result = debiter.apply(make_batch([(1, "before", "C1", "", "R1", EUR, EUR)]))
+    assert result.outcome.tolist() == [Outcome.DUPLICATE]
+    assert accounts.get_customer("C1").balance == 5 * EUR

@@ -69,7 +69,7 @@ local R, C, KC = {}, {}, {}
 for i, id in ipairs(res_ids) do
   local wmkey = K.watermark(id, topic, part_s)
   R[i] = {id = id, wmkey = wmkey, wm = tonumber(redis.call('GET', wmkey) or '-1'),
-          g = group_of(id), d = 0}
+          g = group_of(id), d = 0, rows = {}}
 end
 for i, id in ipairs(cust_ids) do
   C[i] = {id = id, r = struct.unpack(INDEX.FMT, cust_res, (i - 1) * INDEX.SIZE + 1), d = 0}
@@ -162,6 +162,7 @@ for i = 1, n do
   fp_pos = fp_pos + flen
   local rows = R[ri].g.rows
   rows[#rows + 1] = i
+  if global then R[ri].rows[#R[ri].rows + 1] = i end
 end
 
 -- 2. read every record of the batch: one HMGET per bucket and group (in chunks)
@@ -183,6 +184,16 @@ for _, g in ipairs(groups) do
   if #g.rows > 0 then
     fetch(g.cur, g.rows)
     fetch(g.prev, g.rows)
+  end
+end
+-- one server: records written before they moved to d:<bucket> (the layout of Redis Cluster)
+-- still count until they expire, two windows after the move; EXISTS skips them after that
+if global then
+  for _, r in ipairs(R) do
+    if #r.rows > 0 then
+      fetch(K.reseller_records(r.id, cur_s), r.rows)
+      fetch(K.reseller_records(r.id, prev_s), r.rows)
+    end
   end
 end
 -- Redis Cluster: records from other slots (claims of other messages; a record of this very
