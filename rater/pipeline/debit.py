@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rater.accounts.ids import auth_id_problem
 from rater.errors import DebitError
 from rater.logs import get_logger
 from rater.pipeline.decode import CdrBatch
@@ -68,8 +69,6 @@ RECORD = CDR_RECORD
 #: (row, message identity) of the first copy of each CONFLICT, as debit.lua returns them
 _FIRST = python_struct(FIRST_COPY)
 _IDENT = python_struct(IDENT)
-#: authorization ids rater issues are 1-64 id characters; any other cannot name a reservation
-_AUTH_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -239,10 +238,9 @@ def _amounts(values: Any, what: str) -> npt.NDArray[np.int64]:
 
 
 def _auth_id(value: str) -> str:
-    """The id, or '' when rater cannot have issued it (then no reservation has it)."""
-    if not value or len(value) > _AUTH_MAX or not keys.is_plain(value):
-        return ""
-    return value
+    """The id, or '' when it fails the check every authorization passed (rater/accounts/ids.py):
+    then no reservation has it."""
+    return value if auth_id_problem(value) is None else ""
 
 
 class Debiter:

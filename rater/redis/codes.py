@@ -1,5 +1,5 @@
-"""The codes the Lua scripts answer with, one IntEnum per script, and the one place that turns a
-code into an error (`raise_for`).
+"""The codes the Lua scripts answer with, one IntEnum per script, and where a code becomes an
+error (`raise_for` here for the debit side; rater/accounts/replies.py for the account scripts).
 
 The Lua header (rater/redis/contract.py) defines every enum below as a Lua table of the same
 names (`DEBIT.APPLIED`, `CORRECT.OUT_OF_RANGE`, `ADJUST.NOT_FOUND`, ...), so a script returns
@@ -10,13 +10,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from rater.errors import (
-    AccountError,
-    DebitError,
-    DisposableCardError,
-    NotFound,
-    RaterError,
-)
+from rater.errors import DebitError, RaterError
 
 
 class DebitOutcome(IntEnum):
@@ -44,35 +38,55 @@ class CorrectionOutcome(IntEnum):
     OUT_OF_RANGE = 2  # would take a balance beyond +-MAX_AMOUNT: nothing changed
 
 
-# The account scripts (adjust, create_cards, pin, reserve) answer these today; rater/accounts/
-# reads them through the same names.
+# The account scripts' codes (rater/accounts/replies.py reads the answers and turns the
+# refusals of adjust and create_cards into errors for a person).
 class AdjustCode(IntEnum):
-    OK = 0
+    """rater/redis/lua/adjust.lua"""
+
+    APPLIED = 0  # detail: the new balance
     NOT_FOUND = 1
-    COVERAGE = 2  # detail: the shortfall (micro-units)
-    DISPOSABLE = 3
-    EXHAUSTED = 4
+    NOT_COVERED = 2  # detail: the shortfall
+    DISPOSABLE = 3  # a top-up of a disposable card
+    EXHAUSTED = 4  # a top-up of an exhausted card
 
 
 class CreateCardsCode(IntEnum):
-    OK = 0
-    NOT_FOUND = 1
-    COVERAGE = 2  # detail: the shortfall (micro-units)
-    NUMBER_TAKEN = 5  # detail: the number
+    """rater/redis/lua/create_cards.lua"""
+
+    DONE = 0  # 'fund' phase detail: the customer's balance
+    NO_CUSTOMER = 1
+    NOT_COVERED = 2  # detail: the shortfall
+    NUMBER_TAKEN = 5  # detail: the card number another card has (redrawn by the caller)
     BATCH_TAKEN = 6
 
 
 class PinCode(IntEnum):
-    RIGHT = 0
-    WRONG = 1  # detail: failures so far
+    """rater/redis/lua/pin.lua"""
+
+    RIGHT = 0  # detail: 1 when the HMAC was re-hashed with the current key
+    WRONG = 1  # detail: wrong PINs since the last right one
     LOCKED = 2  # detail: locked until (epoch s)
     NO_CARD = 3
+    BLOCKED = 4  # blocked after too many wrong PINs, until `rater card unblock`; detail: failures
+
+
+class GuardCode(IntEnum):
+    """rater/redis/lua/pin_guard.lua (wrong PINs per caller number)"""
+
+    GO = 0  # detail: attempts counted in this round
+    LOCKED = 2  # detail: locked until (epoch s)
 
 
 class ReserveCode(IntEnum):
-    RESERVED = 0
-    NOT_ENOUGH = 1  # detail: level, available
-    REFUSED = 2  # detail: level, state
+    """rater/redis/lua/reserve.lua (reserve, renew and release)"""
+
+    DONE = 0  # reserve/renew detail: expires (epoch s); release: 1 when something was held
+    SHORT = 1  # detail: level, what it has available
+    REFUSED = 2  # detail: level, state (blocked, negative, expired, ...)
+    TOO_MANY_CALLS = 3  # detail: level, calls already authorized
+    GONE = 4  # renew: no such live reservation; detail: 'unknown' or 'expired'
+    OVER_LIFETIME = 5  # renew: more seconds than the lifetime allows; detail: the most allowed
+    CHANGED = 6  # renew: another renewal changed it meanwhile
 
 
 #: every script's codes, as the Lua header names them
@@ -82,31 +96,17 @@ ENUMS: dict[str, type[IntEnum]] = {
     "ADJUST": AdjustCode,
     "CREATE_CARDS": CreateCardsCode,
     "PIN": PinCode,
+    "PIN_GUARD": GuardCode,
     "RESERVE": ReserveCode,
 }
 
-#: codes that are errors: (error class, message template formatted with the caller's context)
+#: codes that are errors: (error class, message template formatted with the caller's context).
+#: The refusals of the account scripts need the reseller's figures in their message: they are
+#: turned into errors by rater/accounts/replies.py raise_for.
 _ERRORS: dict[tuple[type[IntEnum], int], tuple[type[RaterError], str]] = {
     (CorrectionOutcome, CorrectionOutcome.OUT_OF_RANGE): (
         DebitError,
         "correction {key}: it would take a balance beyond +-{limit} micro-units; nothing changed",
-    ),
-    (AdjustCode, AdjustCode.NOT_FOUND): (NotFound, "{level} {account!r} does not exist"),
-    (AdjustCode, AdjustCode.DISPOSABLE): (
-        DisposableCardError,
-        "card {account} is disposable: it is never topped up",
-    ),
-    (AdjustCode, AdjustCode.EXHAUSTED): (
-        AccountError,
-        "card {account} is exhausted for good; issue a new card",
-    ),
-    (CreateCardsCode, CreateCardsCode.NOT_FOUND): (
-        NotFound,
-        "customer {customer!r} does not exist",
-    ),
-    (CreateCardsCode, CreateCardsCode.BATCH_TAKEN): (
-        AccountError,
-        "batch {batch!r} already exists",
     ),
 }
 

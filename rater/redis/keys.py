@@ -125,6 +125,7 @@ SHAPES: dict[str, Shape] = {
         Shape("reseller_records", "{r:<res>}:d:<bucket>"),
         Shape("watermark", "{r:<res>}:wm:<topic>:<part>"),
         Shape("correction", "{r:<res>}:corr:<key>"),
+        Shape("auth_record", "{r:<res>}:auth:<auth>"),
         # de-duplication across resellers (docs/REDIS_KEYS.md, "De-duplication records")
         Shape("records", "d:<bucket>"),
         Shape("claims", "{dc:<shard>}:<bucket>"),
@@ -135,6 +136,7 @@ SHAPES: dict[str, Shape] = {
         Shape("ani_index", "ani:<digits>"),
         Shape("ani_owner", "aniown:<digits>"),
         Shape("batch_index", "batchid:<batch>"),
+        Shape("auth_index", "auth:<auth>"),
         # switches and tariffs
         Shape("switch", "switch:<switch>"),
         Shape("tariff_index", "tariff:{<tariff>}:index"),
@@ -143,6 +145,8 @@ SHAPES: dict[str, Shape] = {
         Shape("dlq_watermark", "rater:dlq:wm:<topic>:<part>"),
         Shape("dlq_replayed", "rater:dlq:replayed:<topic>:<part>"),
         Shape("rerate_plans", "rerate:plans:<day>"),
+        Shape("pin_guard_caller", "pinguard:caller:<digits>"),
+        Shape("pin_guard_switch", "pinguard:switch:<switch>:<minute>"),
         Shape("loadgen_scenario", "loadgen:scenario:<scenario>"),
     )
 }
@@ -244,6 +248,13 @@ def correction(reseller_id: str, key: str) -> str:
     return SHAPES["correction"].encoded(name(reseller_id), key)
 
 
+def auth_record(reseller_id: str, auth_id: str) -> str:
+    """One reservation (customer, card, number, start, expiry, seconds, amounts). The auth id
+    is kept as given: rater/accounts/ids.py admits no ':', braces, spaces or control characters,
+    and reserve.lua builds the same name from it."""
+    return SHAPES["auth_record"].encoded(name(reseller_id), auth_id)
+
+
 def correction_id(switch: str, cdr_id: str, revision: int) -> str:
     """Unique per CDR revision; the switch name's length makes it unambiguous with ':' in ids."""
     return f"rerate:{len(switch)}:{switch}:{cdr_id}:{revision}"
@@ -297,6 +308,12 @@ def batch_index(batch_id: str) -> str:
     return SHAPES["batch_index"](batch_id)
 
 
+def auth_index(auth_id: str) -> str:
+    """auth_id -> the reseller whose keys hold the reservation (kept as given, see
+    auth_record)."""
+    return SHAPES["auth_index"].encoded(auth_id)
+
+
 # ----------------------------------------------------------------------- switches, tariffs
 def switch(switch_name: str) -> str:
     """A switch's settings (hash); the names are in SWITCHES."""
@@ -327,6 +344,16 @@ def dlq_replayed(topic: str, partition: int) -> str:
 def rerate_plans(day: date) -> str:
     """Plans of re-rated CDRs started on one UTC day (a hash, one field per CDR revision)."""
     return SHAPES["rerate_plans"](day.isoformat())
+
+
+def pin_guard_caller(digits: str) -> str:
+    """Wrong PINs of one caller number, any card."""
+    return SHAPES["pin_guard_caller"](digits)
+
+
+def pin_guard_switch(switch_name: str, minute: int) -> str:
+    """Wrong PINs from one switch in one minute (epoch s // 60)."""
+    return SHAPES["pin_guard_switch"](switch_name, minute)
 
 
 def loadgen_scenario(scenario: str) -> str:

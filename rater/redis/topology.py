@@ -239,12 +239,12 @@ class Cluster(Topology):
         ):
             return CreateCardsCode.BATCH_TAKEN, b""
         code, detail = self.run(script, route(reseller_id), args)
-        if int(code) != CreateCardsCode.OK:
+        if int(code) != CreateCardsCode.DONE:
             if index is not None:
                 self.client.delete(index)
             return int(code), detail
         self.client.incr(keys.GENERATION)
-        return CreateCardsCode.OK, detail
+        return CreateCardsCode.DONE, detail
 
     def create_card_chunk(
         self, script: Script, *, reseller_id: str, customer_id: str, numbers: Sequence[str],
@@ -269,11 +269,11 @@ class Cluster(Topology):
             release()
             return CreateCardsCode.NUMBER_TAKEN, clash.encode()
         code, detail = self.run(script, route(reseller_id), args)
-        if int(code) != CreateCardsCode.OK:
+        if int(code) != CreateCardsCode.DONE:
             release()
             return int(code), detail
         self.client.incr(keys.GENERATION)
-        return CreateCardsCode.OK, detail
+        return CreateCardsCode.DONE, detail
 
 
 def topology_of(client: RedisLike) -> Topology:
