@@ -51,6 +51,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "run": ("rater.cli.run", "run", "Run the streaming rater workers."),
     "dlq": ("rater.cli.dlq", "dlq", "Show or replay dead-lettered CDRs."),
+    "conflicts": (
+        "rater.cli.conflicts",
+        "conflicts",
+        "List re-sent CDRs whose rating fields differ from the first copy.",
+    ),
     "reconcile": ("rater.cli.reconcile", "reconcile", "Prove Redis balances against ClickHouse."),
     "report": ("rater.cli.report", "report", "Daily, destination, margin and card reports."),
     "rerate": ("rater.cli.rerate", "rerate", "Price stored CDRs again and apply the difference."),

@@ -34,7 +34,8 @@ from rater import metrics
 from rater.accounts.lookup import AccountLookup, Resolved
 from rater.logs import get_logger
 from rater.pipeline import deadletter as dlq
-from rater.pipeline.debit import DebitBatch, Debiter, DebitResult, Outcome
+from rater.pipeline.conflicts import Conflicts, ConflictStore
+from rater.pipeline.debit import DebitBatch, Debiter, DebitResult, Outcome, fingerprints_of
 from rater.pipeline.decode import CdrBatch, KafkaRecord, ObjArray, Reject, decode, strings_of, zone
 from rater.pipeline.rate import rate_batch
 from rater.pipeline.store import CdrStore, RatedRows
@@ -52,6 +53,7 @@ log = get_logger(__name__)
 RATED, UNANSWERED, UNRATED, DUPLICATE, INVALID = (
     "rated", "unanswered", "unrated", "duplicate", "invalid",
 )  # fmt: skip
+CONFLICT = "conflict"  # a re-send with other rating fields (rater/pipeline/conflicts.py)
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Prepared:
     duplicates: int
     replayed: npt.NDArray[np.bool_]
     rejects: list[Reject]
+    conflicts: Conflicts
 
 
 @dataclass
@@ -93,6 +96,7 @@ class Pipeline:
     loader: TariffLoader = field(init=False)
     debiter: Debiter = field(init=False)
     store: CdrStore = field(init=False)
+    conflicts: ConflictStore = field(init=False)
     batches: int = 0
 
     def __post_init__(self) -> None:
@@ -101,6 +105,7 @@ class Pipeline:
         self.loader = TariffLoader(TariffStore(self.redis, self.settings, clickhouse=False))
         self.debiter = Debiter(self.redis, settings=self.settings)
         self.store = CdrStore(self.settings)
+        self.conflicts = ConflictStore(self.store.client)
 
     async def process(self, records: Sequence[KafkaRecord]) -> BatchReport:
         """Decode, rate, debit, store and dead-letter one fetched batch (not the commit)."""
@@ -121,12 +126,15 @@ class Pipeline:
         report = prepared.report
         with _Timer(report.stage_seconds)("store"):
             report.stored = await asyncio.to_thread(self.store.store, self.topic_id, prepared.rows)
+            await asyncio.to_thread(self.conflicts.store, self.topic_id, prepared.conflicts)
         with _Timer(report.stage_seconds)("dead_letter"):
             report.dead_lettered = await dlq.publish(
                 self.producer, self.redis, self.settings, self.topic_id, prepared.rejects
             )
         self.fault("after_store", prepared.batch)
         _count(report, prepared.rows, prepared.duplicates, prepared.rejects)
+        if len(prepared.conflicts):
+            report.outcomes[(CONFLICT, "")] = len(prepared.conflicts)
         _observe(report, prepared.rows, prepared.replayed)
         return report
 
@@ -145,10 +153,11 @@ class Pipeline:
             rows = _rate(compiled, cdrs, accounts, number, number_len)
         with timer("debit"):
             result = self._debit(rows)
+            conflicts = Conflicts.of(rows.cdrs, result)
             rows, duplicates, replayed = _apply_outcomes(rows, result)
         self.batches += 1
         self.fault("after_debit", self.batches)
-        return Prepared(self.batches, report, rows, duplicates, replayed, rejects)
+        return Prepared(self.batches, report, rows, duplicates, replayed, rejects, conflicts)
 
     def warm_up(self) -> None:
         """Compile the tariffs and the kernels before joining the group (a first batch that
@@ -181,6 +190,7 @@ class Pipeline:
                         prices=rows.price[mine],
                         costs=rows.cost[mine],
                         auth_ids=c.auth_id[mine].tolist(),
+                        fingerprints=fingerprints_of(c, mine),
                     )
                 )
             )
@@ -192,6 +202,7 @@ class Pipeline:
             outcome=np.concatenate([p.outcome for p in parts]),
             blocked=np.concatenate([p.blocked for p in parts]),
             replayed=np.concatenate([p.replayed for p in parts]),
+            first=np.concatenate([p.first for p in parts if p.first is not None]),
         )
 
     def fault(self, point: str, batch: int) -> None:
@@ -329,18 +340,24 @@ def _rate(
 def _apply_outcomes(
     rows: RatedRows, result: DebitResult
 ) -> tuple[RatedRows, int, npt.NDArray[np.bool_]]:
-    """Duplicates leave the batch; accounts gone since the lookup make the CDR unrated."""
-    gone = result.outcome == Outcome.UNKNOWN_ACCOUNT
-    if gone.any():
-        rows.outcome[gone] = UNRATED
-        rows.reason[gone] = "unknown account"
-        rows.price[gone] = 0
-        rows.cost[gone] = 0
-        rows.billable[gone] = 0
+    """Duplicates and conflicts leave the batch; accounts gone since the lookup, and amounts the
+    debit refused as beyond its bound (rater/pipeline/debit.py), make the CDR unrated."""
+    for code, why in (
+        (Outcome.UNKNOWN_ACCOUNT, "unknown account"),
+        (Outcome.OUT_OF_RANGE, "amount out of range"),
+    ):
+        gone = result.outcome == code
+        if gone.any():
+            rows.outcome[gone] = UNRATED
+            rows.reason[gone] = why
+            rows.price[gone] = 0
+            rows.cost[gone] = 0
+            rows.billable[gone] = 0
     rows.blocked[:] = result.blocked
     duplicate = result.outcome == Outcome.DUPLICATE
-    if duplicate.any():
-        return rows.take(~duplicate), int(duplicate.sum()), result.replayed[~duplicate]
+    leave = duplicate | (result.outcome == Outcome.CONFLICT)
+    if leave.any():
+        return rows.take(~leave), int(duplicate.sum()), result.replayed[~leave]
     return rows, 0, result.replayed
 
 
