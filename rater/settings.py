@@ -77,6 +77,11 @@ class Settings:
     http_port: int = 18080
     #: duplicates of (switch, cdr_id) are caught within this window
     dedup_window_s: int = 86_400
+    #: Redis data loss (rater/billing/recovery.py): how often a worker compares its partitions'
+    #: watermarks with what ClickHouse stored, and how far back ledgered balance changes and
+    #: re-rating corrections are re-applied by id (a loss older than this is reported only)
+    recovery_check_s: int = 60
+    recovery_horizon_s: int = 7 * 86_400
     # accounts: PIN keys (docs/REDIS_KEYS.md, "PIN keys"). There is no default secret: PINs
     # are 4 digits, so anyone holding the key and a Redis dump tries all 10^4 per card.
     #: the current HMAC key of PINs, 32 bytes or more; or pin_secret_file, a file holding it

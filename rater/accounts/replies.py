@@ -26,6 +26,7 @@ from rater.errors import (
 )
 from rater.money import display
 from rater.redis.codes import AdjustCode, CreateCardsCode, GuardCode, PinCode, ReserveCode
+from rater.redis.contract import MAX_AMOUNT
 
 __all__ = [
     "AdjustCode", "CreateCardsCode", "GuardCode", "PinCode", "ReserveCode", "Subject",
@@ -67,6 +68,11 @@ def raise_for(code: AdjustCode | CreateCardsCode, subject: Subject, detail: Any 
         raise DisposableCardError(f"{subject.what} is disposable: it is never topped up")
     if code is AdjustCode.EXHAUSTED:
         raise AccountError(f"{subject.what} is exhausted for good; issue a new card")
+    if code is AdjustCode.OUT_OF_RANGE:
+        raise AccountError(
+            f"{subject.what}: the balance would leave +-{display(MAX_AMOUNT)}, the most rater "
+            "keeps exact"
+        )
     if code is CreateCardsCode.BATCH_TAKEN:
         raise AccountError(f"{subject.what} already exists")
     raise AccountError(f"{subject.what}: the script answered {code.name} {detail!r}")

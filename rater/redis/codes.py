@@ -48,6 +48,9 @@ class AdjustCode(IntEnum):
     NOT_COVERED = 2  # detail: the shortfall
     DISPOSABLE = 3  # a top-up of a disposable card
     EXHAUSTED = 4  # a top-up of an exhausted card
+    ALREADY_APPLIED = 5  # this ledger entry id was applied before: nothing changed (detail:
+    # the balance)
+    OUT_OF_RANGE = 6  # the balance would leave +-MAX_AMOUNT: nothing changed
 
 
 class CreateCardsCode(IntEnum):

@@ -126,6 +126,7 @@ SHAPES: dict[str, Shape] = {
         Shape("watermark", "{r:<res>}:wm:<topic>:<part>"),
         Shape("correction", "{r:<res>}:corr:<key>"),
         Shape("auth_record", "{r:<res>}:auth:<auth>"),
+        Shape("ledger_applied", "{r:<res>}:applied:<day>"),
         # de-duplication across resellers (docs/REDIS_KEYS.md, "De-duplication records")
         Shape("records", "d:<bucket>"),
         Shape("claims", "{dc:<shard>}:<bucket>"),
@@ -253,6 +254,12 @@ def auth_record(reseller_id: str, auth_id: str) -> str:
     is kept as given: rater/accounts/ids.py admits no ':', braces, spaces or control characters,
     and reserve.lua builds the same name from it."""
     return SHAPES["auth_record"].encoded(name(reseller_id), auth_id)
+
+
+def ledger_applied(reseller_id: str, day: int) -> str:
+    """The ledger entry ids applied to reseller R's balances on one UTC day (epoch day number):
+    hash entry_id -> '1', kept for the recovery horizon (rater/billing/recovery.py)."""
+    return SHAPES["ledger_applied"](reseller_id, day)
 
 
 def correction_id(switch: str, cdr_id: str, revision: int) -> str:
