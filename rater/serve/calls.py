@@ -37,7 +37,9 @@ async def authorize(request: Request) -> Response:
     account = fields.text("account", pattern=ACCOUNT_ID, what="1-64 letters, digits or '_.@+-'")
     card = fields.text("card", max_length=32, pattern=CARD_NUMBER, what="4-32 digits")
     ani = fields.text("ani", max_length=32)
-    pin = fields.text("pin", max_length=32) or _pin_header(request)
+    pin = fields.text("pin", max_length=32)
+    if card and pin is None:
+        pin = _pin_header(request)  # the header is read for card calls only
     payers = [name for name, value in (("account", account), ("card", card), ("ani", ani)) if value]
     if not payers:
         raise bad_request(

@@ -5,7 +5,7 @@ to find the token; `secret` is 32 random bytes (URL-safe base64). Only the SHA-2
 secret is stored; `create` prints the token once. A high-entropy secret needs no slow hash:
 nobody can guess it from its digest, and the digest is compared in constant time (gate.py).
 
-Keys (global, one slot each on Redis Cluster; every change bumps the generation):
+Keys (global, one slot each on Redis Cluster; every change sets a new generation):
 
 - `switchauth:token:<id>` (hash): `switch`, `sha256` (hex digest of the secret), `created`
   (epoch s)
@@ -13,7 +13,9 @@ Keys (global, one slot each on Redis Cluster; every change bumps the generation)
 - `switchauth:scope:<switch>` (hash): `resellers` (comma-separated ids, `*` for every
   reseller), `networks` (comma-separated CIDRs)
 - `switchauth:switches` (set): switches with tokens or a scope
-- `switchauth:generation` (string, int): bumped by every change; serve processes poll it
+- `switchauth:generation` (string): a new random value at every change; serve processes poll
+  it (a random value, not a counter: a flushed or restored Redis cannot bring back a value a
+  process has cached)
 
 A switch acts for no reseller until `rater switch set NAME --resellers r1,r2` (or `*`) says
 which: a new token cannot touch anyone's money by default. An empty allow-list admits any
@@ -163,7 +165,7 @@ class Credentials:
         )
         pipe.sadd(tokens_key(switch), token_id)
         pipe.sadd(SWITCHES, switch)
-        pipe.incr(GENERATION)
+        pipe.set(GENERATION, secrets.token_hex(8))
         pipe.execute()
         return IssuedToken(token_id, switch, f"{token_id}.{secret}")
 
@@ -193,7 +195,7 @@ class Credentials:
             for token_id in doomed:
                 pipe.delete(token_key(token_id))
             pipe.srem(tokens_key(switch), *doomed)
-            pipe.incr(GENERATION)
+            pipe.set(GENERATION, secrets.token_hex(8))
             pipe.execute()
         return doomed
 
@@ -222,7 +224,7 @@ class Credentials:
             pipe = self.redis.pipeline(transaction=False)
             pipe.hset(scope_key(switch), mapping=mapping)
             pipe.sadd(SWITCHES, switch)
-            pipe.incr(GENERATION)
+            pipe.set(GENERATION, secrets.token_hex(8))
             pipe.execute()
         return self.scope(switch)
 
@@ -235,9 +237,9 @@ class Credentials:
             parse_networks(networks),
         )
 
-    def generation(self) -> int:
+    def generation(self) -> str:
         value = self.redis.get(GENERATION)
-        return int(value) if value is not None else 0
+        return _text(value) if value is not None else ""
 
 
 def _text(value: bytes | str) -> str:

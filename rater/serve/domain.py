@@ -9,7 +9,8 @@ those calls raise NotWired and the endpoints answer 501.
 Rates come from `PolledRates`: the tariff store's generation counter is read at most once a
 second instead of on every look-up (StoreRates reads it twice per authorization), so a new
 tariff version reaches the service within a second. Two Redis round trips of the eight an
-account authorization makes.
+account authorization makes. Versions are also read again after MAX_AGE_S whatever the
+counter says (a flushed or restored Redis can bring back a counter value seen before).
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ class CallControl(Protocol):
 class PolledRates:
     """A RateBook (rater.accounts.authorize) over the tariff store; see the module doc."""
 
+    MAX_AGE_S = 60.0
+
     def __init__(
         self,
         client: RedisLike,
@@ -126,6 +129,7 @@ class PolledRates:
         self.poll_s = poll_s
         self.clock = clock
         self._checked_at = float("-inf")
+        self._filled_at = float("-inf")
         self._generation = -1
         self._versions: dict[str, Sequence[TariffTable]] = {}
 
@@ -133,9 +137,10 @@ class PolledRates:
         now = self.clock()
         if now - self._checked_at >= self.poll_s:
             generation = self.store.generation()
-            if generation != self._generation:
+            if generation != self._generation or now - self._filled_at >= self.MAX_AGE_S:
                 self._versions = {}
                 self._generation = generation
+                self._filled_at = now
             self._checked_at = now
         versions = self._versions.get(tariff)
         if versions is None:

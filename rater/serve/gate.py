@@ -67,7 +67,7 @@ class Gate:
         self.clock = clock
         self._tokens: dict[str, StoredToken | None] = {}
         self._scopes: dict[str, Scope] = {}
-        self._generation = -1
+        self._generation: str | None = None
         self._checked_at = float("-inf")
         self._filled_at = float("-inf")
 
