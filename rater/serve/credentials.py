@@ -120,7 +120,10 @@ def parse_resellers(text: str) -> frozenset[str]:
             raise ConfigError("--resellers: '*' (every reseller) stands alone")
         return frozenset(names)
     for name in names:
-        keys.check_id("reseller", name)
+        try:
+            keys.check_id("reseller", name)
+        except AccountError as error:
+            raise ConfigError(f"--resellers: {error}") from None
     return frozenset(names)
 
 
