@@ -106,6 +106,12 @@ class Fields:
             raise bad_request(Code.BAD_VALUE, name, f"{name} {value!r} must be {what}")
         return value
 
+    def required_text(self, name: str, *, max_length: int = 64) -> str:
+        """A non-empty string that must be there."""
+        value = self.text(name, required=True, max_length=max_length)
+        assert value is not None  # text() raised for a missing required field
+        return value
+
     def integer(self, name: str, *, minimum: int, maximum: int) -> int | None:
         """A JSON integer in [minimum, maximum] (None when absent); 1.5, "60" and true are not."""
         value = self.values.get(name)

@@ -53,10 +53,9 @@ async def authorize(request: Request) -> Response:
         raise bad_request(Code.MISSING_FIELD, "pin", "a card needs its PIN (pin or X-Card-PIN)")
     if pin and not card:
         raise bad_request(Code.CONFLICTING_FIELDS, "pin", "a PIN goes with a card")
-    callee = fields.text("callee", required=True)
+    callee = fields.required_text("callee")
     caller = fields.text("caller")
     max_seconds = fields.integer("max_seconds", minimum=1, maximum=MAX_SECONDS)
-    assert callee is not None
 
     control = service_of(request).control
     reseller = control.reseller_of(account=account, card=card, ani=ani)

@@ -156,11 +156,21 @@ class PolledRates:
 
 
 class AuthorizerControl:
-    """CallControl over the Authorizer and Accounts of one Redis client."""
+    """CallControl over the Authorizer and Accounts of one Redis client.
+
+    The reseller of a customer or a card never changes (docs/DESIGN.md section 1: ids are
+    unique in the deployment and a card stays with its customer), so `reseller_of` keeps the
+    ones it found, up to OWNERS_CACHED: one Redis round trip less per authorization. Unknown
+    payers are not kept (they may be created any moment); ANIs are looked up every time (they
+    move between cards).
+    """
+
+    OWNERS_CACHED = 200_000
 
     def __init__(self, settings: Settings, client: RedisLike) -> None:
         self.settings = settings
         self.redis: Any = client
+        self._owners: dict[str, str] = {}
         self.accounts = Accounts(settings, client)
         self.authorizer = Authorizer(
             settings, client, accounts=self.accounts, rates=PolledRates(client, settings)
@@ -170,8 +180,14 @@ class AuthorizerControl:
         self, *, account: str | None = None, card: str | None = None, ani: str | None = None
     ) -> str | None:
         if account is not None:
-            owner = self.redis.get(keys.account_index(account))
-            return owner.decode() if owner is not None else None
+            key = keys.account_index(account)
+            found = self._owners.get(key)
+            if found is None:
+                owner = self.redis.get(key)
+                if owner is None:
+                    return None
+                found = self._keep(key, owner.decode())
+            return found
         if ani is not None:
             try:
                 digits = normalise_ani(ani)
@@ -183,9 +199,21 @@ class AuthorizerControl:
             if not card:
                 return None
         if card is not None:
-            owner = self.redis.get(keys.card_index(card))
-            return owner.decode().split(":", 1)[0] if owner is not None else None
+            key = keys.card_index(card)
+            found = self._owners.get(key)
+            if found is None:
+                owner = self.redis.get(key)
+                if owner is None:
+                    return None
+                found = self._keep(key, owner.decode().split(":", 1)[0])
+            return found
         return None
+
+    def _keep(self, key: str, reseller_id: str) -> str:
+        if len(self._owners) >= self.OWNERS_CACHED:
+            self._owners.clear()  # simpler than an LRU; refilled one round trip at a time
+        self._owners[key] = reseller_id
+        return reseller_id
 
     def authorize(self, ask: AuthorizeAsk) -> Authorization:
         return self.authorizer.authorize(

@@ -93,10 +93,11 @@ class Gate:
     # ---------------------------------------------------------------- cache
     def _refresh(self) -> None:
         now = self.clock()
-        if now - self._checked_at < self.poll_s:
+        aged = now - self._filled_at >= self.max_age_s
+        if not aged and now - self._checked_at < self.poll_s:
             return
         generation = self.credentials.generation()
-        if generation != self._generation or now - self._filled_at >= self.max_age_s:
+        if aged or generation != self._generation:
             self._tokens.clear()
             self._scopes.clear()
             self._generation = generation

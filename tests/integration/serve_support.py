@@ -83,7 +83,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(settings: Settings, tmp: Path, *, workers: int = 1, **extra_env: str) -> Iterator[Served]:
+def serve(
+    settings: Settings, tmp: Path, *, workers: int = 1, healthz: bool = True, **extra_env: str
+) -> Iterator[Served]:
+    """A running `rater serve`; it is up when /healthz answers (or, with healthz=False, when
+    its port accepts connections: a TLS port does not speak plain HTTP)."""
     port = free_port()
     log = tmp / f"serve-{port}.log"
     with log.open("wb") as out:
@@ -100,9 +104,12 @@ def serve(settings: Settings, tmp: Path, *, workers: int = 1, **extra_env: str) 
             if process.poll() is not None:
                 raise RuntimeError(f"rater serve exited: {served.output()}")
             try:
+                if not healthz:
+                    socket.create_connection(served.base, timeout=1).close()
+                    break
                 if call(served, "GET", "/healthz")[0] == 200:
                     break
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"rater serve did not answer: {served.output()}")

@@ -110,3 +110,55 @@ def test_openapi_documents_every_route_and_matches_the_checked_in_file() -> None
     # 4xx answers use the one error shape; there is no 422 anywhere
     text = json.dumps(document)
     assert '"422"' not in text
+
+
+class _Store:
+    """Credentials as plain data: the cache logic of Gate on its own (Redis: integration)."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, Any] = {}
+        self.gen = "g1"
+        self.lookups = 0
+
+    def generation(self) -> str:
+        return self.gen
+
+    def lookup(self, token_id: str) -> Any:
+        self.lookups += 1
+        return self.tokens.get(token_id)
+
+    def scope(self, switch: str) -> Scope:
+        return Scope(frozenset({"R1"}), ())
+
+
+def test_gate_cache_follows_the_generation_and_ages_out() -> None:
+    from rater.serve.credentials import StoredToken, digest
+    from rater.serve.gate import Gate
+
+    now = [0.0]
+    store = _Store()
+    store.tokens["0123456789ab"] = StoredToken("sw1", digest("A" * 43))
+    gate = Gate(store, clock=lambda: now[0])  # type: ignore[arg-type]
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    assert gate.authenticate(headers, "127.0.0.1").switch == "sw1"
+    for _ in range(5):
+        gate.authenticate(headers, "127.0.0.1")
+    assert store.lookups == 1  # cached
+    del store.tokens["0123456789ab"]  # revoked, generation not changed: cached up to 5 s
+    now[0] = 4.9
+    assert gate.authenticate(headers, "127.0.0.1").switch == "sw1"
+    now[0] = 5.0
+    with pytest.raises(ApiError) as caught:
+        gate.authenticate(headers, "127.0.0.1")
+    assert caught.value.status == 401
+    store.tokens["0123456789ab"] = StoredToken("sw1", digest("A" * 43))
+    store.gen = "g2"  # a change is seen at the next poll, a second later at most
+    now[0] = 5.5
+    with pytest.raises(ApiError):
+        gate.authenticate(headers, "127.0.0.1")  # polled at 5.0: not yet
+    now[0] = 6.0
+    assert gate.authenticate(headers, "127.0.0.1").switch == "sw1"
+    wrong = {"authorization": "Bearer 0123456789ab." + "B" * 43}
+    with pytest.raises(ApiError) as caught:
+        gate.authenticate(wrong, "127.0.0.1")
+    assert caught.value.status == 401
