@@ -50,13 +50,15 @@ class HeadTimedProtocol(HttpToolsProtocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._in_head and not self.transport.is_closing():  # still no complete head
-            self._head_bytes += len(data)
+        if self._in_head:
+            end = data.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else end + 4
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._disarm()
                 self.transport.write(_too_large_head())
                 self.transport.close()
+                return
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
