@@ -81,7 +81,7 @@ def run(ctx: BenchContext) -> BenchReport:
     try:
         token = _world(settings, client)
         cli_s = _cli_baseline(settings, 2 if ctx.quick else 5)
-        direct_s = _in_process(settings, client, 200 if ctx.quick else 2_000)
+        direct_s, direct_cpu = _in_process(settings, client, 200 if ctx.quick else 2_000)
         port = _free_port()
         process = _serve(settings, port)
         stop = threading.Event()
@@ -91,13 +91,17 @@ def run(ctx: BenchContext) -> BenchReport:
             _wait_up(port, process)
             _open_loop(port, token, 100, 1.0)  # warm-up: connections, caches, scripts
             points = [(rate, _open_loop(port, token, rate, seconds)) for rate in loads]
-            saturated = _wrk(port, token, 2.0 if ctx.quick else 8.0)
+            before = _cpu(process.pid, client)
+            saturated, answered = _wrk(port, token, 2.0 if ctx.quick else 8.0)
+            after = _cpu(process.pid, client)
         finally:
             stop.set()
             process.send_signal(signal.SIGTERM)
             process.wait(30)
         cleaner.join(5)
         _report(report, points, saturated, cli_s, direct_s)
+        if answered:
+            _cpu_report(report, before, after, answered, direct_cpu)
         report.params["load average (1 min) after the run"] = os.getloadavg()[0]
     finally:
         client.flushdb()
@@ -223,19 +227,20 @@ def _cli_baseline(settings: Settings, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _in_process(settings: Settings, client: Any, n: int) -> float:
-    """Seconds per authorization by the Authorizer itself, rates as the service reads them."""
+def _in_process(settings: Settings, client: Any, n: int) -> tuple[float, float]:
+    """Wall and CPU seconds per authorization by the Authorizer itself (no HTTP), with rates
+    read as the service reads them."""
     authorizer = Authorizer(settings, client, rates=PolledRates(client, settings))
     for i in range(50):
         authorizer.authorize(account=f"C{i % ACCOUNTS}", callee=CALLEE, max_seconds=60)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         if i % 100 == 0:
             _drop_now(client)
         authorizer.authorize(account=f"C{i % ACCOUNTS}", callee=CALLEE, max_seconds=60)
-    elapsed = (time.perf_counter() - started) / n
+    elapsed, cpu = (time.perf_counter() - started) / n, (time.process_time() - cpu) / n
     _drop_now(client)
-    return elapsed
+    return elapsed, cpu
 
 
 def _drop_now(client: Any) -> None:
@@ -333,11 +338,11 @@ def _drive(port: int, token: str, rate: int, seconds: float) -> dict[str, float]
     return asyncio.run(main())
 
 
-def _wrk(port: int, token: str, seconds: float) -> float | None:
-    """Requests per second at saturation by wrk (None when wrk is not installed)."""
+def _wrk(port: int, token: str, seconds: float) -> tuple[float | None, int]:
+    """Requests per second at saturation by wrk, and how many it sent (None, 0 without wrk)."""
     wrk = shutil.which("wrk")
     if wrk is None:
-        return None
+        return None, 0
     script = (
         'wrk.method = "POST"\n'
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
@@ -361,5 +366,61 @@ def _wrk(port: int, token: str, seconds: float) -> float | None:
         os.unlink(handle.name)
     if "Non-2xx" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return float(match.group(1)) if match else None
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    return (float(rate.group(1)) if rate else None), (int(count.group(1)) if count else 0)
+
+
+# ------------------------------------------------------------------------------ CPU
+def _cpu(parent: int, client: Any) -> tuple[float, float]:
+    """CPU seconds used so far by the serve worker processes and by Redis."""
+    tick = os.sysconf("SC_CLK_TCK")
+    workers = 0.0
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    for pid in [parent, *map(int, children)]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        workers += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    info = client.info("cpu")
+    return workers, float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _cpu_report(
+    report: BenchReport,
+    before: tuple[float, float],
+    after: tuple[float, float],
+    n: int,
+    direct_cpu: float,
+) -> None:
+    """CPU per authorization does not depend on what else shares the cores; wall rates do."""
+    serve_us = (after[0] - before[0]) / n * 1e6
+    redis_us = (after[1] - before[1]) / n * 1e6
+    capacity = 2 / ((serve_us + redis_us) / 1e6)
+    report.measurements.append(
+        Measurement(
+            "CPU per authorization: serve workers",
+            serve_us,
+            "us",
+            "the Authorizer alone, in-process",
+            direct_cpu * 1e6,
+            higher_is_better=False,
+        )
+    )
+    report.measurements.append(
+        Measurement("CPU per authorization: Redis", redis_us, "us", higher_is_better=False)
+    )
+    report.measurements.append(
+        Measurement(
+            "capacity of two dedicated cores (2 / CPU per authorization)",
+            capacity,
+            "authorizations/s",
+            target=f">= {TARGET_RATE:,.0f}/s",
+        )
+    )
+    report.notes.append(
+        f"Under saturation each authorization took {serve_us:,.0f} us of the serve workers' "
+        f"CPU and {redis_us:,.0f} us of Redis' ({n:,} requests by wrk); the Authorizer alone "
+        f"takes {direct_cpu * 1e6:,.0f} us of CPU in-process, so HTTP, JSON and the token check "
+        f"are the other {max(serve_us - direct_cpu * 1e6, 0):,.0f} us. Two cores given to "
+        f"nothing else would answer about {capacity:,.0f} a second; the wall rates above are "
+        "lower when other processes share the cores (see the load average)."
+    )
