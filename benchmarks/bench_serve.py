@@ -164,7 +164,7 @@ def _report(
     report.notes.append(
         f"Most authorizations per second seen: {best:,.0f} (target {TARGET_RATE:,.0f}). "
         f"One authorization in-process costs {direct_s * 1e6:,.0f} us of one thread, nearly "
-        "all of it redis-py round trips (eight for an account, ten for a card + PIN); the "
+        "all of it redis-py round trips (six for an account with the service's rates); the "
         f"CLI costs {cli_s * 1000:,.0f} ms a call, mostly interpreter start and imports."
     )
 
