@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from serve_support import Served, call, serve, token, world
 
+from rater.pipeline.debit import DebitBatch, Debiter
 from rater.serve.credentials import Credentials
 from rater.settings import Settings
 
@@ -71,6 +73,25 @@ def test_racing_authorizations_never_promise_the_same_money_twice(
         served, "GET", f"/v1/cards/{w.card}/balance", token=tok, headers={"X-Card-PIN": w.pin}
     )
     assert (status, view["balance"], view["available"]) == (200, "1.00", "0.00")
+    # the five calls happen, 2 minutes each, and are debited with their auth ids: the card ends
+    # at exactly 0.00, its customer at 4.00, the reseller 5 x 0.08 down, nothing left held
+    ids = [a["auth_id"] for a in allowed]
+    Debiter(redis, settings=settings).apply(
+        DebitBatch(
+            "serve-race", 0, np.arange(1, 6), ["sw"] * 5, [f"race-{i}" for i in range(5)],
+            ["C1"] * 5, [w.card] * 5, ["R1"] * 5, np.full(5, 200_000), np.full(5, 80_000), ids,
+        )
+    )  # fmt: skip
+    assert w.accounts.get_card(w.card).balance == 0
+    assert w.accounts.get_customer("C1").balance == 4_000_000
+    assert w.accounts.get_reseller("R1").credit == 100_000_000 - 400_000
+    assert redis.hgetall(f"{{r:R1}}:rsv:k:{w.card}") == {}
+    status, account, _ = call(served, "GET", "/v1/accounts/C1", token=tok)
+    assert (account["balance"], account["available"], account["reservations"]) == (
+        "4.00",
+        "4.00",
+        [],
+    )
 
 
 def test_revocation_reaches_every_worker(served: Served, settings: Settings, redis: Any) -> None:
