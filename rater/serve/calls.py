@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from rater.accounts.api import normalise_ani
+from rater.errors import AccountError
 from rater.serve import metrics
 from rater.serve.domain import AuthorizeAsk
 from rater.serve.problems import Code, bad_request
@@ -37,6 +39,11 @@ async def authorize(request: Request) -> Response:
     account = fields.text("account", pattern=ACCOUNT_ID, what="1-64 letters, digits or '_.@+-'")
     card = fields.text("card", max_length=32, pattern=CARD_NUMBER, what="4-32 digits")
     ani = fields.text("ani", max_length=32)
+    if ani is not None:
+        try:
+            normalise_ani(ani)
+        except AccountError as error:
+            raise bad_request(Code.BAD_VALUE, "ani", str(error)) from None
     pin = fields.text("pin", max_length=32)
     if card and pin is None:
         pin = _pin_header(request)  # the header is read for card calls only

@@ -2,10 +2,10 @@
 
 Why uvicorn: with the same Starlette application and two workers it answered more
 authorizations per second with a lower p99 than granian, and aiohttp was no faster beyond the
-machine's noise (docs/SERVE.md has the numbers). It brings what a service facing switches needs: several
-processes on one socket, TLS from a certificate file, a graceful stop on SIGTERM (stop
-accepting, let in-flight requests finish within settings.http_shutdown_timeout_s, then exit),
-keep-alive timeouts and proxy headers.
+machine's noise (docs/SERVE.md has the numbers). It brings what a service facing switches
+needs: several processes on one socket, TLS from a certificate file, a graceful stop on
+SIGTERM (stop accepting, let in-flight requests finish within
+settings.http_shutdown_timeout_s, then exit), keep-alive timeouts and proxy headers.
 
 Slow clients. uvicorn times idle keep-alive connections only, so `HeadTimedProtocol` adds the
 rest: a connection must deliver each request head within settings.http_header_timeout_s and

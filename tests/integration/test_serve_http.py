@@ -117,6 +117,7 @@ def test_refusals_are_200_with_the_reason(served: Served, ours: tuple[World, str
         ({"card": "81234567", "pin": 1234, "callee": CALLEE}, "bad_type", "pin"),
         ({"account": "", "callee": CALLEE}, "bad_value", "account"),
         ({"account": "C1", "callee": "x" * 65}, "bad_value", "callee"),
+        ({"ani": "not a number", "callee": CALLEE}, "bad_value", "ani"),
     ],
 )
 def test_bad_requests_name_the_field(
