@@ -47,7 +47,7 @@ from rater.accounts.api import Accounts
 from rater.accounts.authorize import Authorizer
 from rater.redis import connection as redis_client
 from rater.serve.credentials import Credentials
-from rater.serve.domain import PolledRates
+from rater.serve.domain import polled_rates
 from rater.settings import Settings
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 from rater.tariffs.store import TariffStore
@@ -230,7 +230,7 @@ def _cli_baseline(settings: Settings, repeats: int) -> float:
 def _in_process(settings: Settings, client: Any, n: int) -> tuple[float, float]:
     """Wall and CPU seconds per authorization by the Authorizer itself (no HTTP), with rates
     read as the service reads them."""
-    authorizer = Authorizer(settings, client, rates=PolledRates(client, settings))
+    authorizer = Authorizer(settings, client, rates=polled_rates(client, settings))
     for i in range(50):
         authorizer.authorize(account=f"C{i % ACCOUNTS}", callee=CALLEE, max_seconds=60)
     started, cpu = time.perf_counter(), time.process_time()

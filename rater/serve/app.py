@@ -22,7 +22,7 @@ from rater.logs import get_logger
 from rater.redis import connection as redis_connection
 from rater.serve import accounts, calls, cards, health, metrics, openapi
 from rater.serve.credentials import Credentials
-from rater.serve.domain import AuthorizerControl, CallControl, NotWired
+from rater.serve.domain import AuthorizerControl, CallControl
 from rater.serve.gate import Gate
 from rater.serve.problems import ApiError, Code, error_response
 from rater.serve.service import REDIS_TIMEOUT_S, Service
@@ -136,8 +136,6 @@ async def _redis_error(request: Request, error: Exception) -> Response:
 
 
 async def _rater_error(request: Request, error: Exception) -> Response:
-    if isinstance(error, NotWired):
-        return error_response(501, Code.NOT_IMPLEMENTED, str(error))
     if isinstance(error, NotFound):
         return error_response(404, Code.NOT_FOUND, str(error))
     if isinstance(error, ServiceUnavailable):

@@ -16,10 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rater.accounts.api import normalise_ani
+from rater.accounts.ani import normalise_ani
+from rater.accounts.answers import Authorization
 from rater.errors import AccountError
 from rater.serve import metrics
 from rater.serve.domain import AuthorizeAsk
+from rater.serve.gate import Principal
 from rater.serve.problems import Code, bad_request
 from rater.serve.service import answer, json_fields, principal_of, service_of
 
@@ -81,39 +83,48 @@ async def authorize(request: Request) -> Response:
         )
     )
     metrics.AUTHORIZATIONS.labels(result.reason.value).inc()
-    return answer(
-        {
-            "allowed": result.allowed,
-            "reason": result.reason.value,
-            "message": result.message,
-            "max_seconds": result.max_seconds,
-            "auth_id": result.auth_id or None,
-            "expires_at": result.expires_at.isoformat() if result.expires_at else None,
-        }
-    )
+    return answer(_authorization(result))
 
 
 async def renew(request: Request) -> Response:
-    principal_of(request)
+    """More time for a long call: allowed with the call's new total and expiry, or refused with
+    the reason (the credit no longer covers it, or the reservation is unknown or ended)."""
+    principal = principal_of(request)
     auth_id = _auth_id(request)
     await json_fields(request, empty_ok=True)  # no fields yet; the body is still capped
-    renewal = service_of(request).control.renew(auth_id)
-    return answer(
-        {
-            "auth_id": renewal.auth_id,
-            "expires_at": renewal.expires_at.isoformat(),
-            "max_seconds": renewal.max_seconds,
-        }
-    )
+    control = service_of(request).control
+    _check_scope(principal, control.reseller_of_auth(auth_id), auth_id)
+    result = control.renew(auth_id)
+    return answer(_authorization(result, auth_id))
 
 
 async def release(request: Request) -> Response:
     """Idempotent: releasing twice, or after the CDR's debit released it, answers the same."""
-    principal_of(request)
+    principal = principal_of(request)
     auth_id = _auth_id(request)
     await json_fields(request, empty_ok=True)
-    service_of(request).control.release(auth_id)
+    control = service_of(request).control
+    _check_scope(principal, control.reseller_of_auth(auth_id), auth_id)
+    control.release(auth_id)
     return answer({"auth_id": auth_id, "released": True})
+
+
+def _check_scope(principal: Principal, reseller: str | None, auth_id: str) -> None:
+    """A reservation of a reseller the switch does not act for: 403. An unknown or ended one
+    goes on (renew refuses it, release has nothing to do)."""
+    if reseller is not None:
+        principal.check_reseller(reseller, f"auth_id {auth_id}")
+
+
+def _authorization(result: Authorization, auth_id: str | None = None) -> dict[str, object]:
+    return {
+        "allowed": result.allowed,
+        "reason": result.reason.value,
+        "message": result.message,
+        "max_seconds": result.max_seconds,
+        "auth_id": (result.auth_id or auth_id) if result.allowed else None,
+        "expires_at": result.expires_at.isoformat() if result.expires_at else None,
+    }
 
 
 def _auth_id(request: Request) -> str:

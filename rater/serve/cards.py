@@ -2,9 +2,10 @@
 
 The PIN travels in the `X-Card-PIN` header only: never in the URL (it would land in access
 logs and proxies' caches) nor in a GET body. The check is the authorization's own
-(Accounts.verify_pin): a wrong PIN counts towards the card's lockout, and a locked card
-answers `card_locked` even with the right PIN. Like an authorization, a wrong PIN or an
-unknown card is a 200 with `ok: false` and the reason.
+(the Authorizer's PIN gate): a wrong PIN counts towards the card's lockout and the switch's
+slow-down, and a locked card is refused even with the right PIN. Like an authorization, every
+card-or-PIN problem (unknown card, wrong PIN, locked or blocked) is the same 200 with
+`ok: false` and reason `card_or_pin`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ async def balance(request: Request) -> Response:
     reseller = control.reseller_of(card=number)
     if reseller is not None:
         principal.check_reseller(reseller, f"card {number}")
-    found = control.card_balance(number, pin)
+    found = control.card_balance(number, pin, switch=principal.switch)
     body: dict[str, object] = {
         "ok": found.ok,
         "reason": found.reason.value,

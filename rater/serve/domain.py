@@ -2,38 +2,37 @@
 
 Endpoints talk to `CallControl` only; `AuthorizerControl` implements it over
 rater.accounts.authorize.Authorizer (the same object `rater authorize` uses, so the rules are
-the same) and rater.accounts.api.Accounts. Renewing and releasing a reservation are
-`Authorizer.renew(auth_id)` and `Authorizer.release(auth_id)`; until the Authorizer has them,
-those calls raise NotWired and the endpoints answer 501.
+the same: authorize, renew, release, the PIN gate with its limits per card, caller and switch)
+and rater.accounts.api.Accounts.
 
-Rates come from `PolledRates`: the tariff store's generation counter is read at most once a
-second instead of on every look-up (StoreRates reads it twice per authorization), so a new
-tariff version reaches the service within a second. Two Redis round trips of the eight an
-account authorization makes. Versions are also read again after MAX_AGE_S whatever the
-counter says (a flushed or restored Redis can bring back a counter value seen before).
+Rates: the Authorizer's default RateBook reads the tariff store's generation counter on every
+authorization; the service's reads it at most once a second (TariffLoader's
+check_interval_ms), so a new tariff version reaches the service within a second and an
+authorization makes one Redis round trip less.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-from rater import reference
-from rater.accounts.api import Accounts, normalise_ani
-from rater.accounts.authorize import Authorization, Authorizer, Reason
-from rater.errors import AccountError, NotFound, RaterError
+from rater.accounts.ani import normalise_ani
+from rater.accounts.answers import CARD_OR_PIN_MESSAGE, Authorization, Reason
+from rater.accounts.api import Accounts
+from rater.accounts.authorize import Authorizer
+from rater.accounts.model import Level
+from rater.accounts.rates import RateBook
+from rater.accounts.reservations import Hold
+from rater.errors import AccountError, NotFound
 from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
-from rater.tariffs.model import TariffRow, TariffTable
+from rater.tariffs.loader import TariffLoader
 from rater.tariffs.store import TariffStore
 
-
-class NotWired(RaterError):
-    """The account layer has no such call yet (the endpoint answers 501)."""
+#: how often the service looks at the tariff store's generation counter
+RATES_CHECK_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -51,22 +50,6 @@ class AuthorizeAsk:
 
 
 @dataclass(frozen=True)
-class Renewal:
-    auth_id: str
-    expires_at: datetime
-    max_seconds: int | None = None
-
-
-@dataclass(frozen=True)
-class Hold:
-    """A live reservation on an account."""
-
-    auth_id: str
-    amount: int  # micro-units
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
 class AccountView:
     account: str
     name: str
@@ -80,7 +63,7 @@ class AccountView:
 
 @dataclass(frozen=True)
 class CardBalance:
-    ok: bool  # the PIN was right and the card exists
+    ok: bool  # the card exists and its PIN was accepted
     reason: Reason
     message: str
     card: str
@@ -99,60 +82,26 @@ class CallControl(Protocol):
     ) -> str | None:
         """The reseller id of the payer named, or None when it does not exist."""
 
+    def reseller_of_auth(self, auth_id: str) -> str | None:
+        """The reseller whose credit a live reservation holds, or None (unknown, ended)."""
+
     def authorize(self, ask: AuthorizeAsk) -> Authorization: ...
 
-    def renew(self, auth_id: str) -> Renewal: ...
+    def renew(self, auth_id: str) -> Authorization: ...
 
     def release(self, auth_id: str) -> None:
         """Drop the reservation; nothing (and no error) when there is none any more."""
 
-    def card_balance(self, number: str, pin: str) -> CardBalance: ...
+    def card_balance(self, number: str, pin: str, *, switch: str) -> CardBalance: ...
 
     def account(self, account_id: str) -> AccountView:
         """NotFound when the account does not exist."""
 
 
-class PolledRates:
-    """A RateBook (rater.accounts.authorize) over the tariff store; see the module doc."""
-
-    MAX_AGE_S = 60.0
-
-    def __init__(
-        self,
-        client: RedisLike,
-        settings: Settings,
-        *,
-        poll_s: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store = TariffStore(client, settings, clickhouse=False)
-        self.poll_s = poll_s
-        self.clock = clock
-        self._checked_at = float("-inf")
-        self._filled_at = float("-inf")
-        self._generation = -1
-        self._versions: dict[str, Sequence[TariffTable]] = {}
-
-    def find(self, tariff: str, number: str, at: datetime) -> tuple[TariffTable, TariffRow] | None:
-        now = self.clock()
-        if now - self._checked_at >= self.poll_s:
-            generation = self.store.generation()
-            if generation != self._generation or now - self._filled_at >= self.MAX_AGE_S:
-                self._versions = {}
-                self._generation = generation
-                self._filled_at = now
-            self._checked_at = now
-        versions = self._versions.get(tariff)
-        if versions is None:
-            try:
-                versions = self._versions[tariff] = self.store.versions(tariff)
-            except NotFound:
-                return None
-        table = reference.version_at(versions, at)
-        if table is None:
-            return None
-        row = reference.match(table, number, at)
-        return (table, row) if row is not None else None
+def polled_rates(client: RedisLike, settings: Settings) -> RateBook:
+    """A RateBook whose tariffs are checked for changes at most every RATES_CHECK_MS."""
+    store = TariffStore(client, settings, clickhouse=False)
+    return RateBook(TariffLoader(store, check_interval_ms=RATES_CHECK_MS).compiled)
 
 
 class AuthorizerControl:
@@ -160,9 +109,9 @@ class AuthorizerControl:
 
     The reseller of a customer or a card never changes (docs/DESIGN.md section 1: ids are
     unique in the deployment and a card stays with its customer), so `reseller_of` keeps the
-    ones it found, up to OWNERS_CACHED: one Redis round trip less per authorization. Unknown
-    payers are not kept (they may be created any moment); ANIs are looked up every time (they
-    move between cards).
+    ones it found, up to OWNERS_CACHED: the scope check costs one Redis round trip per payer
+    and process, not per authorization. Unknown payers are not kept (they may be created any
+    moment); ANIs are looked up every time (they move between cards).
     """
 
     OWNERS_CACHED = 200_000
@@ -170,50 +119,33 @@ class AuthorizerControl:
     def __init__(self, settings: Settings, client: RedisLike) -> None:
         self.settings = settings
         self.redis: Any = client
-        self._owners: dict[str, str] = {}
         self.accounts = Accounts(settings, client)
         self.authorizer = Authorizer(
-            settings, client, accounts=self.accounts, rates=PolledRates(client, settings)
+            settings, client, accounts=self.accounts, rates=polled_rates(client, settings)
         )
+        self._owners: dict[str, str] = {}
 
     def reseller_of(
         self, *, account: str | None = None, card: str | None = None, ani: str | None = None
     ) -> str | None:
         if account is not None:
-            key = keys.account_index(account)
-            found = self._owners.get(key)
-            if found is None:
-                owner = self.redis.get(key)
-                if owner is None:
-                    return None
-                found = self._keep(key, owner.decode())
-            return found
+            return self._owner(keys.account_index(account), lambda raw: raw)
         if ani is not None:
             try:
                 digits = normalise_ani(ani)
             except AccountError:
                 return None
-            card = _text(self.redis.get(keys.ani_index(digits))) or _text(
-                self.redis.get(f"aniown:{digits}")
+            card = _text(self.redis.get(keys.ani_index(digits))) or self.accounts.anis.owner_of(
+                digits
             )
             if not card:
                 return None
         if card is not None:
-            key = keys.card_index(card)
-            found = self._owners.get(key)
-            if found is None:
-                owner = self.redis.get(key)
-                if owner is None:
-                    return None
-                found = self._keep(key, owner.decode().split(":", 1)[0])
-            return found
+            return self._owner(keys.card_index(card), lambda raw: raw.split(":", 1)[0])
         return None
 
-    def _keep(self, key: str, reseller_id: str) -> str:
-        if len(self._owners) >= self.OWNERS_CACHED:
-            self._owners.clear()  # simpler than an LRU; refilled one round trip at a time
-        self._owners[key] = reseller_id
-        return reseller_id
+    def reseller_of_auth(self, auth_id: str) -> str | None:
+        return self.authorizer.reservations.reseller_of(auth_id)
 
     def authorize(self, ask: AuthorizeAsk) -> Authorization:
         return self.authorizer.authorize(
@@ -222,43 +154,29 @@ class AuthorizerControl:
             card=ask.card,
             pin=ask.pin,
             ani=ask.ani,
+            caller=ask.caller,
             switch=ask.switch,
             max_seconds=ask.max_seconds,
         )
 
-    def renew(self, auth_id: str) -> Renewal:
-        # Authorizer.renew(auth_id) is being added to rater/accounts/authorize.py; its answer is
-        # read by attribute so wiring it needs no change here
-        method = getattr(self.authorizer, "renew", None)
-        if method is None:
-            raise NotWired("renewing a reservation needs Authorizer.renew, not on this version")
-        answer: Any = method(auth_id)
-        return Renewal(auth_id, answer.expires_at, getattr(answer, "max_seconds", None))
+    def renew(self, auth_id: str) -> Authorization:
+        return self.authorizer.renew(auth_id)
 
     def release(self, auth_id: str) -> None:
-        method = getattr(self.authorizer, "release", None)
-        if method is None:
-            raise NotWired("releasing a reservation needs Authorizer.release, not on this version")
-        method(auth_id)
+        self.authorizer.release(auth_id)
 
-    def card_balance(self, number: str, pin: str) -> CardBalance:
+    def card_balance(self, number: str, pin: str, *, switch: str) -> CardBalance:
+        # the authorization's own gate: wrong PINs count per card and per switch, and every
+        # card-or-PIN problem (unknown, wrong, locked, blocked) is the same answer
+        refused = CardBalance(False, Reason.CARD_OR_PIN, CARD_OR_PIN_MESSAGE, number)
+        if not self.authorizer.pin_gate.check(number, pin, caller=None, switch=switch):
+            return refused
         try:
-            check = self.accounts.verify_pin(number, pin)  # counts wrong PINs, locks the card
-            if check.locked_until is not None:
-                return CardBalance(
-                    False,
-                    Reason.CARD_LOCKED,
-                    f"card {number}: locked after wrong PINs until "
-                    f"{check.locked_until:%Y-%m-%d %H:%M:%S} UTC",
-                    number,
-                )
-            if not check.ok:
-                return CardBalance(False, Reason.WRONG_PIN, f"card {number}: wrong PIN", number)
             card = self.accounts.get_card(number)
             reseller = self.accounts.get_reseller(card.reseller_id)
-        except NotFound as error:
-            return CardBalance(False, Reason.UNKNOWN_CARD, str(error), number)
-        _, holds = self._holds(keys.reservations(card.reseller_id, "k", number))
+        except NotFound:
+            return refused
+        holds = self.accounts.holds(Level.CARD, number)
         return CardBalance(
             True,
             Reason.OK,
@@ -274,7 +192,7 @@ class AuthorizerControl:
     def account(self, account_id: str) -> AccountView:
         customer = self.accounts.get_customer(account_id)
         reseller = self.accounts.get_reseller(customer.reseller_id)
-        _, holds = self._holds(keys.reservations(reseller.reseller_id, "c", account_id))
+        holds = tuple(self.accounts.holds(Level.CUSTOMER, account_id))
         return AccountView(
             account=customer.customer_id,
             name=customer.name,
@@ -286,18 +204,16 @@ class AuthorizerControl:
             holds=holds,
         )
 
-    def _holds(self, key: str) -> tuple[int, tuple[Hold, ...]]:
-        """The server's now (epoch s) and the live reservations in one rsv hash."""
-        seconds, _ = self.redis.time()
-        raw = self.redis.hgetall(key)
-        holds = []
-        for auth_id, value in sorted(raw.items()):
-            amount, until = value.decode().split(":")
-            if int(until) > seconds:
-                holds.append(
-                    Hold(auth_id.decode(), int(amount), datetime.fromtimestamp(int(until), UTC))
-                )
-        return int(seconds), tuple(holds)
+    def _owner(self, key: str, reseller: Any) -> str | None:
+        found = self._owners.get(key)
+        if found is None:
+            raw = self.redis.get(key)
+            if raw is None:
+                return None
+            if len(self._owners) >= self.OWNERS_CACHED:
+                self._owners.clear()  # simpler than an LRU; refilled one round trip at a time
+            found = self._owners[key] = str(reseller(raw.decode()))
+        return found
 
 
 def _text(value: bytes | None) -> str:

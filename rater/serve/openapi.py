@@ -42,7 +42,6 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "No such account or path.",
         408: "The body did not arrive in time.",
         413: "The body is over the size cap.",
-        501: "The account layer cannot do this yet.",
         503: "Redis did not answer.",
     }
     return {str(s): _json(_ref("Error"), words[s]) for s in statuses}
@@ -134,7 +133,7 @@ DOCUMENT: dict[str, Any] = {
                     "allowed": {"type": "boolean"},
                     "reason": {
                         "type": "string",
-                        "description": "ok, or why not (wrong_pin, card_empty, ...)",
+                        "description": "ok, or why not (card_or_pin, card_empty, ...)",
                     },
                     "message": _STRING,
                     "max_seconds": {
@@ -146,15 +145,6 @@ DOCUMENT: dict[str, Any] = {
                         "description": "put it on the call's CDR; null when refused",
                     },
                     "expires_at": _nullable(_TIME),
-                },
-            },
-            "Renewal": {
-                "type": "object",
-                "required": ["auth_id", "expires_at"],
-                "properties": {
-                    "auth_id": _STRING,
-                    "expires_at": _TIME,
-                    "max_seconds": _nullable({"type": "integer"}),
                 },
             },
             "Release": {
@@ -236,12 +226,15 @@ DOCUMENT: dict[str, Any] = {
         },
         "/v1/authorize/{auth_id}/renew": {
             "post": {
-                "summary": "Extend a live reservation (long calls).",
+                "summary": "More time for a long call, or the reason why not.",
                 "security": _SECURED,
                 "parameters": [_AUTH_ID_PARAM],
                 "responses": {
-                    "200": _json(_ref("Renewal"), "The new expiry."),
-                    **_errors(400, 401, 403, 413, 501, 503),
+                    "200": _json(
+                        _ref("Authorization"),
+                        "Renewed (max_seconds: the call's total), or refused with a reason.",
+                    ),
+                    **_errors(400, 401, 403, 408, 413, 503),
                 },
             }
         },
@@ -252,7 +245,7 @@ DOCUMENT: dict[str, Any] = {
                 "parameters": [_AUTH_ID_PARAM],
                 "responses": {
                     "200": _json(_ref("Release"), "Released (also the second time)."),
-                    **_errors(400, 401, 403, 413, 501, 503),
+                    **_errors(400, 401, 403, 408, 413, 503),
                 },
             }
         },

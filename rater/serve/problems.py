@@ -2,8 +2,8 @@
 
 A refusal to authorize a call is not an error (200 with `allowed: false`). Errors are bad
 requests (400, never 422), authentication (401) and scope (403), a body over the cap (413), a
-client too slow to send its body (408), unknown paths (404, 405) and endpoints whose account
-call does not exist yet (501). `code` is stable (clients switch on it), `field` names the part
+client too slow to send its body (408), unknown paths (404, 405), and a Redis that does not
+answer (503). `code` is stable (clients switch on it), `field` names the part
 of the request at fault ('' when none), `message` is for a person.
 """
 
@@ -30,7 +30,6 @@ class Code(StrEnum):
     FORBIDDEN = "forbidden"  # a valid token acting outside its switch, resellers or addresses
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
-    NOT_IMPLEMENTED = "not_implemented"
     UNAVAILABLE = "unavailable"  # Redis did not answer
     INTERNAL = "internal_error"
 

@@ -114,6 +114,16 @@ def test_resellers_the_switch_does_not_act_for_are_403(
             served, method, path, body, token=tok, headers={"X-Card-PIN": "0000"}
         )
         assert (status, answer["error"]["code"]) == (403, "forbidden"), (path, body, answer)
+    # nor may it renew or release the other reseller's reservations
+    theirs = token(redis, _name(), "R2")
+    _, granted, _ = call(served, "POST", "/v1/authorize", {**BODY, "account": "C2"}, token=theirs)
+    for action in ("renew", "release"):
+        status, answer, _ = call(
+            served, "POST", f"/v1/authorize/{granted['auth_id']}/{action}", token=tok
+        )
+        assert (status, answer["error"]["code"]) == (403, "forbidden"), action
+    assert redis.hget("{r:R2}:rsv:c:C2", granted["auth_id"]) is not None
+    redis.delete("{r:R2}:rsv:r:R2", "{r:R2}:rsv:c:C2")
     # no money moved and no wrong PIN was counted against the other reseller's card
     assert redis.keys("{r:R2}:rsv:*") == []
     assert w.accounts.get_card(w.other_card).pin_failures == 0

@@ -60,21 +60,23 @@ def test_account_card_and_ani_authorizations_answer_like_the_cli(
     # a card call: the same answer as the CLI's Authorizer gives on the same balances
     _drop_holds(redis)
     direct = Authorizer(settings, redis).authorize(card=w.card, pin=w.pin, callee=CALLEE)
+    Authorizer(settings, redis).release(direct.auth_id)
     _drop_holds(redis)
     status, answer = _authorize(served, tok, card=w.card, pin=w.pin, callee=CALLEE)
     assert (status, answer["allowed"], answer["reason"]) == (200, True, direct.reason.value)
     assert answer["max_seconds"] == direct.max_seconds == 3000  # the customer's 5 EUR
-    _drop_holds(redis)
+    _release(served, tok, answer["auth_id"])
 
     status, answer = _authorize(served, tok, ani="+31 20 123 4567", callee=CALLEE, max_seconds=60)
     assert (status, answer["allowed"], answer["max_seconds"]) == (200, True, 60)
+    _release(served, tok, answer["auth_id"])
 
     # the PIN may come in the X-Card-PIN header instead of the body
     status, answer, _ = call(
         served,
         "POST",
         "/v1/authorize",
-        {"card": w.card, "callee": CALLEE, "max_seconds": 60},
+        {"card": w.card, "callee": CALLEE, "max_seconds": 60, "caller": "+31201234567"},
         token=tok,
         headers={"X-Card-PIN": w.pin},
     )
@@ -86,7 +88,8 @@ def test_refusals_are_200_with_the_reason(served: Served, ours: tuple[World, str
     cases = [
         ({"account": "nobody", "callee": CALLEE}, "unknown_account"),
         ({"card": w.card, "pin": "0000" if w.pin != "0000" else "1111", "callee": CALLEE},
-         "wrong_pin"),
+         "card_or_pin"),
+        ({"card": "80000000", "pin": "1234", "callee": CALLEE}, "card_or_pin"),
         ({"account": "C1", "callee": "+4420000000"}, "no_rate"),
         ({"ani": "+999123456", "callee": CALLEE}, "unknown_ani"),
     ]  # fmt: skip
@@ -210,49 +213,50 @@ def test_unknown_paths_and_methods_use_the_error_shape(
 
 
 # ------------------------------------------------------------------------------ renew, release
-def test_renew_and_release_are_501_until_the_authorizer_has_them(
-    served: Served, ours: tuple[World, str]
-) -> None:
-    _, tok = ours
-    for action in ("renew", "release"):
-        status, answer, _ = call(served, "POST", f"/v1/authorize/a0123/{action}", token=tok)
-        if hasattr(Authorizer, action):
-            assert status != 501
-        else:
-            assert (status, answer["error"]["code"]) == (501, "not_implemented")
-    status, answer, _ = call(served, "POST", "/v1/authorize/a:b/release", token=tok)
-    assert (status, answer["error"]["field"]) == (400, "auth_id")
-    status, _, _ = call(served, "POST", "/v1/authorize/a0123/release")
-    assert status == 401
-
-
-@pytest.mark.xfail(
-    not hasattr(Authorizer, "release"), reason="Authorizer.release not on main yet", strict=True
-)
 def test_release_is_idempotent_and_frees_the_credit(
     served: Served, ours: tuple[World, str], redis: Any
 ) -> None:
     _, tok = ours
     _, answer = _authorize(served, tok, account="C1", callee=CALLEE, max_seconds=600)
     auth_id = answer["auth_id"]
+    assert redis.hget("{r:R1}:rsv:c:C1", auth_id) is not None
     first = call(served, "POST", f"/v1/authorize/{auth_id}/release", token=tok)
     second = call(served, "POST", f"/v1/authorize/{auth_id}/release", token=tok)
     assert (first[0], second[0]) == (200, 200)
     assert first[1] == second[1] == {"auth_id": auth_id, "released": True}
     assert redis.hget("{r:R1}:rsv:c:C1", auth_id) is None
+    _status, view, _ = call(served, "GET", "/v1/accounts/C1", token=tok)
+    assert (view["available"], view["reservations"]) == ("5.00", [])
+    # an auth_id nobody issued: nothing to release, the same answer
+    assert call(served, "POST", "/v1/authorize/a0000000000000000/release", token=tok)[:2] == (
+        200,
+        {"auth_id": "a0000000000000000", "released": True},
+    )
 
 
-@pytest.mark.xfail(
-    not hasattr(Authorizer, "renew"), reason="Authorizer.renew not on main yet", strict=True
-)
-def test_renew_moves_the_expiry(served: Served, ours: tuple[World, str]) -> None:
+def test_renew_moves_the_expiry_and_refuses_unknown_ids(
+    served: Served, ours: tuple[World, str]
+) -> None:
     _, tok = ours
     _, answer = _authorize(served, tok, account="C1", callee=CALLEE, max_seconds=60)
     time.sleep(1.1)
-    status, renewed, _ = call(served, "POST", f"/v1/authorize/{answer['auth_id']}/renew", token=tok)
+    path = f"/v1/authorize/{answer['auth_id']}/renew"
+    status, renewed, _ = call(served, "POST", path, token=tok)
     assert status == 200, renewed
-    assert renewed["auth_id"] == answer["auth_id"]
+    assert (renewed["allowed"], renewed["reason"], renewed["auth_id"]) == (
+        True,
+        "ok",
+        answer["auth_id"],
+    )
     assert renewed["expires_at"] > answer["expires_at"]
+    assert renewed["max_seconds"] >= answer["max_seconds"]
+    status, unknown, _ = call(served, "POST", "/v1/authorize/a0000000000000000/renew", token=tok)
+    assert (status, unknown["allowed"], unknown["reason"]) == (200, False, "unknown_auth")
+    assert unknown["auth_id"] is None
+    status, answer, _ = call(served, "POST", "/v1/authorize/a:b/release", token=tok)
+    assert (status, answer["error"]["field"]) == (400, "auth_id")
+    status, _, _ = call(served, "POST", "/v1/authorize/a0123/release")
+    assert status == 401
 
 
 # ------------------------------------------------------------------------------ cards, accounts
@@ -273,21 +277,25 @@ def test_card_balance_needs_the_pin_header_and_shares_the_lockout(
     status, answer, _ = call(served, "GET", f"{path}?pin={w.pin}", token=tok)
     assert (status, answer["error"]["field"]) == (400, "pin")
     wrong = "0000" if w.pin != "0000" else "1111"
-    # the service runs with 3 wrong PINs before a lock; authorize and balance count together
+    refused = {"ok": False, "reason": "card_or_pin", "card": w.card}
+    # the service runs with 3 wrong PINs before a lock; balance and authorize count together
     status, answer, _ = call(served, "GET", path, token=tok, headers={"X-Card-PIN": wrong})
-    assert (status, answer["ok"], answer["reason"]) == (200, False, "wrong_pin")
-    status, answer = _authorize(served, tok, card=w.card, pin=wrong, callee=CALLEE)
-    assert answer["reason"] == "wrong_pin"
-    status, answer, _ = call(served, "GET", path, token=tok, headers={"X-Card-PIN": wrong})
-    assert answer["reason"] in ("wrong_pin", "card_locked")
+    assert (status, {k: answer[k] for k in refused}) == (200, refused)
+    assert _authorize(served, tok, card=w.card, pin=wrong, callee=CALLEE)[1]["reason"] == (
+        "card_or_pin"
+    )
+    call(served, "GET", path, token=tok, headers={"X-Card-PIN": wrong})
+    assert w.accounts.get_card(w.card).locked_until is not None
+    # locked: the right PIN is refused too, with the same answer, in both places
     status, answer, _ = call(served, "GET", path, token=tok, headers={"X-Card-PIN": w.pin})
-    assert (answer["ok"], answer["reason"]) == (False, "card_locked")
-    status, answer = _authorize(served, tok, card=w.card, pin=w.pin, callee=CALLEE)
-    assert answer["reason"] == "card_locked"
+    assert {k: answer[k] for k in refused} == refused
+    assert _authorize(served, tok, card=w.card, pin=w.pin, callee=CALLEE)[1]["reason"] == (
+        "card_or_pin"
+    )
     status, answer, _ = call(
         served, "GET", "/v1/cards/80000000/balance", token=tok, headers={"X-Card-PIN": "1"}
     )
-    assert (status, answer["ok"], answer["reason"]) == (200, False, "unknown_card")
+    assert (status, answer["ok"], answer["reason"]) == (200, False, "card_or_pin")
 
 
 def test_account_shows_booked_available_and_holds(served: Served, ours: tuple[World, str]) -> None:
@@ -329,6 +337,11 @@ def test_readiness_names_what_is_down(settings: Settings, tmp_path: Path) -> Non
     assert answer["status"] == "not ready"
     assert answer["redis"].startswith("unreachable")
     assert answer["kafka"].startswith("unreachable")
+
+
+def _release(served: Served, tok: str, auth_id: str) -> None:
+    status, _, _ = call(served, "POST", f"/v1/authorize/{auth_id}/release", token=tok)
+    assert status == 200
 
 
 def _drop_holds(redis: Any) -> None:

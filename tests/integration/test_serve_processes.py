@@ -28,7 +28,9 @@ CALLEE = "+31612345678"
 
 @pytest.fixture(scope="module")
 def served(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serve(settings, tmp_path_factory.mktemp("serve-w2"), workers=2) as running:
+    # several calls at once on one card (the default allows one)
+    racing = settings.replace(max_calls_per_card=50)
+    with serve(racing, tmp_path_factory.mktemp("serve-w2"), workers=2) as running:
         yield running
 
 
