@@ -94,6 +94,8 @@ def run(ctx: BenchContext) -> BenchReport:
             before = _cpu(process.pid, client)
             saturated, answered = _wrk(port, token, 2.0 if ctx.quick else 8.0)
             after = _cpu(process.pid, client)
+            _, refused = _wrk(port, token, 2.0 if ctx.quick else 4.0, refused=True)
+            http_cpu = (_cpu(process.pid, client)[0] - after[0]) / max(refused, 1)
         finally:
             stop.set()
             process.send_signal(signal.SIGTERM)
@@ -101,7 +103,7 @@ def run(ctx: BenchContext) -> BenchReport:
         cleaner.join(5)
         _report(report, points, saturated, cli_s, direct_s)
         if answered:
-            _cpu_report(report, before, after, answered, direct_cpu)
+            _cpu_report(report, before, after, answered, direct_cpu=direct_cpu, http_cpu=http_cpu)
         report.params["load average (1 min) after the run"] = os.getloadavg()[0]
     finally:
         client.flushdb()
@@ -338,11 +340,16 @@ def _drive(port: int, token: str, rate: int, seconds: float) -> dict[str, float]
     return asyncio.run(main())
 
 
-def _wrk(port: int, token: str, seconds: float) -> tuple[float | None, int]:
-    """Requests per second at saturation by wrk, and how many it sent (None, 0 without wrk)."""
+def _wrk(
+    port: int, token: str, seconds: float, *, refused: bool = False
+) -> tuple[float | None, int]:
+    """Requests per second at saturation by wrk, and how many it sent (None, 0 without wrk).
+    refused: bodies without a callee, answered 400 after the token check and the body's
+    fields (what the HTTP layer costs without an account call)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return None, 0
+    callee = "" if refused else f',"callee":"{CALLEE}"'
     script = (
         'wrk.method = "POST"\n'
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
@@ -351,7 +358,7 @@ def _wrk(port: int, token: str, seconds: float) -> tuple[float | None, int]:
         "request = function()\n"
         "  n = n + 1\n"
         f'  return wrk.format(nil, nil, nil, \'{{"account":"C\' .. (n % {ACCOUNTS}) .. '
-        f'\'","callee":"{CALLEE}"}}\')\n'
+        f"'\"{callee}}}')\n"
         "end\n"
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
@@ -364,7 +371,7 @@ def _wrk(port: int, token: str, seconds: float) -> tuple[float | None, int]:
         ).stdout  # fmt: skip
     finally:
         os.unlink(handle.name)
-    if "Non-2xx" in out:
+    if "Non-2xx" in out and not refused:
         raise RuntimeError(f"wrk saw errors:\n{out}")
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     count = re.search(r"(\d+) requests in", out)
@@ -389,7 +396,9 @@ def _cpu_report(
     before: tuple[float, float],
     after: tuple[float, float],
     n: int,
+    *,
     direct_cpu: float,
+    http_cpu: float,
 ) -> None:
     """CPU per authorization does not depend on what else shares the cores; wall rates do."""
     serve_us = (after[0] - before[0]) / n * 1e6
@@ -407,6 +416,14 @@ def _cpu_report(
     )
     report.measurements.append(
         Measurement("CPU per authorization: Redis", redis_us, "us", higher_is_better=False)
+    )
+    report.measurements.append(
+        Measurement(
+            "CPU per request answered 400 after the token check (the HTTP layer alone)",
+            http_cpu * 1e6,
+            "us",
+            higher_is_better=False,
+        )
     )
     report.measurements.append(
         Measurement(
