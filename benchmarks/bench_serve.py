@@ -90,7 +90,10 @@ def run(ctx: BenchContext) -> BenchReport:
         try:
             _wait_up(port, process)
             _open_loop(port, token, 100, 1.0)  # warm-up: connections, caches, scripts
-            points = [(rate, _open_loop(port, token, rate, seconds)) for rate in loads]
+            points = [
+                _measured(port, token, rate, seconds, pid=process.pid, client=client)
+                for rate in loads
+            ]
             before = _cpu(process.pid, client)
             saturated, answered = _wrk(port, token, 2.0 if ctx.quick else 8.0)
             after = _cpu(process.pid, client)
@@ -134,7 +137,8 @@ def _report(
             Measurement(
                 f"offered {rate}/s: p50 / p99 latency",
                 point["p99_ms"],
-                f"ms p99 (p50 {point['p50_ms']:.2f} ms, {point['errors']:.0f} failed)",
+                f"ms p99 (p50 {point['p50_ms']:.2f} ms, {point['errors']:.0f} failed, "
+                f"{point['cpu_us']:.0f} us serve CPU each)",
                 "rater authorize, one call",
                 cli_s * 1000,
                 target=target,
@@ -280,6 +284,16 @@ def _wait_up(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("rater serve did not start within 60 s")
 
 
+def _measured(
+    port: int, token: str, rate: int, seconds: float, *, pid: int, client: Any
+) -> tuple[int, dict[str, float]]:
+    """One offered load, with the serve workers' CPU per answered request."""
+    before = _cpu(pid, client)[0]
+    point = _open_loop(port, token, rate, seconds)
+    point["cpu_us"] = (_cpu(pid, client)[0] - before) / max(point["answered"], 1) * 1e6
+    return rate, point
+
+
 def _open_loop(port: int, token: str, rate: int, seconds: float) -> dict[str, float]:
     """One offered load, driven from a child process (its CPU is not this one's)."""
     context = multiprocessing.get_context("spawn")
@@ -334,6 +348,7 @@ def _drive(port: int, token: str, rate: int, seconds: float) -> dict[str, float]
             "p50_ms": float(np.percentile(done, 50) * 1000) if done.size else float("nan"),
             "p99_ms": float(np.percentile(done, 99) * 1000) if done.size else float("nan"),
             "errors": float(errors),
+            "answered": float(done.size),
         }
 
     uvloop.install()
