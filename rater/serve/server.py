@@ -28,6 +28,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from rater.accounts.pinkeys import PinKeys
 from rater.logs import get_logger
 from rater.settings import Settings, get_settings
 
@@ -139,6 +140,7 @@ def config_kwargs(settings: Settings) -> dict[str, Any]:
 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT (in-flight requests finish first)."""
+    PinKeys.from_settings(settings)  # no PIN secret: ConfigError now, not in every worker
     metrics_dir = ""
     if settings.http_workers > 1:
         # one Prometheus sample file per worker, added up by whichever answers /metrics
