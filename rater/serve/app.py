@@ -23,7 +23,7 @@ from rater.logs import get_logger
 from rater.redis import connection as redis_connection
 from rater.serve import accounts, calls, cards, health, metrics, openapi
 from rater.serve.credentials import Credentials
-from rater.serve.domain import AuthorizerControl, CallControl
+from rater.serve.domain import AuthorizerControl, CallControl, LazyControl
 from rater.serve.gate import Gate
 from rater.serve.problems import ApiError, Code, error_response
 from rater.serve.service import REDIS_TIMEOUT_S, Service
@@ -51,7 +51,9 @@ def create_app(
     client = client if client is not None else connect(settings)
     service = Service(
         settings=settings,
-        control=control if control is not None else AuthorizerControl(settings, client),
+        control=control
+        if control is not None
+        else LazyControl(lambda: AuthorizerControl(settings, client)),
         gate=Gate(Credentials(client)),
         redis=client,
     )

@@ -13,6 +13,7 @@ authorization makes one Redis round trip less.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -214,6 +215,44 @@ class AuthorizerControl:
                 self._owners.clear()  # simpler than an LRU; refilled one round trip at a time
             found = self._owners[key] = str(reseller(raw.decode()))
         return found
+
+
+class LazyControl:
+    """A CallControl made on first use: building one reads Redis (the tariff store moves old
+    keys on start), so a service started while Redis is down still starts, /readyz says why,
+    and money endpoints answer 503 until Redis answers."""
+
+    def __init__(self, build: Callable[[], CallControl]) -> None:
+        self._build = build
+        self._control: CallControl | None = None
+
+    def _get(self) -> CallControl:
+        if self._control is None:
+            self._control = self._build()
+        return self._control
+
+    def reseller_of(
+        self, *, account: str | None = None, card: str | None = None, ani: str | None = None
+    ) -> str | None:
+        return self._get().reseller_of(account=account, card=card, ani=ani)
+
+    def reseller_of_auth(self, auth_id: str) -> str | None:
+        return self._get().reseller_of_auth(auth_id)
+
+    def authorize(self, ask: AuthorizeAsk) -> Authorization:
+        return self._get().authorize(ask)
+
+    def renew(self, auth_id: str) -> Authorization:
+        return self._get().renew(auth_id)
+
+    def release(self, auth_id: str) -> None:
+        self._get().release(auth_id)
+
+    def card_balance(self, number: str, pin: str, *, switch: str) -> CardBalance:
+        return self._get().card_balance(number, pin, switch=switch)
+
+    def account(self, account_id: str) -> AccountView:
+        return self._get().account(account_id)
 
 
 def _text(value: bytes | None) -> str:

@@ -331,8 +331,13 @@ def test_health_readiness_metrics_and_openapi(served: Served, ours: tuple[World,
 
 def test_readiness_names_what_is_down(settings: Settings, tmp_path: Path) -> None:
     broken = settings.replace(kafka_bootstrap="127.0.0.1:1", redis_url="redis://127.0.0.1:1/0")
-    with serve(broken, tmp_path) as running:
+    with serve(broken, tmp_path) as running:  # it starts all the same
         status, answer, _ = call(running, "GET", "/readyz")
+        money = call(
+            running, "POST", "/v1/authorize", {"account": "C1", "callee": CALLEE},
+            token="0123456789ab." + "A" * 43,
+        )  # fmt: skip
+    assert (money[0], money[1]["error"]["code"]) == (503, "unavailable")
     assert status == 503
     assert answer["status"] == "not ready"
     assert answer["redis"].startswith("unreachable")
