@@ -32,7 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "tariff",
         "Import, derive, list, show and export tariff tables.",
     ),
-    "switch": ("rater.cli.switch", "switch", "Per-switch number and time settings."),
+    "switch": (
+        "rater.cli.switch",
+        "switch",
+        "Per-switch number and time settings, API tokens and scopes.",
+    ),
     "rate": ("rater.cli.rate", "rate", "Rate a JSONL file of CDRs offline against a tariff file."),
     "reseller": ("rater.cli.reseller", "reseller", "Create resellers, add credit, show coverage."),
     "customer": ("rater.cli.customer", "customer", "Create SIP customers, top up, show balances."),
@@ -50,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Publish synthetic CDRs with a reference manifest.",
     ),
     "run": ("rater.cli.run", "run", "Run the streaming rater workers."),
+    "serve": ("rater.cli.serve", "serve", "Serve call authorization to switches over HTTP."),
     "dlq": ("rater.cli.dlq", "dlq", "Show or replay dead-lettered CDRs."),
     "conflicts": (
         "rater.cli.conflicts",
