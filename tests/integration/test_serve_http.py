@@ -350,7 +350,8 @@ def _release(served: Served, tok: str, auth_id: str) -> None:
 
 
 def _drop_holds(redis: Any) -> None:
-    for key in redis.keys("{r:R1}:rsv:*"):
+    """Every reservation of R1's accounts gone: entries, expiry index and totals."""
+    for key in redis.keys("{r:R1}:rsv*"):
         redis.delete(key)
 
 
