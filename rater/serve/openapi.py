@@ -309,7 +309,15 @@ DOCUMENT: dict[str, Any] = {
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics of every worker process.",
-                "responses": {"200": {"description": "Text format", "content": {"text/plain": {}}}},
+                "description": (
+                    "Needs a token of any switch, unless the client address is in "
+                    "RATER_HTTP_METRICS_ALLOW."
+                ),
+                "security": _SECURED,
+                "responses": {
+                    "200": {"description": "Text format", "content": {"text/plain": {}}},
+                    **_errors(401, 403),
+                },
             }
         },
         "/openapi.json": {

@@ -319,7 +319,7 @@ def test_health_readiness_metrics_and_openapi(served: Served, ours: tuple[World,
     status, answer, _ = call(served, "GET", "/readyz")
     assert (status, answer) == (200, {"status": "ready", "redis": "ok", "kafka": "ok"})
     _authorize(served, tok, account="C1", callee=CALLEE, max_seconds=60)
-    status, text, _ = call(served, "GET", "/metrics")
+    status, text, _ = call(served, "GET", "/metrics", token=tok)
     assert status == 200
     assert 'rater_authorizations_total{reason="ok"}' in text
     assert 'rater_http_requests_total{route="/v1/authorize",status="200"}' in text
@@ -327,6 +327,27 @@ def test_health_readiness_metrics_and_openapi(served: Served, ours: tuple[World,
     assert status == 200
     checked_in = json.loads((PROJECT_ROOT / "docs" / "openapi.json").read_text())
     assert document == checked_in == json.loads(openapi.text())
+
+
+def test_metrics_need_a_switch_token_unless_the_address_is_allowed(
+    served: Served, ours: tuple[World, str], settings: Settings, tmp_path: Path
+) -> None:
+    """/metrics tells call volumes and refusal reasons per route: not for anyone who can
+    reach the port. A token of any switch reads it (Prometheus sends it as a bearer token),
+    or RATER_HTTP_METRICS_ALLOW names addresses that need none."""
+    _, tok = ours
+    status, answer, response = call(served, "GET", "/metrics")
+    assert (status, answer["error"]["code"]) == (401, "unauthorized")
+    assert "Bearer" in response.getheader("WWW-Authenticate", "")
+    assert call(served, "GET", "/metrics", token="0123456789ab." + "A" * 43)[0] == 401
+    assert call(served, "GET", "/metrics", token=tok)[0] == 200
+    assert call(served, "GET", "/healthz")[0] == 200  # health and readiness stay open
+    with serve(settings.replace(http_metrics_allow="127.0.0.0/8"), tmp_path) as allowed:
+        status, text, _ = call(allowed, "GET", "/metrics")
+    assert status == 200
+    assert "rater_http_requests_total" in text
+    with serve(settings.replace(http_metrics_allow="192.0.2.0/24"), tmp_path) as elsewhere:
+        assert call(elsewhere, "GET", "/metrics")[0] == 401
 
 
 def test_readiness_names_what_is_down(settings: Settings, tmp_path: Path) -> None:
