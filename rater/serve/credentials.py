@@ -147,7 +147,8 @@ def check_switch(name: str) -> str:
 class Credentials:
     """Reads and writes the keys above."""
 
-    def __init__(self, client: RedisLike) -> None:
+    def __init__(self, client: RedisLike | Any) -> None:
+        """client: a Redis client, or one that forwards to it (rater/serve/app.py LazyRedis)."""
         self.redis: Any = client
 
     # ---------------------------------------------------------------- tokens

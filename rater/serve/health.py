@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+from typing import Any
 
 import redis
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from rater.errors import ServiceUnavailable
 from rater.serve import metrics
 from rater.serve.service import answer, client_ip, principal_of, service_of
 
@@ -59,10 +61,10 @@ def _allowed(
     return any(ip in network for network in networks)
 
 
-def _redis(client: redis.Redis) -> str:
+def _redis(client: Any) -> str:
     try:
         client.ping()
-    except (redis.RedisError, OSError) as error:
+    except (redis.RedisError, OSError, ServiceUnavailable) as error:
         return f"unreachable: {error}"
     return "ok"
 

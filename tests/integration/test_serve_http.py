@@ -16,6 +16,7 @@ import pytest
 from serve_support import Served, World, call, serve, token, world
 
 from rater.accounts.authorize import Authorizer
+from rater.redis import keys
 from rater.serve import openapi
 from rater.settings import PROJECT_ROOT, Settings
 
@@ -58,10 +59,10 @@ def test_account_card_and_ani_authorizations_answer_like_the_cli(
     assert held.startswith("1000000:")  # 10 minutes at 0.10
 
     # a card call: the same answer as the CLI's Authorizer gives on the same balances
-    _drop_holds(redis)
+    _drop_holds(redis, w.card)
     direct = Authorizer(settings, redis).authorize(card=w.card, pin=w.pin, callee=CALLEE)
     Authorizer(settings, redis).release(direct.auth_id)
-    _drop_holds(redis)
+    _drop_holds(redis, w.card)
     status, answer = _authorize(served, tok, card=w.card, pin=w.pin, callee=CALLEE)
     assert (status, answer["allowed"], answer["reason"]) == (200, True, direct.reason.value)
     assert answer["max_seconds"] == direct.max_seconds == 3000  # the customer's 5 EUR
@@ -351,7 +352,12 @@ def test_metrics_need_a_switch_token_unless_the_address_is_allowed(
 
 
 def test_readiness_names_what_is_down(settings: Settings, tmp_path: Path) -> None:
-    broken = settings.replace(kafka_bootstrap="127.0.0.1:1", redis_url="redis://127.0.0.1:1/0")
+    """Also on Redis Cluster, whose client connects to its nodes when it is made."""
+    broken = settings.replace(
+        kafka_bootstrap="127.0.0.1:1",
+        redis_url="redis://127.0.0.1:1/0",
+        redis_cluster_nodes="127.0.0.1:1" if settings.redis_cluster_nodes else "",
+    )
     with serve(broken, tmp_path) as running:  # it starts all the same
         status, answer, _ = call(running, "GET", "/readyz")
         money = call(
@@ -370,10 +376,14 @@ def _release(served: Served, tok: str, auth_id: str) -> None:
     assert status == 200
 
 
-def _drop_holds(redis: Any) -> None:
-    """Every reservation of R1's accounts gone: entries, expiry index and totals."""
-    for key in redis.keys("{r:R1}:rsv*"):
-        redis.delete(key)
+def _drop_holds(redis: Any, card: str) -> None:
+    """Every reservation of R1, C1 and the card gone: entries, expiry index and totals."""
+    for level, account in (("r", "R1"), ("c", "C1"), ("k", card)):
+        redis.delete(
+            keys.reservations("R1", level, account),
+            keys.reservation_expiry("R1", level, account),
+            keys.reservation_totals("R1", level, account),
+        )
 
 
 def _read_reply(sock: socket.socket) -> bytes:

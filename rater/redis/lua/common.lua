@@ -102,21 +102,17 @@ end
 -- (K.reservation_expiry) and their running sum and count (K.reservation_totals: held, calls).
 -- Every change goes through the functions below, so the totals stay the exact sum of the
 -- entries and no script reads every live reservation of an account. The three keys expire
--- together, a minute after the newest entry: totals never outlive the entries they sum.
+-- together, a minute after the newest entry: totals never outlive the entries they sum (and
+-- whoever deletes reservations by hand deletes the three keys).
 local function rsv_keys(res, level, id)
   return K.reservations(res, level, id), K.reservation_expiry(res, level, id),
     K.reservation_totals(res, level, id)
 end
 
--- entries written before the totals existed are indexed and summed once, on first touch;
--- totals without entries (the entries' hash deleted by hand) are dropped
+-- entries written before the totals existed are indexed and summed once, on first touch
+-- (called when the totals are missing: then either there are no entries, or old ones)
 local function rsv_upgrade(h, z, s)
-  local totals = redis.call('EXISTS', s) == 1
-  if redis.call('EXISTS', h) == 0 then
-    if totals then redis.call('DEL', z, s) end
-    return
-  end
-  if totals then return end
+  if redis.call('EXISTS', h) == 0 then return end
   local flat = redis.call('HGETALL', h)
   local held, calls = 0, 0
   for i = 1, #flat, 2 do
@@ -152,17 +148,23 @@ end
 
 -- the live sum and count of one account's reservations, expired entries dropped first
 local function rsv_live(h, z, s, now)
-  rsv_upgrade(h, z, s)
-  for _, auth in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now)) do
-    rsv_drop(h, z, s, auth)
-  end
   local t = redis.call('HMGET', s, 'held', 'calls')
-  return tonumber(t[1] or '0'), tonumber(t[2] or '0')
+  if not t[2] then
+    rsv_upgrade(h, z, s)
+    t = redis.call('HMGET', s, 'held', 'calls')
+  end
+  local held, calls = tonumber(t[1] or '0'), tonumber(t[2] or '0')
+  for _, auth in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now)) do
+    local amount = rsv_drop(h, z, s, auth)
+    if amount then held, calls = held - amount, calls - 1 end
+  end
+  return held, calls
 end
 
--- add an entry, or replace it (a renewal): the totals follow; the keys live a minute past it
-local function rsv_put(h, z, s, auth, amount, expires, now)
-  local before = redis.call('HGET', h, auth)
+-- add an entry (fresh: a new auth_id), or replace it (a renewal): the totals follow; the
+-- keys live a minute past the newest entry
+local function rsv_put(h, z, s, auth, amount, expires, now, fresh)
+  local before = (not fresh) and redis.call('HGET', h, auth)
   if before then
     redis.call('HINCRBY', s, 'held', amount - tonumber(string.match(before, '^(-?%d+):')))
   else
@@ -180,6 +182,6 @@ end
 -- the debit of a CDR carrying auth_id, or a release: that call holds nothing any more
 local function rsv_release(res, level, id, auth)
   local h, z, s = rsv_keys(res, level, id)
-  rsv_upgrade(h, z, s)
+  if redis.call('EXISTS', s) == 0 then rsv_upgrade(h, z, s) end
   return rsv_drop(h, z, s, auth)
 end

@@ -48,10 +48,10 @@ local function refusal(level, key, via_ani)
   return nil, tonumber(f[1])
 end
 
-local function hold(levels, auth, want, expires)
+local function hold(levels, auth, want, expires, fresh)
   for _, l in ipairs(levels) do
     local h, z, s = rsv_keys(res, l[1], l[3])
-    rsv_put(h, z, s, auth, want[l[1]], expires, now)
+    rsv_put(h, z, s, auth, want[l[1]], expires, now, fresh)
   end
 end
 
@@ -70,7 +70,7 @@ if op == 'reserve' then
     if want[l[1]] > balance - held then return {1, l[1], fmt(balance - held)} end
   end
   local expires = now + ttl
-  hold(levels, auth, want, expires)
+  hold(levels, auth, want, expires, true)
   local record = tag .. ':auth:' .. auth
   redis.call('HSET', record, 'cust', cust, 'card', card, 'ani', ARGV[10], 'num', ARGV[14],
     'at', ARGV[15], 'start', fmt(now), 'exp', fmt(expires), 'secs', ARGV[11],
@@ -104,7 +104,7 @@ if op == 'renew' then
     if want[l[1]] > balance - held then return {1, l[1], fmt(balance - held)} end
   end
   local expires = now + ttl
-  hold(levels, auth, want, expires)
+  hold(levels, auth, want, expires, false)
   redis.call('HSET', record, 'exp', fmt(expires), 'secs', ARGV[6],
     'r', fmt(want.r), 'c', fmt(want.c), 'k', fmt(want.k))
   redis.call('EXPIRE', record, ttl + 60)
