@@ -27,6 +27,9 @@ from rater.redis import keys
 #: owners remembered per process before the memory is started afresh (about 200 bytes each)
 OWNERS_KEPT = 200_000
 
+#: per level: (level, account hash, reservation totals, reservation expiry index)
+_PayerKeys = tuple[tuple[str, str, str, str], ...]
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -56,6 +59,7 @@ class Payers:
         self.reservations = reservations
         self._customers: dict[str, str] = {}  # customer -> reseller
         self._cards: dict[str, tuple[str, str]] = {}  # card -> (reseller, customer)
+        self._built: dict[tuple[str, str, str], _PayerKeys] = {}
 
     # ---------------------------------------------------------------- owners
     def reseller_of_customer(self, customer_id: str) -> str | None:
@@ -100,15 +104,33 @@ class Payers:
     def queue(self, rt: RoundTrip, reseller_id: str, customer_id: str, card_number: str) -> Pending:
         """Queue the reads of a payer: account hashes and reservation totals of each level."""
         now = int(time.time())
-        levels = [("r", keys.reseller(reseller_id), reseller_id),
-                  ("c", keys.customer(reseller_id, customer_id), customer_id)]  # fmt: skip
-        if card_number:
-            levels.append(("k", keys.card(reseller_id, card_number), card_number))
         hashes, totals = {}, {}
-        for level, key, account_id in levels:
-            hashes[level] = rt.command("HGETALL", key)
-            totals[level] = self.reservations.queue_totals(rt, reseller_id, level, account_id, now)
+        for level, account, sums, expiry in self._keys(reseller_id, customer_id, card_number):
+            hashes[level] = rt.command("HGETALL", account)
+            totals[level] = (rt.command("HMGET", sums, "held", "calls"),
+                             rt.command("ZRANGEBYSCORE", expiry, "-inf", now))  # fmt: skip
         return Pending(reseller_id, customer_id, card_number, hashes, totals)
+
+    def _keys(self, reseller_id: str, customer_id: str, card_number: str) -> _PayerKeys:
+        """(level, account hash, totals, expiry index) per level, built once per payer and
+        process: key names are pure functions of the ids, and building one takes about 3 us
+        (timeit): some 20 us of an authorization's 250-350 us of CPU."""
+        wanted = (reseller_id, customer_id, card_number)
+        found = self._built.get(wanted)
+        if found is None:
+            levels = [("r", keys.reseller(reseller_id), reseller_id),
+                      ("c", keys.customer(reseller_id, customer_id), customer_id)]  # fmt: skip
+            if card_number:
+                levels.append(("k", keys.card(reseller_id, card_number), card_number))
+            found = tuple(
+                (level, account, keys.reservation_totals(reseller_id, level, account_id),
+                 keys.reservation_expiry(reseller_id, level, account_id))
+                for level, account, account_id in levels
+            )  # fmt: skip
+            if len(self._built) >= OWNERS_KEPT:
+                self._built.clear()
+            self._built[wanted] = found
+        return found
 
     def snapshot(self, replies: list[Any], pending: Pending) -> Snapshot:
         """The payer from its replies; NotFound naming the first level that does not exist."""

@@ -83,16 +83,10 @@ class Reservations:
         self.store = store
 
     # ---------------------------------------------------------------- reads for authorize
-    def queue_totals(self, rt: RoundTrip, reseller_id: str, level: str, account_id: str,
-                     now: int) -> tuple[int, int]:  # fmt: skip
-        """Queue the reads of one account's totals and expired entries; their reply indices."""
-        totals = rt.command("HMGET", keys.reservation_totals(reseller_id, level, account_id),
-                            "held", "calls")  # fmt: skip
-        expiry = keys.reservation_expiry(reseller_id, level, account_id)
-        return totals, rt.command("ZRANGEBYSCORE", expiry, "-inf", now)
-
     @staticmethod
     def totals(replies: list[Any], at: tuple[int, int]) -> Totals:
+        """The Totals from the replies of `HMGET <totals> held calls` and `ZRANGEBYSCORE
+        <expiry> -inf <now>` (keys.reservation_totals, keys.reservation_expiry)."""
         held, calls = replies[at[0]]
         return Totals(int(held or 0), int(calls or 0), tuple(replies[at[1]]))
 

@@ -216,7 +216,10 @@ DOCUMENT: dict[str, Any] = {
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("AuthorizeRequest")}},
+                    "content": {
+                        "application/json": {"schema": _ref("AuthorizeRequest")},
+                        "application/x-www-form-urlencoded": {"schema": _ref("AuthorizeRequest")},
+                    },
                 },
                 "responses": {
                     "200": _json(_ref("Authorization"), "Allowed, or refused with a reason."),

@@ -103,6 +103,22 @@ def test_refusals_are_200_with_the_reason(served: Served, ours: tuple[World, str
         assert answer["message"]
 
 
+def test_a_form_body_authorizes_like_json(served: Served, ours: tuple[World, str]) -> None:
+    """What a dialplan can send (docs/SWITCHES_CALL_CONTROL.md): the same answer as JSON."""
+    w, tok = ours
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    raw = f"card={w.card}&pin={w.pin}&caller=%2B31205550101&callee=%2B31612345678&max_seconds=90"
+    status, answer, _ = call(served, "POST", "/v1/authorize", raw=raw.encode(), token=tok,
+                             headers=form)  # fmt: skip
+    assert (status, answer["allowed"], answer["max_seconds"]) == (200, True, 90)
+    status, released, _ = call(served, "POST", f"/v1/authorize/{answer['auth_id']}/release",
+                               raw=b"", token=tok, headers=form)  # fmt: skip
+    assert (status, released["released"]) == (200, True)
+    wrong = b"account=C1&callee=316&max_seconds=1m"
+    status, bad, _ = call(served, "POST", "/v1/authorize", raw=wrong, token=tok, headers=form)
+    assert (status, bad["error"]["field"], bad["error"]["code"]) == (400, "max_seconds", "bad_type")
+
+
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [
