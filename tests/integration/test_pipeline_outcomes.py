@@ -15,6 +15,7 @@ from pipeline_world import (
     SELL,
     cdr,
     make_world,
+    pipeline_settings,
     publish,
     run_in_process,
 )
@@ -141,7 +142,7 @@ def test_unrated_cdrs_are_stored_with_their_reason_and_not_debited(
     run_in_process(kafka_topics)
     rows = _rows(ch, tag)
     assert rows[f"{tag}-nosell"]["outcome"] == "unrated"
-    assert rows[f"{tag}-nosell"]["reason"] == "no sell match"
+    assert rows[f"{tag}-nosell"]["reason"] == f"no sell match: {SELL}"
     assert rows[f"{tag}-acct"]["outcome"] == "unrated"
     assert "unknown account" in rows[f"{tag}-acct"]["reason"]
     assert "unknown card" in rows[f"{tag}-card"]["reason"]
@@ -200,9 +201,9 @@ def test_invalid_records_go_to_the_dead_letter_topic_with_origin_and_reason(
     originals = {orjson.dumps(m) if isinstance(m, dict) else m for m in bad}
     assert {letter.value for letter in letters} == originals
     reasons = " | ".join(letter.reason for letter in letters)
-    for expected in ("bad JSON", "billsec: missing", "billsec: expected an integer",
-                     "billsec: negative", "end_time: before start_time", "callee:",
-                     "start_time: 'yesterday'"):  # fmt: skip
+    for expected in ("bad json: ", "missing field: billsec", "wrong type: billsec: expected an "
+                     "integer", "negative: billsec -4", "end before start: end_time",
+                     "bad number: callee: ", "bad time: start_time 'yesterday'"):  # fmt: skip
         assert expected in reasons
     for letter in letters:
         assert letter.topic == kafka_topics.topic_cdrs
@@ -224,7 +225,7 @@ def test_a_new_tariff_version_is_picked_up_without_restart(
         from rater.pipeline.worker import run_worker
 
         stop = asyncio.Event()
-        task = asyncio.create_task(run_worker(kafka_topics, stop=stop))
+        task = asyncio.create_task(run_worker(pipeline_settings(kafka_topics), stop=stop))
         from pipeline_world import publish_async
 
         await publish_async(kafka_topics, [cdr(f"{tag}-1", callee="+8613912345678")])
