@@ -118,7 +118,8 @@ class RerateSummary:
     corrections_applied: int = 0
     price_delta: int = 0
     cost_delta: int = 0
-    #: why CDRs stay as they were, with counts ("no sell match in retail@2", ...)
+    #: why CDRs stay as they were: reason texts (rater/reasons.py) with counts
+    #: ("no sell match: retail": 3)
     left: dict[str, int] = field(default_factory=dict)
     changes: list[tuple[Row, Row]] = field(default_factory=list)  # (old, new), when dry_run
 

@@ -262,27 +262,60 @@ def stored_copies(
 ) -> dict[tuple[str, str], set[Identity]]:
     """(switch, cdr_id) -> message identities of its live rows in rated_cdrs (all outcomes, or
     only rated and unanswered ones). A copy of a CDR carries its start time: the search is
-    limited to starts in [start_from, start_to] (epoch seconds), which prunes partitions."""
+    limited to starts in [start_from, start_to] (epoch seconds), which prunes partitions.
+
+    ClickHouse parses at most max_query_size (256 KiB by default) of a query: pairs are sent
+    about 64 KiB at a time, and a pair too long to quote is looked for by its byte length and
+    first characters, then compared whole here."""
+    wanted = set(pairs)
     found: dict[tuple[str, str], set[Identity]] = {}
-    unique = sorted(set(pairs))
-    for first in range(0, len(unique), _PAIRS_PER_QUERY):
-        chunk = unique[first : first + _PAIRS_PER_QUERY]
-        listed = ", ".join(f"({_text(s)}, {_text(c)})" for s, c in chunk)
+    for condition in _conditions(sorted(wanted)):
         outcome = " AND outcome IN ('rated', 'unanswered')" if rated_only else ""
         rows = ch.rows(
             "SELECT switch, cdr_id, topic_id, partition, offset FROM rated_cdrs"
             f" WHERE start_time >= toDateTime({int(start_from)})"
-            f" AND start_time <= toDateTime({int(start_to)})"
-            f" AND (switch, cdr_id) IN ({listed}){outcome}"
+            f" AND start_time <= toDateTime({int(start_to)}) AND ({condition}){outcome}"
             " GROUP BY switch, cdr_id, topic_id, partition, offset HAVING sum(sign) > 0"
         )
         for switch, cdr_id, topic_id, partition, offset in rows:
-            found.setdefault((switch, cdr_id), set()).add((topic_id, int(partition), int(offset)))
+            if (switch, cdr_id) in wanted:
+                found.setdefault((switch, cdr_id), set()).add(
+                    (topic_id, int(partition), int(offset))
+                )
     return found
 
 
-#: (switch, cdr_id) pairs per look-up query (a batch's late CDRs: one query at the default size)
-_PAIRS_PER_QUERY = 5000
+#: characters of a value quoted whole; a longer one is matched by length and this many first
+_QUOTED_MAX = 1000
+#: characters of pairs per query (well under ClickHouse's max_query_size of 262,144 bytes)
+_QUERY_CHARS = 64_000
+
+
+def _conditions(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """WHERE conditions matching the pairs, each small enough for one query."""
+    out: list[str] = []
+    listed: list[str] = []
+    size = 0
+    for switch, cdr_id in pairs:
+        if len(switch) > _QUOTED_MAX or len(cdr_id) > _QUOTED_MAX:
+            out.append(f"{_prefix_match('switch', switch)} AND {_prefix_match('cdr_id', cdr_id)}")
+            continue
+        literal = f"({_text(switch)}, {_text(cdr_id)})"
+        if listed and size + len(literal) > _QUERY_CHARS:
+            out.append(f"(switch, cdr_id) IN ({', '.join(listed)})")
+            listed, size = [], 0
+        listed.append(literal)
+        size += len(literal) + 2
+    if listed:
+        out.append(f"(switch, cdr_id) IN ({', '.join(listed)})")
+    return out
+
+
+def _prefix_match(column: str, value: str) -> str:
+    return (
+        f"length({column}) = {len(value.encode())}"
+        f" AND startsWith({column}, {_text(value[:_QUOTED_MAX])})"
+    )
 
 
 class CopyFinder:

@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,17 @@ START = 1_790_000_000  # 2026-09-21
 #: the clock of the pipeline in these tests (rater/clock.py): half a day after START, so CDRs of
 #: START .. START + 12 h are neither late nor in the future (docs/DESIGN.md section 4)
 CLOCK_START = START + 13 * 3600
+
+
+def own_topics(settings: Settings, name: str) -> Settings:
+    """The settings with topics and a consumer group of their own (created here), for a test
+    whose dead letters or leftovers must not meet another test's."""
+    tag = f"{name}-{uuid.uuid4().hex[:6]}"
+    ours = settings.replace(
+        topic_cdrs=tag, topic_dlq=f"{tag}.dlq", topic_meta=f"{tag}.meta", consumer_group=tag
+    )
+    asyncio.run(kafka.ensure_topics(ours))
+    return ours
 
 
 def pipeline_settings(settings: Settings) -> Settings:

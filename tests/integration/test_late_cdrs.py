@@ -11,7 +11,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pipeline_world import RESELLER, SELL, START, cdr, make_world, publish, run_in_process
+from pipeline_world import (
+    RESELLER,
+    SELL,
+    START,
+    cdr,
+    make_world,
+    own_topics,
+    publish,
+    run_in_process,
+)
 
 from rater import metrics
 from rater.billing.rerate import Rerater, RerateRequest
@@ -55,6 +64,7 @@ def _balance(redis: RedisLike) -> int:
 def test_late_cdrs_are_not_charged_by_the_stream_and_rerate_checks_for_a_rated_copy(
     kafka_topics: Settings, redis: RedisLike, ch: Any
 ) -> None:
+    kafka_topics = own_topics(kafka_topics, "late")  # its dead letter stays its own
     world = make_world(kafka_topics, redis)
     tag = uuid.uuid4().hex[:6]
     first = cdr(f"{tag}-a")

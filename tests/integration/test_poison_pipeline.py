@@ -16,7 +16,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pipeline_world import RESELLER, cdr, make_world, pipeline_settings, publish, run_in_process
+from pipeline_world import (
+    RESELLER,
+    cdr,
+    make_world,
+    own_topics,
+    pipeline_settings,
+    publish,
+    run_in_process,
+)
 from prometheus_client import REGISTRY
 
 from rater.pipeline.fates import count, observe
@@ -205,7 +213,7 @@ async def _raw_letters(settings: Settings) -> list[Any]:
         await consumer.seek_to_beginning(*tps)
         out: list[Any] = []
         left = {tp for tp in tps if ends[tp] > 0}
-        deadline = asyncio.get_running_loop().time() + 20
+        deadline = asyncio.get_running_loop().time() + 60
         while left and asyncio.get_running_loop().time() < deadline:
             for tp, records in (await consumer.getmany(*left, timeout_ms=500)).items():
                 out += records
@@ -219,12 +227,14 @@ async def _raw_letters(settings: Settings) -> list[Any]:
 def test_a_callee_of_megabytes_is_dead_lettered_within_the_size_limit(
     kafka_topics: Settings, redis: RedisLike, ch: Any
 ) -> None:
+    kafka_topics = own_topics(kafka_topics, "huge")
     make_world(kafka_topics, redis)
     tag = uuid.uuid4().hex[:6]
     huge = orjson.dumps(cdr(f"{tag}-huge", callee="+31" + "x" * 4_500_000))
     publish(kafka_topics, [huge, cdr(f"{tag}-ok")])
     summary = run_in_process(kafka_topics)
-    assert summary.outcomes.get(("invalid", "bad number"), 0) >= 1
+    assert summary.outcomes == {("invalid", "bad number"): 1, ("rated", ""): 1}
+    assert summary.dead_lettered == 1
     stored = ch.execute("SELECT cdr_id FROM rated_cdrs WHERE cdr_id LIKE %(p)s", {"p": f"{tag}-%"})
     assert stored == [(f"{tag}-ok",)]
     letters = [
@@ -240,3 +250,32 @@ def test_a_callee_of_megabytes_is_dead_lettered_within_the_size_limit(
     assert headers["truncated"] == b"1"
     assert headers["reason_kind"] == b"bad number"
     assert len(headers["reason"]) < 300
+
+
+def test_copies_are_found_whatever_their_ids(settings: Settings) -> None:
+    """The late check's query: quotes, backslashes, NULs, non-ASCII and ids longer than
+    ClickHouse parses in one query, and thousands of pairs at once."""
+    from datetime import UTC, datetime
+
+    from rater.billing.rows import blank_row, insert_rows
+    from rater.clickhouse.executor import DriverExecutor
+    from rater.pipeline.store import stored_copies
+
+    ex = DriverExecutor.from_settings(settings)
+    tag = uuid.uuid4().hex[:6]
+    odd = [f"{tag}-'q", f"{tag}-\\b", f"{tag}-\x00n", f"{tag}-é", f"{tag}-" + "L" * 300_000,
+           f"{tag}-" + "é" * 2000]  # fmt: skip
+    many = [f"{tag}-{i:05d}" for i in range(5000)]
+    moment = datetime(2026, 9, 21, 14, tzinfo=UTC).replace(tzinfo=None)
+    insert_rows(ex, [
+        blank_row(topic_id="t", partition=1, offset=i, switch="sw'1", cdr_id=c,
+                  start_time=moment, outcome="rated")
+        for i, c in enumerate(odd + many)
+    ])  # fmt: skip
+    start = int(moment.replace(tzinfo=UTC).timestamp())
+    missing = [("sw'1", f"{tag}-" + "L" * 299_999 + "M"), ("sw'1", f"{tag}-nope")]
+    pairs = [("sw'1", c) for c in odd + many] + missing
+    found = stored_copies(ex, pairs, start - 10, start + 10)
+    assert set(found) == {("sw'1", c) for c in odd + many}
+    assert found[("sw'1", odd[0])] == {("t", 1, 0)}
+    assert stored_copies(ex, pairs, start - 10, start + 10, rated_only=True).keys() == found.keys()
