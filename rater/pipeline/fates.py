@@ -118,9 +118,15 @@ def rated_columns(
     result, failed = _rate(sell, buy, sell_table, buy_table, number, number_len, start, billsec)
     answered = billsec > 0
     reason: list[Reason | None] = list(before)
-    for i in range(n):
-        if reason[i] is not None:
-            continue
+    given = np.fromiter((r is not None for r in reason), dtype=np.bool_, count=n)
+    in_range = (result.price >= 0) & (result.price <= max_price)
+    in_range &= (result.cost >= 0) & (result.cost <= max_price)
+    suspect = (sell_table < 0) | (buy_table < 0)
+    suspect |= answered & ((result.sell_row < 0) | (result.buy_row < 0) | ~in_range)
+    if failed:
+        suspect[list(failed)] = True
+    # only the CDRs with a reason are looked at one by one (a batch is mostly rated)
+    for i in np.flatnonzero(suspect & ~given).tolist():
         if i in failed:
             reason[i] = Reason.of_error(Kind.RATING_ERROR, failed[i])
         elif sell_table[i] < 0:
@@ -131,9 +137,7 @@ def rated_columns(
             reason[i] = Reason(Kind.NO_SELL_MATCH, cap(sell_names[i]))
         elif answered[i] and result.buy_row[i] < 0:
             reason[i] = Reason(Kind.NO_BUY_MATCH, cap(buy_names[i]))
-        elif answered[i] and not (
-            0 <= result.price[i] <= max_price and 0 <= result.cost[i] <= max_price
-        ):
+        elif answered[i] and not in_range[i]:
             reason[i] = Reason(
                 Kind.PRICE_ABOVE_MAX,
                 f"price {int(result.price[i])}, cost {int(result.cost[i])} micro-units, "
@@ -141,7 +145,7 @@ def rated_columns(
             )
     reasons = np.empty(n, dtype=object)
     reasons[:] = reason
-    unrated = np.fromiter((r is not None for r in reason), dtype=np.bool_, count=n)
+    unrated = given | suspect
     rated = ~unrated & answered
     outcome = np.full(n, UNANSWERED, dtype=object)
     outcome[rated] = RATED

@@ -93,7 +93,7 @@ def normalise(
     for i, name in enumerate(cdrs.switch.tolist()):
         groups.setdefault(name, []).append(i)
     for name, rows in groups.items():
-        callees = [cdrs.callee[i] for i in rows]
+        callees = cdrs.callee[rows].tolist()
         try:
             digits, lengths, reasons = normalise_many(callees, switch_of(name))
         except Exception as error:
