@@ -18,14 +18,28 @@ from rater.clock import parse_instant
 from rater.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-#: billsec and duration are int32 columns; the kernel prices up to this (rater/tariffs/compile.py)
+#: the PIN secret `rater stack up` writes into the local stack's state folder
+STACK_PIN_SECRET = "pin-secret"
+#: a shorter PIN secret is refused (HMAC-SHA256 keys of 32 bytes or more)
+MIN_PIN_SECRET_BYTES = 32
+#: billsec and duration are int32 columns; the kernel prices up to this (kernels/layout.py)
 _BILLSEC_LIMIT = 2**31 - 1 - 1_000_000
 #: room for a dead letter's headers and a part of the original record
 _DLQ_MIN_BYTES = 4096
 
 
+def _default_stack_dir() -> Path:
+    """.stack/ in a source checkout (where `make demo` and `make test` run); installed from a
+    wheel, PROJECT_ROOT is the environment's lib folder, so the per-user state folder instead:
+    $XDG_STATE_HOME/rater/stack, by default ~/.local/state/rater/stack."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".stack"
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state).expanduser() / "rater" / "stack"
+
+
 class Secret(str):
-    """A string that does not print itself (the PIN HMAC key)."""
+    """A string that does not print itself (a password, the PIN HMAC key)."""
 
     __slots__ = ()
 
@@ -64,6 +78,8 @@ class Settings:
     batch_timeout_ms: int = 100
     workers: int = 1
     metrics_port: int = 9464
+    #: the rater HTTP API (18080 on the local stack; `rater stack status` shows it)
+    http_port: int = 18080
     #: duplicates of (switch, cdr_id) are caught within this window, measured on the CDR's end
     #: time: a CDR that ended longer ago is late (docs/DESIGN.md section 4)
     dedup_window_s: int = 86_400
@@ -86,18 +102,42 @@ class Settings:
     #: "" (the system clock) or the instant the clock starts at (ISO 8601 or epoch seconds), for
     #: tests and demos of CDRs with fixed dates (rater/clock.py)
     clock_start: str = ""
-    # accounts
-    pin_secret: Secret = field(default_factory=lambda: Secret("change-me-in-production"))
+    # accounts: PIN keys (docs/REDIS_KEYS.md, "PIN keys"). There is no default secret: PINs
+    # are 4 digits, so anyone holding the key and a Redis dump tries all 10^4 per card.
+    #: the current HMAC key of PINs, 32 bytes or more; or pin_secret_file, a file holding it
+    pin_secret: Secret = field(default_factory=lambda: Secret(""))
+    pin_secret_file: str = ""
+    #: earlier keys, still accepted (whitespace-separated; or one per line in the file)
+    pin_secrets_old: Secret = field(default_factory=lambda: Secret(""))
+    pin_secrets_old_file: str = ""
     pin_length: int = 4
     card_number_length: int = 12
     card_number_prefix: str = "8"
+    #: wrong PINs per card before each lock; failures count until a right PIN
     pin_max_failures: int = 5
-    pin_lock_s: int = 900
+    #: lock lengths (s) after each round of pin_max_failures wrong PINs; one round more
+    #: blocks the card until `rater card unblock`
+    pin_lock_schedule_s: str = "900,3600,86400"
+    #: wrong PINs per caller number (on any card) before each lock; same schedule, the
+    #: last lock repeating
+    pin_caller_max_failures: int = 10
+    #: wrong PINs per switch per minute answered at full speed; each one more adds
+    #: pin_switch_delay_ms to that switch's PIN answers, up to pin_switch_max_delay_ms
+    pin_switch_free_failures: int = 30
+    pin_switch_delay_ms: int = 100
+    pin_switch_max_delay_ms: int = 2000
+    #: a reservation lives this long from the server's now; renewals extend it
     reservation_ttl_s: int = 7200
+    #: ringing allowed between authorization and answer: granted seconds are at most
+    #: reservation_ttl_s - reservation_ring_s (the switch counts from the answer)
+    reservation_ring_s: int = 120
+    #: simultaneous authorized calls per card and per customer account
+    max_calls_per_card: int = 1
+    max_calls_per_account: int = 50
     ani_threshold: str = "1.00"
     currency: str = "EUR"
     # local stack
-    stack_dir: Path = PROJECT_ROOT / ".stack"
+    stack_dir: Path = field(default_factory=_default_stack_dir)
     # logs
     log_level: str = "INFO"
     log_format: str = "console"  # console | json
@@ -128,6 +168,28 @@ class Settings:
             parse_instant(self.clock_start)
         if self.log_format not in ("console", "json"):
             raise ConfigError(f"RATER_LOG_FORMAT must be console or json, not {self.log_format!r}")
+        self._check_accounts()
+
+    def _check_accounts(self) -> None:
+        for name in (
+            "pin_max_failures", "pin_caller_max_failures", "max_calls_per_card",
+            "max_calls_per_account", "reservation_ttl_s",
+        ):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ConfigError(f"RATER_{name.upper()} must be >= 1, not {getattr(self, name)}")
+        for name in (
+            "reservation_ring_s", "pin_switch_free_failures", "pin_switch_delay_ms",
+            "pin_switch_max_delay_ms",
+        ):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ConfigError(f"RATER_{name.upper()} must be >= 0, not {getattr(self, name)}")
+        if self.reservation_ring_s >= self.reservation_ttl_s:
+            raise ConfigError(
+                f"RATER_RESERVATION_RING_S ({self.reservation_ring_s}) must be less than "
+                f"RATER_RESERVATION_TTL_S ({self.reservation_ttl_s}): no second would be left "
+                "to grant"
+            )
+        _ = self.pin_lock_schedule  # parsed once here so a bad value fails at start
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -176,6 +238,63 @@ class Settings:
         path = urlparse(self.redis_url).path.strip("/")
         return int(path) if path else 0
 
+    @property
+    def pin_lock_schedule(self) -> tuple[int, ...]:
+        """The lock lengths of pin_lock_schedule_s, in seconds."""
+        try:
+            steps = tuple(int(part) for part in self.pin_lock_schedule_s.split(","))
+        except ValueError:
+            steps = ()
+        if not steps or min(steps) < 1:
+            raise ConfigError(
+                f"RATER_PIN_LOCK_SCHEDULE_S={self.pin_lock_schedule_s!r} must be lock lengths "
+                "in seconds, e.g. 900,3600,86400"
+            )
+        return steps
+
+    # ------------------------------------------------------------------ PIN secrets
+    def pin_secret_value(self) -> tuple[Secret, str]:
+        """The current PIN secret and where it came from: RATER_PIN_SECRET, else the file
+        RATER_PIN_SECRET_FILE names, else the local stack's (`rater stack up` writes
+        <stack_dir>/pin-secret). ConfigError, one line naming the variable, when there is
+        none or it is shorter than MIN_PIN_SECRET_BYTES."""
+        if self.pin_secret and self.pin_secret_file:
+            raise ConfigError("set RATER_PIN_SECRET or RATER_PIN_SECRET_FILE, not both")
+        if self.pin_secret:
+            secret, source = self.pin_secret, "RATER_PIN_SECRET"
+        elif self.pin_secret_file:
+            path = Path(self.pin_secret_file).expanduser()
+            secret, source = (
+                _read_secret(path, "RATER_PIN_SECRET_FILE"),
+                f"RATER_PIN_SECRET_FILE ({path})",
+            )
+        elif (self.stack_dir / STACK_PIN_SECRET).is_file():
+            path = self.stack_dir / STACK_PIN_SECRET
+            secret, source = _read_secret(path, "the local stack's"), f"the local stack ({path})"
+        else:
+            raise ConfigError(
+                "RATER_PIN_SECRET is not set: PINs cannot be hashed or checked without it "
+                f"(set it, or RATER_PIN_SECRET_FILE, to {MIN_PIN_SECRET_BYTES} or more random "
+                "bytes; `rater stack up` makes one for the local stack)"
+            )
+        if len(secret.encode()) < MIN_PIN_SECRET_BYTES:
+            raise ConfigError(
+                f"the PIN secret from {source} is {len(secret.encode())} bytes; at least "
+                f"{MIN_PIN_SECRET_BYTES} are needed (e.g. python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        return secret, source
+
+    def pin_old_secret_values(self) -> list[Secret]:
+        """Earlier PIN secrets (RATER_PIN_SECRETS_OLD, whitespace-separated, and the lines of
+        RATER_PIN_SECRETS_OLD_FILE; '#' starts a comment line)."""
+        text = str(self.pin_secrets_old)
+        if self.pin_secrets_old_file:
+            path = Path(self.pin_secrets_old_file).expanduser()
+            text += "\n" + _read_secret(path, "RATER_PIN_SECRETS_OLD_FILE", allow_empty=True)
+        lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+        return [Secret(part) for line in lines for part in line.split()]
+
 
 def _convert(name: str, type_name: Any, raw: str) -> Any:
     kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", "")
@@ -189,6 +308,16 @@ def _convert(name: str, type_name: Any, raw: str) -> Any:
     except ValueError:
         raise ConfigError(f"RATER_{name.upper()}={raw!r} is not a valid {kind}") from None
     return raw
+
+
+def _read_secret(path: Path, what: str, *, allow_empty: bool = False) -> Secret:
+    try:
+        text = path.read_text().strip()
+    except OSError as error:
+        raise ConfigError(f"{what}: cannot read {path}: {error.strerror}") from None
+    if not text and not allow_empty:
+        raise ConfigError(f"{what}: {path} is empty")
+    return Secret(text)
 
 
 _cached: Settings | None = None

@@ -42,8 +42,10 @@ COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
+    """One balance change; keyword arguments only (nine positional strings were easy to swap)."""
+
     level: str  # reseller | customer | card
     reseller: str
     customer: str

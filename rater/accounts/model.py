@@ -132,8 +132,10 @@ class Card:
     expires: datetime | None
     batch_id: str
     anis: tuple[str, ...]
-    pin_failures: int
-    locked_until: datetime | None
+    pin_failures: int  # wrong PINs since the last right one
+    locked_until: datetime | None  # PIN locked until then (even the right PIN is refused)
+    pin_blocked: bool = False  # too many wrong PINs: only `rater card unblock` lifts it
+    pin_key: str = ""  # id of the key its PIN's HMAC was made with ('' before key ids)
 
     @property
     def status(self) -> str:
@@ -148,6 +150,12 @@ class Card:
 
     def locked(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
+
+    def pin_state(self, now: datetime) -> str:
+        """ok | locked | blocked (by wrong PINs; an operator's block is `blocked`)."""
+        if self.pin_blocked:
+            return "blocked"
+        return "locked" if self.locked(now) else "ok"
 
     @classmethod
     def from_hash(cls, number: str, fields: dict[bytes, bytes], anis: tuple[str, ...]) -> Card:
@@ -166,6 +174,8 @@ class Card:
             anis=anis,
             pin_failures=_int(fields, "pinfail"),
             locked_until=_epoch(_int(fields, "pinlock")),
+            pin_blocked=_int(fields, "pinblk") == 1,
+            pin_key=_text(fields, "pinkey"),
         )
 
 

@@ -20,13 +20,14 @@ import click
 import numpy as np
 import orjson
 
+from kernels.layout import MAX_BILLSEC
 from rater import reference
 from rater.errors import NormalisationError
 from rater.money import Rounding, from_micro
 from rater.pipeline.decode import CdrBatch, decode
 from rater.pipeline.rate import rate_batch
 from rater.switches.numbers import normalise_many
-from rater.tariffs.compile import MAX_BILLSEC, CompiledTariffs, compile_tables
+from rater.tariffs.compile import CompiledTariffs, compile_tables
 from rater.tariffs.importers import read_tariff
 from rater.tariffs.model import Steps, SwitchSettings, TariffTable
 

@@ -26,9 +26,10 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from kernels.layout import MAX_BILLSEC
+from rater.accounts.ids import auth_id_problem
 from rater.pipeline.isolate import is_infrastructure
 from rater.reasons import Kind, Reason, cap, quote
-from rater.tariffs.compile import MAX_BILLSEC
 
 if TYPE_CHECKING:
     from rater.settings import Settings
@@ -299,15 +300,10 @@ def _offset_seconds(suffix: str) -> int | None:
     return seconds
 
 
-#: auth ids travel to the debit script joined by newlines (rater/pipeline/debit.py): printable
-#: ASCII without spaces, as long as the ids of accounts (docs/REDIS_KEYS.md)
-_AUTH_ID_MAX = 64
-
-
 def _auth_id_ok(value: str) -> bool:
-    return (
-        len(value) <= _AUTH_ID_MAX and value.isascii() and value.isprintable() and " " not in value
-    )
+    """The one rule of auth ids (rater/accounts/ids.py): the debit script splits them on
+    newlines and puts them in key names."""
+    return auth_id_problem(value) is None
 
 
 def _decode_one(obj: dict[str, Any], tz_of: TimezoneOf, rules: DecodeRules) -> tuple[Any, ...]:
@@ -315,12 +311,9 @@ def _decode_one(obj: dict[str, Any], tz_of: TimezoneOf, rules: DecodeRules) -> t
     required = [_required_str(obj, name) for name in _REQUIRED_STR]
     optional = [_optional_str(obj, name) for name in _OPTIONAL_STR]
     auth_id = optional[_OPTIONAL_STR.index("auth_id")]
-    if auth_id and not _auth_id_ok(auth_id):
-        raise _InvalidError(
-            Kind.BAD_AUTH_ID,
-            f"auth_id {quote(auth_id)}: at most {_AUTH_ID_MAX} printable ASCII characters, "
-            "no spaces",
-        )
+    problem = auth_id_problem(auth_id) if auth_id else None
+    if problem is not None:
+        raise _InvalidError(Kind.BAD_AUTH_ID, f"auth_id {quote(auth_id)} {cap(problem)}")
     billsec = _required_int(obj, "billsec")
     if billsec < 0:
         raise _InvalidError(Kind.NEGATIVE, f"billsec {billsec}")

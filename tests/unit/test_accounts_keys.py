@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rater.accounts.api import normalise_ani
+from rater.accounts.ani import normalise_ani
 from rater.errors import AccountError
 from rater.redis import keys
 

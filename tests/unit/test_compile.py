@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernels.layout import MONEY_MAX, PAD_DIGITS
 from rater.errors import TariffError
 from rater.pipeline.rate import rate_batch
-from rater.tariffs.compile import MONEY_MAX, PAD_DIGITS, compile_tables, epoch_ceil
+from rater.tariffs.compile import compile_tables, epoch_ceil
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 
 

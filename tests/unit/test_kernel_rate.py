@@ -10,11 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kernels.layout import MAX_BILLSEC, MONEY_MAX
 from rater import reference
 from rater.errors import TariffError
 from rater.money import Rounding
 from rater.pipeline.rate import rate_batch
-from rater.tariffs.compile import MAX_BILLSEC, MONEY_MAX, compile_tables
+from rater.tariffs.compile import compile_tables
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -114,6 +114,8 @@ def test_a_reject_carries_its_record_and_switch() -> None:
         ("caf\u00e9", False),
         ("\x00", False),
         ("tab\there", False),
+        ("a:b", False),  # key names
+        ("{r:x}", False),  # hash tags
     ],
 )
 def test_auth_ids_are_printable_ascii_without_separators(auth_id: str, valid: bool) -> None:
