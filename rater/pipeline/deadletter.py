@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -75,7 +76,7 @@ async def publish(
     if not by_partition:
         return 0
     keys = [_watermark_key(topic_id, p) for p in by_partition]
-    marks = await asyncio.to_thread(redis.mget, keys)
+    marks = await asyncio.to_thread(_get_many, redis, keys)
     futures = []
     highs: dict[int, int] = {}
     for (partition, items), mark in zip(by_partition.items(), marks, strict=True):
@@ -93,9 +94,26 @@ async def publish(
     if futures:
         await asyncio.gather(*futures)
     await asyncio.to_thread(
-        redis.mset, {_watermark_key(topic_id, p): str(high) for p, high in highs.items()}
+        _set_many, redis, {_watermark_key(topic_id, p): str(high) for p, high in highs.items()}
     )
     return len(futures)
+
+
+def _get_many(redis: RedisLike, keys: list[str]) -> list[Any]:
+    """GET of each key in one round trip. Not MGET: the watermarks of a batch's partitions
+    live in different slots of a Redis Cluster, where one MGET of them is refused (CROSSSLOT)."""
+    pipe = redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
+    return list(pipe.execute())
+
+
+def _set_many(redis: RedisLike, values: dict[str, str]) -> None:
+    """SET of each key in one round trip (MSET across slots is refused as MGET is)."""
+    pipe = redis.pipeline(transaction=False)
+    for key, value in values.items():
+        pipe.set(key, value)
+    pipe.execute()
 
 
 @dataclass(frozen=True)

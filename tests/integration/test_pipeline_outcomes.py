@@ -260,3 +260,40 @@ async def _wait_rows(ch: Any, tag: str, count: int, timeout_s: float = 30.0) -> 
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"{count} rows of {tag} not stored within {timeout_s} s")
+
+
+def test_rejects_of_several_partitions_are_dead_lettered_once(
+    kafka_topics: Settings, redis: RedisLike
+) -> None:
+    """The dead-letter watermarks of four partitions (four slots on Redis Cluster, where one
+    MGET of them is refused) are read and written in one round trip."""
+    from dataclasses import dataclass
+
+    from rater import kafka
+    from rater.pipeline.decode import Reject
+    from rater.reasons import Kind, Reason
+
+    @dataclass(frozen=True)
+    class Rec:
+        partition: int
+        offset: int
+        key: bytes | None
+        value: bytes | None
+        timestamp: int = 0
+
+    topic_id = f"dlq-{_tag()}"
+    rejects = [
+        Reject(Rec(p, 10 + p, None, b"{oops"), Reason(Kind.BAD_JSON, "cut off")) for p in range(4)
+    ]
+
+    async def twice() -> tuple[int, int]:
+        producer = kafka.producer(kafka_topics)
+        await producer.start()
+        try:
+            first = await dlq.publish(producer, redis, kafka_topics, topic_id, rejects)
+            again = await dlq.publish(producer, redis, kafka_topics, topic_id, rejects)
+        finally:
+            await producer.stop()
+        return first, again
+
+    assert asyncio.run(twice()) == (4, 0)
