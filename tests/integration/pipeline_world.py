@@ -153,7 +153,6 @@ def run_in_process(settings: Settings, idle_s: float = 1.5) -> WorkerSummary:
 def env_of(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment for a `rater run` subprocess using these settings."""
     env = dict(os.environ)
-    settings = pipeline_settings(settings)
     for name in (
         "kafka_bootstrap", "topic_cdrs", "topic_dlq", "topic_meta", "consumer_group",
         "redis_url", "clickhouse_host", "clickhouse_port", "clickhouse_database",
@@ -168,8 +167,9 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
 def spawn(
     settings: Settings, *args: str, log: Path | None = None, **extra: str
 ) -> subprocess.Popen[bytes]:
-    """`rater run ARGS` as a subprocess (killable). Its logs go to `log` (appended), or to a
-    pipe the caller must keep reading (a full pipe would stall the worker)."""
+    """`rater run ARGS` as a subprocess (killable), on the world's clock. Its logs go to `log`
+    (appended), or to a pipe the caller must keep reading (a full pipe would stall the worker)."""
+    settings = pipeline_settings(settings)
     if log is None:
         return subprocess.Popen(
             [str(Path(sys.executable).parent / "rater"), "run", *args],
