@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from pipeline_world import (
     run_in_process,
 )
 
-from rater import metrics
+from rater import clickhouse, metrics
 from rater.billing.rerate import Rerater, RerateRequest
 from rater.billing.rows import blank_row, insert_rows
 from rater.clickhouse.executor import DriverExecutor
@@ -61,10 +62,24 @@ def _balance(redis: RedisLike) -> int:
     return int(redis.hget(keys.customer(RESELLER, "cust1"), "bal") or 0)
 
 
+@pytest.fixture
+def own_database(kafka_topics: Settings) -> Iterator[Settings]:
+    """Topics and a ClickHouse database of this test's own: its dead letter reaches no other
+    test's replay, and its `rerate --unrated` sees no other test's unrated CDRs of the day."""
+    ours = own_topics(kafka_topics, "late")
+    ours = ours.replace(clickhouse_database=f"t_late_{uuid.uuid4().hex[:8]}")
+    clickhouse.migrate(ours)
+    yield ours
+    admin = clickhouse.client(ours, database="default", numpy=False)
+    admin.execute(f"DROP DATABASE IF EXISTS {ours.clickhouse_database}")
+    admin.disconnect()
+
+
 def test_late_cdrs_are_not_charged_by_the_stream_and_rerate_checks_for_a_rated_copy(
-    kafka_topics: Settings, redis: RedisLike, ch: Any
+    own_database: Settings, redis: RedisLike
 ) -> None:
-    kafka_topics = own_topics(kafka_topics, "late")  # its dead letter stays its own
+    kafka_topics = own_database
+    ch = clickhouse.client(kafka_topics, numpy=False)
     world = make_world(kafka_topics, redis)
     tag = uuid.uuid4().hex[:6]
     first = cdr(f"{tag}-a")
@@ -126,3 +141,4 @@ def test_late_cdrs_are_not_charged_by_the_stream_and_rerate_checks_for_a_rated_c
         {"d": f"{tag}-d"},
     )
     assert set(d_rows) == {("elsewhere", "rated", 1), (_topic_id(ch, tag), "unrated", 1)}
+    ch.disconnect()

@@ -205,9 +205,9 @@ async def _raw_letters(settings: Settings) -> list[Any]:
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = consumer.partitions_for_topic(settings.topic_dlq) or set()
-        tps = [TopicPartition(settings.topic_dlq, p) for p in sorted(parts)]
+        # the topic was made with settings.partitions partitions (kafka.ensure_topics): no
+        # metadata look-up, which a busy broker may answer before it lists a new topic
+        tps = [TopicPartition(settings.topic_dlq, p) for p in range(settings.partitions)]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
