@@ -47,6 +47,7 @@ class Kind(StrEnum):
     NO_SELL_MATCH = "no sell match"
     NO_BUY_MATCH = "no buy match"
     PRICE_ABOVE_MAX = "price above maximum"
+    AMOUNT_OUT_OF_RANGE = "amount out of range"
     LATE = "late"
     LOOKUP_ERROR = "lookup error"
     RATING_ERROR = "rating error"

@@ -102,6 +102,11 @@ class Settings:
     #: "" (the system clock) or the instant the clock starts at (ISO 8601 or epoch seconds), for
     #: tests and demos of CDRs with fixed dates (rater/clock.py)
     clock_start: str = ""
+    #: Redis data loss (rater/billing/recovery.py): how often a worker compares its partitions'
+    #: watermarks with what ClickHouse stored, and how far back ledgered balance changes and
+    #: re-rating corrections are re-applied by id (a loss older than this is reported only)
+    recovery_check_s: int = 60
+    recovery_horizon_s: int = 7 * 86_400
     # accounts: PIN keys (docs/REDIS_KEYS.md, "PIN keys"). There is no default secret: PINs
     # are 4 digits, so anyone holding the key and a Redis dump tries all 10^4 per card.
     #: the current HMAC key of PINs, 32 bytes or more; or pin_secret_file, a file holding it
@@ -136,6 +141,24 @@ class Settings:
     max_calls_per_account: int = 50
     ani_threshold: str = "1.00"
     currency: str = "EUR"
+    # HTTP service for switches (`rater serve`, rater/serve/); http_port is above
+    http_host: str = "127.0.0.1"
+    http_workers: int = 1
+    #: largest request body accepted (413 above); an authorization is well under 1 KiB
+    http_max_body_bytes: int = 65_536
+    #: a client must send its request head, and then its body, within these (slow clients)
+    http_header_timeout_s: int = 5
+    http_body_timeout_s: int = 5
+    http_keepalive_s: int = 5
+    #: on SIGTERM, in-flight requests get this long to finish
+    http_shutdown_timeout_s: int = 10
+    #: TLS by the service itself (both set), or "" behind a TLS-terminating proxy
+    http_tls_certfile: str = ""
+    http_tls_keyfile: str = ""
+    #: comma-separated proxy addresses whose X-Forwarded-For is believed ("" none)
+    http_trusted_proxies: str = ""
+    #: where worker processes keep their Prometheus samples (set by `rater serve`)
+    http_metrics_dir: str = ""
     # local stack
     stack_dir: Path = field(default_factory=_default_stack_dir)
     # logs
@@ -169,6 +192,10 @@ class Settings:
         if self.log_format not in ("console", "json"):
             raise ConfigError(f"RATER_LOG_FORMAT must be console or json, not {self.log_format!r}")
         self._check_accounts()
+        if not 0 < self.http_port < 65536 or self.http_workers < 1:
+            raise ConfigError("RATER_HTTP_PORT must be 1-65535 and RATER_HTTP_WORKERS >= 1")
+        if bool(self.http_tls_certfile) != bool(self.http_tls_keyfile):
+            raise ConfigError("RATER_HTTP_TLS_CERTFILE and RATER_HTTP_TLS_KEYFILE go together")
 
     def _check_accounts(self) -> None:
         for name in (

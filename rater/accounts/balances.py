@@ -45,11 +45,16 @@ class Balances:
         """Apply `micro` to one balance (coverage enforced), record it; the new balance."""
         store = self.store
         reseller, customer_id, card = self._owners(level, account_id)
+        entry = LedgerEntry(
+            level=level.value, reseller=reseller.reseller_id, customer=customer_id, card=card,
+            kind=kind, amount=micro, currency=reseller.currency, reason=reason, actor=store.actor,
+        )  # fmt: skip
         raw = store.script("adjust")(
             store.route(reseller.reseller_id),
             [
                 level.code, reseller.reseller_id, account_id, micro, 1,
                 1 if refuse_disposable else 0, 0 if store.cluster else 1,
+                *applied_record_args(entry, store.settings.recovery_horizon_s),
             ],
         )  # fmt: skip
         code, details = reply(AdjustCode, raw)
@@ -58,13 +63,7 @@ class Balances:
         what = f"card {account_id}" if level is Level.CARD else f"{level.value} {account_id!r}"
         raise_for(code, Subject(what, reseller, micro), details[0] if details else 0)
         balance = int(details[0])
-        store.ledger.write([
-            LedgerEntry(
-                level=level.value, reseller=reseller.reseller_id, customer=customer_id,
-                card=card, kind=kind, amount=micro, currency=reseller.currency, reason=reason,
-                actor=store.actor,
-            )
-        ])  # fmt: skip
+        store.ledger.write([entry])
         log.info(
             "balance changed", level=level.value, account=account_id, amount=from_micro(micro),
             balance=from_micro(balance), reason=reason,
@@ -81,3 +80,15 @@ class Balances:
             return store.reseller(customer.reseller_id), account_id, ""
         reseller_id, customer_id = store.owner_of_card(account_id)
         return store.reseller(reseller_id), customer_id, account_id
+
+
+def entry_day(entry: LedgerEntry) -> int:
+    """The entry's UTC day as an epoch day number (its applied id is recorded under it)."""
+    return int(entry.ts.timestamp()) // 86_400
+
+
+def applied_record_args(entry: LedgerEntry, horizon_s: int) -> list[object]:
+    """adjust.lua's last three arguments: the entry id, its UTC day, and when that day's record
+    of applied ids may go (the day's end plus the recovery horizon)."""
+    day = entry_day(entry)
+    return [entry.entry_id, day, (day + 1) * 86_400 + horizon_s]

@@ -15,11 +15,12 @@ from typing import Any
 from rater.accounts.ledger import LedgerWriter
 from rater.accounts.model import Card, Customer, Reseller
 from rater.errors import AccountError, NotFound
-from rater.money import to_micro
+from rater.money import from_micro, to_micro
 from rater.redis import cluster as debit_cluster
 from rater.redis import connection as redis_client
 from rater.redis import keys
 from rater.redis.connection import RedisLike
+from rater.redis.contract import MAX_AMOUNT
 from rater.redis.scripts import Script
 from rater.settings import Settings
 
@@ -27,12 +28,17 @@ Amount = Decimal | str | int
 
 
 def amount_micro(value: Amount, what: str) -> int:
-    """Decimal strings and Decimals are currency units; ints are taken as micro-units."""
+    """Decimal strings and Decimals are currency units; ints are taken as micro-units. Beyond
+    +-MAX_AMOUNT (2^53 - 1 micro-units) an amount is refused: no sum with it stays exact."""
     if isinstance(value, bool):
         raise AccountError(f"{what}: {value!r} is not an amount")
-    if isinstance(value, int):
-        return value
-    return to_micro(value)
+    micro = value if isinstance(value, int) else to_micro(value)
+    if abs(micro) > MAX_AMOUNT:
+        raise AccountError(
+            f"{what}: {from_micro(micro)} is beyond the largest amount rater keeps exact "
+            f"({from_micro(MAX_AMOUNT)})"
+        )
+    return micro
 
 
 def required_reason(reason: str) -> str:

@@ -24,6 +24,7 @@ from rater.accounts.core import AccountStore
 from rater.accounts.pins import Pins
 from rater.accounts.replies import GuardCode, reply
 from rater.logs import get_logger
+from rater.redis import keys
 
 log = get_logger(__name__)
 
@@ -40,12 +41,12 @@ _NOT_DIGITS = re.compile(r"\D")
 def caller_key(caller: str) -> str:
     """The guard hash of a caller number (digits only; 'withheld' when there are none)."""
     digits = _NOT_DIGITS.sub("", caller)[:20]
-    return f"pinguard:caller:{digits or 'withheld'}"
+    return keys.pin_guard_caller(digits or "withheld")
 
 
 def switch_key(switch: str, minute: int) -> str:
     """Wrong PINs seen from one switch in one minute (epoch s // 60)."""
-    return f"pinguard:switch:{switch}:{minute}"
+    return keys.pin_guard_switch(switch, minute)
 
 
 @dataclass(frozen=True)

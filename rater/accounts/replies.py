@@ -1,5 +1,6 @@
-"""The answers of the account scripts (rater/redis/lua/*.lua), one IntEnum per script, and the
-one place that turns a refusal code into an error.
+"""The answers of the account scripts (rater/redis/lua/*.lua), one IntEnum per script (in
+rater/redis/codes.py, where the Lua header takes them from), and the one place that turns a
+refusal code of theirs into an error.
 
 Every script answers `{code, detail...}`. `reply(Enum, raw)` reads the code as that script's
 enum (an unknown code is a bug, reported with the script's name); `raise_for` maps the codes
@@ -24,55 +25,13 @@ from rater.errors import (
     RaterError,
 )
 from rater.money import display
+from rater.redis.codes import AdjustCode, CreateCardsCode, GuardCode, PinCode, ReserveCode
+from rater.redis.contract import MAX_AMOUNT
 
-
-class AdjustCode(IntEnum):
-    """rater/redis/lua/adjust.lua"""
-
-    APPLIED = 0  # detail: the new balance
-    NOT_FOUND = 1
-    NOT_COVERED = 2  # detail: the shortfall
-    DISPOSABLE = 3  # a top-up of a disposable card
-    EXHAUSTED = 4  # a top-up of an exhausted card
-
-
-class CreateCardsCode(IntEnum):
-    """rater/redis/lua/create_cards.lua"""
-
-    DONE = 0  # 'fund' phase detail: the customer's balance
-    NO_CUSTOMER = 1
-    NOT_COVERED = 2  # detail: the shortfall
-    NUMBER_TAKEN = 5  # detail: the card number another card has (redrawn by the caller)
-    BATCH_TAKEN = 6
-
-
-class PinCode(IntEnum):
-    """rater/redis/lua/pin.lua"""
-
-    RIGHT = 0  # detail: 1 when the HMAC was re-hashed with the current key
-    WRONG = 1  # detail: wrong PINs since the last right one
-    LOCKED = 2  # detail: locked until (epoch s)
-    NO_CARD = 3
-    BLOCKED = 4  # blocked after too many wrong PINs, until `rater card unblock`; detail: failures
-
-
-class GuardCode(IntEnum):
-    """rater/redis/lua/pin_guard.lua (wrong PINs per caller number)"""
-
-    GO = 0  # detail: attempts counted in this round
-    LOCKED = 2  # detail: locked until (epoch s)
-
-
-class ReserveCode(IntEnum):
-    """rater/redis/lua/reserve.lua (reserve, renew and release)"""
-
-    DONE = 0  # reserve/renew detail: expires (epoch s); release: 1 when something was held
-    SHORT = 1  # detail: level, what it has available
-    REFUSED = 2  # detail: level, state (blocked, negative, expired, ...)
-    TOO_MANY_CALLS = 3  # detail: level, calls already authorized
-    GONE = 4  # renew: no such live reservation; detail: 'unknown' or 'expired'
-    OVER_LIFETIME = 5  # renew: more seconds than the lifetime allows; detail: the most allowed
-    CHANGED = 6  # renew: another renewal changed it meanwhile
+__all__ = [
+    "AdjustCode", "CreateCardsCode", "GuardCode", "PinCode", "ReserveCode", "Subject",
+    "coverage_error", "raise_for", "reply",
+]  # fmt: skip
 
 
 Code = TypeVar("Code", bound=IntEnum)
@@ -109,6 +68,11 @@ def raise_for(code: AdjustCode | CreateCardsCode, subject: Subject, detail: Any 
         raise DisposableCardError(f"{subject.what} is disposable: it is never topped up")
     if code is AdjustCode.EXHAUSTED:
         raise AccountError(f"{subject.what} is exhausted for good; issue a new card")
+    if code is AdjustCode.OUT_OF_RANGE:
+        raise AccountError(
+            f"{subject.what}: the balance would leave +-{display(MAX_AMOUNT)}, the most rater "
+            "keeps exact"
+        )
     if code is CreateCardsCode.BATCH_TAKEN:
         raise AccountError(f"{subject.what} already exists")
     raise AccountError(f"{subject.what}: the script answered {code.name} {detail!r}")

@@ -71,7 +71,7 @@ class Resellers:
         if credit_micro:
             entry = LedgerEntry(
                 level=Level.RESELLER.value, reseller=reseller_id, customer="", card="",
-                kind="credit", amount=credit_micro, currency=currency, reason="initial credit",
+                kind="initial", amount=credit_micro, currency=currency, reason="initial credit",
                 actor=store.actor,
             )  # fmt: skip
             store.ledger.write([entry])

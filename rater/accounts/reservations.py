@@ -22,12 +22,12 @@ from rater.redis import keys
 
 def auth_index(auth_id: str) -> str:
     """auth_id -> the reseller whose keys hold the reservation (global; expires with it)."""
-    return f"auth:{auth_id}"
+    return keys.auth_index(auth_id)
 
 
 def auth_record(reseller_id: str, auth_id: str) -> str:
     """The reservation itself: customer, card, number, start, expiry, seconds, amounts."""
-    return f"{keys.tag(reseller_id)}:auth:{auth_id}"
+    return keys.auth_record(reseller_id, auth_id)
 
 
 @dataclass(frozen=True)

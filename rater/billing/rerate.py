@@ -55,6 +55,7 @@ from rater.pipeline.debit import Correction, Debiter
 from rater.pipeline.fates import rated_columns
 from rater.pipeline.store import stored_copies
 from rater.reasons import Kind, Reason, quote
+from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.compile import CompiledTariffs, compile_tables
@@ -63,7 +64,7 @@ from rater.tariffs.store import TariffStore
 
 log = get_logger(__name__)
 
-LOCK_KEY = "rerate:lock"
+LOCK_KEY = keys.RERATE_LOCK
 #: a run renews its lock before every chunk; a killed run's lock lapses after this long
 LOCK_TTL_S = 120
 CHUNK = 2_000
@@ -127,16 +128,11 @@ class RerateSummary:
         self.left[why] = self.left.get(why, 0) + 1
 
 
-def correction_key(switch: str, cdr_id: str, revision: int) -> str:
-    """Unique per CDR revision; the switch name's length makes it unambiguous with ':' in ids."""
-    return f"rerate:{len(switch)}:{switch}:{cdr_id}:{revision}"
-
-
-def _plan_key(day: date) -> str:
-    """The hash holding the plans of CDRs started on one UTC day, one field per CDR revision
-    (a global key: an unrated CDR has no reseller until it is resolved). One hash per day
-    makes it three Redis commands per chunk instead of three per CDR."""
-    return f"rerate:plans:{day.isoformat()}"
+correction_key = keys.correction_id
+#: the hash holding the plans of CDRs started on one UTC day, one field per CDR revision (a
+#: global key: an unrated CDR has no reseller until it is resolved). One hash per day makes it
+#: three Redis commands per chunk instead of three per CDR.
+_plan_key = keys.rerate_plans
 
 
 def _hours(day: date) -> Iterator[tuple[datetime, datetime]]:

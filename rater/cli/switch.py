@@ -7,7 +7,9 @@ import dataclasses
 import click
 
 from rater.cli.main import settings_of
+from rater.cli.switch_token import token
 from rater.redis.connection import connect
+from rater.serve.credentials import Credentials, parse_networks, parse_resellers
 from rater.switches.registry import SwitchRegistry
 from rater.tariffs.model import SwitchSettings
 
@@ -16,12 +18,16 @@ def _registry(ctx: click.Context) -> SwitchRegistry:
     return SwitchRegistry(connect(settings_of(ctx)))
 
 
-def _show(settings: SwitchSettings) -> str:
-    return (
+def _show(settings: SwitchSettings, credentials: Credentials | None = None) -> str:
+    text = (
         f"{settings.name}: country {settings.country_code or '-'}, "
         f"trunk prefix {settings.trunk_prefix or '-'}, tech prefix {settings.tech_prefix or '-'}, "
         f"time zone {settings.timezone}"
     )
+    if credentials is not None:
+        resellers, networks = credentials.scope(settings.name).describe()
+        text += f"; acts for resellers {resellers}, from {networks}"
+    return text
 
 
 @click.group()
@@ -35,6 +41,10 @@ def switch() -> None:
 @click.option("--trunk-prefix", help="National trunk prefix, e.g. 0 (1 in North America).")
 @click.option("--tech-prefix", help=r"Regex of carrier tech prefixes to strip, e.g. '^\d{5}#'.")
 @click.option("--timezone", help="IANA time zone of timestamps without an offset.")
+@click.option(
+    "--resellers", help="Resellers its `rater serve` token acts for: r1,r2 or '*' ('' none)."
+)
+@click.option("--allow-ip", help="Addresses or networks it may call from ('' any): 192.0.2.0/24")
 @click.pass_context
 def set_(
     ctx: click.Context,
@@ -44,9 +54,14 @@ def set_(
     trunk_prefix: str | None,
     tech_prefix: str | None,
     timezone: str | None,
+    resellers: str | None,
+    allow_ip: str | None,
 ) -> None:
     """Set some settings of a switch; the others keep their current values."""
     registry = _registry(ctx)
+    credentials = Credentials(registry.redis)
+    scope_resellers = parse_resellers(resellers) if resellers is not None else None
+    scope_networks = parse_networks(allow_ip) if allow_ip is not None else None
     changes = {
         "country_code": country,
         "trunk_prefix": trunk_prefix,
@@ -56,7 +71,9 @@ def set_(
     current = registry.get(name)
     updated = dataclasses.replace(current, **{k: v for k, v in changes.items() if v is not None})
     registry.set(updated)
-    click.echo(_show(updated))
+    if scope_resellers is not None or scope_networks is not None:
+        credentials.set_scope(name, resellers=scope_resellers, networks=scope_networks)
+    click.echo(_show(updated, credentials))
 
 
 @switch.command("show")
@@ -64,7 +81,8 @@ def set_(
 @click.pass_context
 def show(ctx: click.Context, name: str) -> None:
     """A switch's settings (the defaults when never set)."""
-    click.echo(_show(_registry(ctx).get(name)))
+    registry = _registry(ctx)
+    click.echo(_show(registry.get(name), Credentials(registry.redis)))
 
 
 @switch.command("list")
@@ -76,3 +94,6 @@ def list_(ctx: click.Context) -> None:
         click.echo("no switches configured (every switch uses the defaults)")
     for settings in switches:
         click.echo(_show(settings))
+
+
+switch.add_command(token)

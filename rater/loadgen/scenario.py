@@ -29,6 +29,7 @@ from rater.loadgen.population import CustomerPlan, ResellerPlan, Scenario
 from rater.loadgen.prefixes import wholesale_table
 from rater.logs import get_logger
 from rater.redis import connection as redis_client
+from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.switches.registry import SwitchRegistry
@@ -38,7 +39,6 @@ from rater.tariffs.store import TariffStore
 
 log = get_logger(__name__)
 
-SCENARIO_KEY = "loadgen:scenario:{name}"
 #: opening balance of each SIP customer, and face values of cards
 SIP_BALANCE = Decimal("1000")
 NORMAL_CARD_VALUE = Decimal("20")
@@ -47,8 +47,7 @@ DISPOSABLE_CARD_VALUE = Decimal("10")
 DISPOSABLE_SHARE = 0.5
 
 
-def scenario_key(name: str) -> str:
-    return SCENARIO_KEY.format(name=name)
+scenario_key = keys.loadgen_scenario
 
 
 def load_scenario(settings: Settings, name: str, redis: RedisLike | None = None) -> Scenario | None:

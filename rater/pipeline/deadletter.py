@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from rater import kafka
 from rater.pipeline.decode import Reject
+from rater.redis import keys as redis_keys
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
@@ -54,12 +55,8 @@ class DeadLetter:
         return (self.topic_id, self.partition, self.offset)
 
 
-def _watermark_key(topic_id: str, partition: int) -> str:
-    return f"rater:dlq:wm:{topic_id}:{partition}"
-
-
-def _replayed_key(topic: str, partition: int) -> str:
-    return f"rater:dlq:replayed:{topic}:{partition}"
+_watermark_key = redis_keys.dlq_watermark
+_replayed_key = redis_keys.dlq_replayed
 
 
 async def publish(

@@ -270,8 +270,9 @@ def fail_rows(rows: RatedRows, failed: dict[int, Reason]) -> None:
 def apply_outcomes(
     rows: RatedRows, result: DebitResult, *, window_s: int
 ) -> tuple[RatedRows, int, Mask]:
-    """Duplicates leave the batch; accounts gone since the look-up make the CDR unrated; late
-    CDRs become unrated `late` (they went to the script at price 0).
+    """Duplicates and conflicts leave the batch; accounts gone since the look-up, and amounts
+    the debit refused as beyond its bound, make the CDR unrated; late CDRs become unrated
+    `late` (they went to the script at price 0).
 
     A late CDR the script reports as a replay that was APPLIED was debited by an earlier pass
     of this message, which may have come before the CDR was late (a kill between debit and
@@ -297,18 +298,25 @@ def apply_outcomes(
         rows.price[late] = 0
         rows.cost[late] = 0
         rows.billable[late] = 0
-    gone = result.outcome == Outcome.UNKNOWN_ACCOUNT
-    if gone.any():
-        rows.outcome[gone] = UNRATED
-        for i in np.flatnonzero(gone).tolist():
-            rows.reason[i] = Reason(Kind.UNKNOWN_ACCOUNT, "gone since the look-up")
-        rows.price[gone] = 0
-        rows.cost[gone] = 0
-        rows.billable[gone] = 0
+    for code, why in (
+        (Outcome.UNKNOWN_ACCOUNT, Reason(Kind.UNKNOWN_ACCOUNT, "gone since the look-up")),
+        # beyond the debit's own bound (rater/pipeline/debit.py); max_price keeps prices below it
+        (Outcome.OUT_OF_RANGE, Reason(Kind.AMOUNT_OUT_OF_RANGE, "refused by the debit")),
+    ):
+        gone = result.outcome == code
+        if gone.any():
+            rows.outcome[gone] = UNRATED
+            for i in np.flatnonzero(gone).tolist():
+                rows.reason[i] = why
+            rows.price[gone] = 0
+            rows.cost[gone] = 0
+            rows.billable[gone] = 0
     rows.blocked[:] = result.blocked
     duplicate = result.outcome == Outcome.DUPLICATE
-    if duplicate.any():
-        return rows.take(~duplicate), int(duplicate.sum()), result.replayed[~duplicate]
+    # conflicting copies leave too: they are kept apart (rater/pipeline/conflicts.py)
+    leave = duplicate | (result.outcome == Outcome.CONFLICT)
+    if leave.any():
+        return rows.take(~leave), int(duplicate.sum()), result.replayed[~leave]
     return rows, 0, result.replayed
 
 

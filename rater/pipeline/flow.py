@@ -33,6 +33,7 @@ from rater.clock import Clock
 from rater.logs import get_logger
 from rater.pipeline import deadletter as dlq
 from rater.pipeline import fates, guarded
+from rater.pipeline.conflicts import Conflicts, ConflictStore
 from rater.pipeline.debit import Debiter
 from rater.pipeline.decode import DecodeRules, KafkaRecord, Reject, decode
 from rater.pipeline.fates import (
@@ -63,6 +64,8 @@ log = get_logger(__name__)
 __all__ = ["DUPLICATE", "INVALID", "RATED", "UNANSWERED", "UNRATED", "BatchReport", "Fate",
            "Pipeline", "Prepared"]  # fmt: skip
 
+CONFLICT = "conflict"  # a re-send with other rating fields (rater/pipeline/conflicts.py)
+
 #: the counting and metrics of a finished batch (rater/pipeline/fates.py)
 _count = fates.count
 _observe = fates.observe
@@ -78,6 +81,7 @@ class Prepared:
     duplicates: int
     replayed: npt.NDArray[np.bool_]
     rejects: list[Reject]
+    conflicts: Conflicts
 
 
 @dataclass
@@ -93,6 +97,7 @@ class Pipeline:
     loader: TariffLoader = field(init=False)
     debiter: Debiter = field(init=False)
     store: CdrStore = field(init=False)
+    conflicts: ConflictStore = field(init=False)
     clock: Clock = field(init=False)
     switch_names: SwitchNames = field(init=False)
     late_check: LateCheck = field(init=False)
@@ -104,6 +109,7 @@ class Pipeline:
         self.loader = TariffLoader(TariffStore(self.redis, self.settings, clickhouse=False))
         self.debiter = Debiter(self.redis, settings=self.settings)
         self.store = CdrStore(self.settings)
+        self.conflicts = ConflictStore(self.store.client)
         self.clock = Clock.of(self.settings)
         self.switch_names = SwitchNames(self.redis)
         self.late_check = LateCheck(self.settings)
@@ -127,12 +133,15 @@ class Pipeline:
         report = prepared.report
         with _Timer(report.stage_seconds)("store"):
             report.stored = await asyncio.to_thread(self.store.store, self.topic_id, prepared.rows)
+            await asyncio.to_thread(self.conflicts.store, self.topic_id, prepared.conflicts)
         with _Timer(report.stage_seconds)("dead_letter"):
             report.dead_lettered = await dlq.publish(
                 self.producer, self.redis, self.settings, self.topic_id, prepared.rejects
             )
         self.fault("after_store", prepared.batch)
         _count(report, prepared.rows, prepared.duplicates, prepared.rejects)
+        if len(prepared.conflicts):
+            report.outcomes[(CONFLICT, "")] = len(prepared.conflicts)
         _observe(report, prepared.rows, prepared.replayed)
         return report
 
@@ -163,12 +172,15 @@ class Pipeline:
             )  # fmt: skip
         with timer("debit"):
             result = guarded.debit(self.debiter, self.topic_id, rows)
+            conflicts = Conflicts.of(rows.cdrs, result)
             rows, duplicates, replayed = apply_outcomes(
                 rows, result, window_s=settings.dedup_window_s
             )
         self.batches += 1
         self.fault("after_debit", self.batches)
-        return Prepared(self.batches, report, rows, duplicates + late.duplicates, replayed, rejects)
+        return Prepared(
+            self.batches, report, rows, duplicates + late.duplicates, replayed, rejects, conflicts
+        )
 
     def warm_up(self) -> None:
         """Compile the tariffs and the kernels before joining the group (a first batch that

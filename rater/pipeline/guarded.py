@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from rater import metrics
 from rater.accounts.lookup import AccountLookup, Resolved
-from rater.pipeline.debit import DebitBatch, Debiter, DebitResult
+from rater.pipeline.debit import DebitBatch, Debiter, DebitResult, fingerprints_of
 from rater.pipeline.decode import CdrBatch
 from rater.pipeline.fates import fail_rows
 from rater.pipeline.isolate import bisect
@@ -57,6 +57,7 @@ def debit(debiter: Debiter, topic_id: str, rows: RatedRows) -> DebitResult:
     outcome = np.zeros(n, dtype=np.int8)
     blocked = np.zeros(n, dtype=np.bool_)
     replayed = np.zeros(n, dtype=np.bool_)
+    first = np.full((n, 2), -1, dtype=np.int64)  # a CONFLICT's first copy (partition, offset)
     prices = np.where(rows.late, 0, rows.price).astype(np.int64)
     costs = np.where(rows.late, 0, rows.cost).astype(np.int64)
     cards = np.where(rows.customer != "", rows.card, "")
@@ -86,6 +87,7 @@ def debit(debiter: Debiter, topic_id: str, rows: RatedRows) -> DebitResult:
                     prices=prices[at],
                     costs=costs[at],
                     auth_ids=c.auth_id[at].tolist(),
+                    fingerprints=fingerprints_of(c, at),
                 )
             )
 
@@ -93,9 +95,11 @@ def debit(debiter: Debiter, topic_id: str, rows: RatedRows) -> DebitResult:
         for index, part in pieces:
             at = mine[index]
             outcome[at], blocked[at], replayed[at] = part.outcome, part.blocked, part.replayed
+            if part.first is not None:
+                first[at] = part.first
         for j, error in errors.items():
             failed[int(mine[j])] = Reason.of_error(Kind.DEBIT_ERROR, error)
     if failed:
         fail_rows(rows, failed)
         metrics.inc(metrics.ISOLATED, len(failed), "debit")
-    return DebitResult(outcome=outcome, blocked=blocked, replayed=replayed)
+    return DebitResult(outcome=outcome, blocked=blocked, replayed=replayed, first=first)

@@ -21,8 +21,9 @@ from rater.errors import NormalisationError
 from rater.pipeline.decode import CdrBatch, KafkaRecord, Reject, TimezoneOf, zone
 from rater.pipeline.isolate import is_infrastructure
 from rater.reasons import Kind, Reason
+from rater.redis import keys
 from rater.switches.numbers import normalise_many, normalise_number
-from rater.switches.registry import GENERATION_KEY, NAMES_KEY, SwitchRegistry
+from rater.switches.registry import SwitchRegistry
 from rater.tariffs.model import SwitchSettings
 
 
@@ -57,9 +58,9 @@ class SwitchNames:
         self._names: frozenset[str] = frozenset()
 
     def current(self) -> frozenset[str]:
-        generation = self.redis.get(GENERATION_KEY)
+        generation = self.redis.get(keys.SWITCHES_GENERATION)
         if generation != self._generation or generation is None:
-            raw = self.redis.smembers(NAMES_KEY)
+            raw = self.redis.smembers(keys.SWITCHES)
             self._names = frozenset(n.decode() if isinstance(n, bytes) else n for n in raw)
             self._generation = generation
         return self._names

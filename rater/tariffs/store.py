@@ -1,10 +1,11 @@
 """Tariff versions in Redis (the live store every rater process reads) with a ClickHouse copy.
 
-Redis keys (one table's keys share the hash tag {name}, so they sit in one cluster slot):
+Redis keys (rater/redis/keys.py; NAME is the table name in key form, keys.name, so a name with
+spaces, braces or '%' still gives one hash tag and one cluster slot per table):
 
     tariff:{NAME}:index     hash  version -> JSON header (currency, steps, effective_from, ...)
     tariff:{NAME}:v:N       string  the version, codec.encode (orjson columns, zlib)
-    tariff:names            set   every table name
+    tariff:names            set   every table name (as given)
     tariff:generation       counter bumped on every save and delete: loaders poll it cheaply
 
 Versions (docs/DESIGN.md section 2): the first is in force from the beginning of time; a later
@@ -21,11 +22,11 @@ from typing import Any
 import orjson
 import redis
 from clickhouse_driver import errors as ch_errors
-from redis.cluster import RedisCluster
 
 from rater.clickhouse import client
 from rater.errors import NotFound, ServiceUnavailable, TariffError
 from rater.logs import get_logger
+from rater.redis import keys, legacy
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs import codec
@@ -33,17 +34,7 @@ from rater.tariffs.model import TariffTable
 
 log = get_logger(__name__)
 
-NAMES_KEY = "tariff:names"
-GENERATION_KEY = "tariff:generation"
 _SAVE_ATTEMPTS = 5
-
-
-def index_key(name: str) -> str:
-    return f"tariff:{{{name}}}:index"
-
-
-def version_key(name: str, version: int) -> str:
-    return f"tariff:{{{name}}}:v:{version}"
 
 
 @dataclass(frozen=True)
@@ -61,7 +52,8 @@ class TariffStore:
         self.redis = redis_client
         self.settings = settings
         self.clickhouse = clickhouse
-        self._cluster = isinstance(redis_client, RedisCluster)
+        for name in legacy.move_tariff_keys(redis_client):
+            log.info("tariff keys moved to the encoded name", tariff=name)
 
     # ------------------------------------------------------------------ writing
     def save(
@@ -81,9 +73,10 @@ class TariffStore:
             raise TariffError("a tariff table needs a name")
         now = _utc(now) or datetime.now(UTC)
         wanted = _utc(effective_from) or table.effective_from
-        key = index_key(table.name)
+        key = keys.tariff_index(table.name)
         for _ in range(_SAVE_ATTEMPTS):
-            with self.redis.pipeline(transaction=True) as pipe:  # MULTI on a cluster too
+            # MULTI on the table's slot (on a cluster too: its keys share one hash tag)
+            with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(key)
                     infos = _infos(pipe.hgetall(key))
@@ -92,20 +85,15 @@ class TariffStore:
                     if self.clickhouse:
                         self._copy_rows(saved)  # before Redis: a failure here saves nothing
                     pipe.multi()
-                    pipe.set(version_key(saved.name, saved.version), blob)
+                    pipe.set(keys.tariff_version(saved.name, saved.version), blob)
                     pipe.hset(key, str(saved.version), orjson.dumps(codec.meta_of(saved)))
-                    if not self._cluster:
-                        # one server: the version, the name and the generation bump together
-                        pipe.sadd(NAMES_KEY, saved.name)
-                        pipe.incr(GENERATION_KEY)
                     pipe.execute()
                 except redis.WatchError:
                     continue  # another import of the same table won the version number
-            if self._cluster:
-                # other slots than the table's: after its version is in place (loaders then
-                # see the version a moment later, never a name without a version)
-                self.redis.sadd(NAMES_KEY, saved.name)
-                self.redis.incr(GENERATION_KEY)
+            # other slots than the table's (on a cluster): after its version is in place, so
+            # loaders see the version a moment later, never a name without a version
+            self.redis.sadd(keys.TARIFFS, saved.name)
+            self.redis.incr(keys.TARIFFS_GENERATION)
             if self.clickhouse:
                 self._copy_version(saved)
             log.info(
@@ -141,25 +129,25 @@ class TariffStore:
         infos = self.infos(name)
         if not infos:
             raise NotFound(f"no tariff table named {name!r}")
-        keys = [version_key(name, info.table.version) for info in infos]
-        self.redis.delete(*keys, index_key(name))
-        self.redis.srem(NAMES_KEY, name)
-        self.redis.incr(GENERATION_KEY)
+        versions = [keys.tariff_version(name, info.table.version) for info in infos]
+        self.redis.delete(*versions, keys.tariff_index(name))
+        self.redis.srem(keys.TARIFFS, name)
+        self.redis.incr(keys.TARIFFS_GENERATION)
         return len(infos)
 
     # ------------------------------------------------------------------ reading
     def generation(self) -> int:
         """A counter that changes whenever any table is saved or deleted."""
-        value: Any = self.redis.get(GENERATION_KEY)
+        value: Any = self.redis.get(keys.TARIFFS_GENERATION)
         return int(value) if value is not None else 0
 
     def names(self) -> list[str]:
-        members: Any = self.redis.smembers(NAMES_KEY)
+        members: Any = self.redis.smembers(keys.TARIFFS)
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     def infos(self, name: str) -> list[TariffInfo]:
         """Headers of every version of a table, oldest first (empty when unknown)."""
-        return _infos(self.redis.hgetall(index_key(name)))
+        return _infos(self.redis.hgetall(keys.tariff_index(name)))
 
     def get(self, name: str, version: int | None = None) -> TariffTable:
         """One version (the latest when None); NotFound when there is no such table/version."""
@@ -168,7 +156,7 @@ class TariffStore:
             if not infos:
                 raise NotFound(f"no tariff table named {name!r}")
             version = infos[-1].table.version
-        blob: Any = self.redis.get(version_key(name, version))
+        blob: Any = self.redis.get(keys.tariff_version(name, version))
         if blob is None:
             known = [i.table.version for i in self.infos(name)]
             if not known:

@@ -151,7 +151,7 @@ def test_ledger_records_every_change_with_its_reason(
     )
     assert sorted(rows) == sorted(
         [
-            ("reseller", "", "credit", 100_000_000, "EUR", "initial credit", "test"),
+            ("reseller", "", "initial", 100_000_000, "EUR", "initial credit", "test"),
             ("customer", "C1", "topup", 5_000_000, "EUR", "opening balance", "test"),
             ("customer", "C1", "topup", 2_500_000, "EUR", "paid by card", "test"),
             ("customer", "C1", "adjustment", -250_000, "EUR", "goodwill reversal", "test"),

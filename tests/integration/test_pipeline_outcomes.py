@@ -176,6 +176,48 @@ def test_a_second_copy_is_counted_not_stored_nor_debited(
     assert later.outcomes == {("duplicate", ""): 1}
 
 
+def test_a_resend_with_other_rating_fields_is_a_conflict_kept_for_an_operator(
+    kafka_topics: Settings, redis: RedisLike, ch: Any
+) -> None:
+    """docs/DESIGN.md section 4: not charged, not stored as a CDR, kept, listed and counted."""
+    world = make_world(kafka_topics, redis)
+    tag = _tag()
+    before = _balance(redis, keys.customer(RESELLER, "cust1"))
+    publish(kafka_topics, [cdr(f"{tag}-1")])
+    run_in_process(kafka_topics)
+    charged = ch.execute(
+        "SELECT partition, offset FROM rated_cdrs WHERE cdr_id = %(c)s", {"c": f"{tag}-1"}
+    )
+    longer = cdr(f"{tag}-1", billsec=300, end_time=cdr("x")["start_time"] + 305)
+    publish(kafka_topics, [longer, cdr(f"{tag}-1"), longer])  # a plain copy between two
+    later = run_in_process(kafka_topics)
+    assert later.outcomes.get(("conflict", "")) == 2
+    assert later.outcomes.get(("duplicate", "")) == 1
+    rows = ch.execute(
+        "SELECT cdr_id, billsec FROM rated_cdrs WHERE cdr_id LIKE %(p)s", {"p": f"{tag}-%"}
+    )
+    assert rows == [(f"{tag}-1", 125)]
+    price = world.expected(SELL, "+493012345678", 125)
+    assert _balance(redis, keys.customer(RESELLER, "cust1")) == before - price
+    kept = ch.execute(
+        "SELECT billsec, first_partition, first_offset FROM cdr_conflicts WHERE cdr_id = %(c)s",
+        {"c": f"{tag}-1"},
+    )
+    assert sorted(kept) == [(300, *charged[0]), (300, *charged[0])]
+    # `rater conflicts list` shows them
+    from click.testing import CliRunner
+
+    from rater.cli.main import cli
+
+    listed = CliRunner().invoke(
+        cli, ["--database", kafka_topics.clickhouse_database, "conflicts", "list", "--json",
+              "--switch", "sw1", "--limit", "1000"],
+    )  # fmt: skip
+    assert listed.exit_code == 0, listed.output
+    found = [c for c in orjson.loads(listed.output)["conflicts"] if c["cdr_id"] == f"{tag}-1"]
+    assert [c["billsec"] for c in found] == [300, 300]
+
+
 def test_invalid_records_go_to_the_dead_letter_topic_with_origin_and_reason(
     kafka_topics: Settings, redis: RedisLike, ch: Any
 ) -> None:

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipeline_world import (
     RESELLER,
+    SELL,
     cdr,
     make_world,
     own_topics,
@@ -27,6 +28,7 @@ from pipeline_world import (
 )
 from prometheus_client import REGISTRY
 
+from rater.accounts.api import Accounts
 from rater.pipeline.fates import count, observe
 from rater.pipeline.flow import Pipeline, Prepared
 from rater.reasons import Kind
@@ -84,12 +86,12 @@ def test_a_debit_that_fails_for_one_cdr_is_narrowed_to_it(
     settings: Settings, redis: RedisLike
 ) -> None:
     make_world(settings, redis)
-    # an account whose reseller id cannot be a key (written around the account API, which
-    # refuses it): the debit script's arguments cannot carry it
-    evil = "r\n1"
-    redis.set(keys.account_index("evil"), evil)
-    redis.hset(keys.customer(evil, "evil"), "tariff", "retail")
-    redis.hset(keys.reseller(evil), mapping={"buy": "wholesale", "cur": "EUR"})
+    Accounts(settings, redis, actor="test").create_customer(
+        "evil", "Corrupted", reseller_id=RESELLER, tariff=SELL, balance="5"
+    )
+    # a balance that is not an integer any more (a hand edit, a bad restore): the debit
+    # script's HINCRBY on it fails, for this customer's CDRs only
+    redis.hset(keys.customer(RESELLER, "evil"), "bal", "five euros")
     before = int(redis.hget(keys.customer(RESELLER, "cust1"), "bal") or 0)
     values = [orjson.dumps(cdr(f"d{i}", account=a))
               for i, a in enumerate(["cust1", "evil", "cust1", "cust1"])]  # fmt: skip
@@ -97,7 +99,7 @@ def test_a_debit_that_fails_for_one_cdr_is_narrowed_to_it(
     rows = prepared.rows
     assert rows.outcome.tolist() == ["rated", "unrated", "rated", "rated"]
     assert rows.reason[1].kind == Kind.DEBIT_ERROR
-    assert "DebitError" in rows.reason[1].detail
+    assert "ResponseError" in rows.reason[1].detail
     assert rows.price[1] == 0
     after = int(redis.hget(keys.customer(RESELLER, "cust1"), "bal") or 0)
     assert before - after == int(rows.price[[0, 2, 3]].sum()) > 0
