@@ -18,6 +18,10 @@ calls hold credit at once.
 
 PINs: settings.pin_* limits per card (rater/accounts/pins.py), per caller number and per
 switch (rater/accounts/pin_guard.py); every card-or-PIN refusal is the same answer.
+
+Waits for Redis (docs/SERVE.md, "Speed"): the payer's hashes and reservation totals are read
+in one pipeline (rater/accounts/payers.py) and the reservation is one script call, so an
+account's authorization waits twice, a card's with its PIN and an ANI call three times.
 """
 
 from __future__ import annotations

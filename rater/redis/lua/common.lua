@@ -134,7 +134,10 @@ end
 -- drop one entry; the amount it held, or nil when there was none
 local function rsv_drop(h, z, s, auth)
   local value = redis.call('HGET', h, auth)
-  if not value then return nil end
+  if not value then
+    redis.call('ZREM', z, auth)  -- an index entry without its reservation: nothing to sum
+    return nil
+  end
   local amount = tonumber(string.match(value, '^(-?%d+):') or '0')
   redis.call('HDEL', h, auth)
   redis.call('ZREM', z, auth)
