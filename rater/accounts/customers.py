@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from rater.accounts.balances import Balances
 from rater.accounts.core import AccountStore, Amount, amount_micro, required_reason
 from rater.accounts.model import Customer, CustomerKind, Level
-from rater.accounts.tariff_check import check_tariff
+from rater.accounts.tariff_check import check_customer_tariff
 from rater.errors import AccountError, CoverageError
 from rater.money import from_micro
 from rater.redis import keys
@@ -34,7 +34,7 @@ class Customers:
         keys.check_id("customer", customer_id)
         kind = CustomerKind(kind)
         reseller = store.reseller(reseller_id)
-        check_tariff(store, tariff, reseller.currency)
+        check_customer_tariff(store, tariff, reseller)
         opening = amount_micro(balance, "balance")
         if opening < 0:
             raise AccountError("an opening balance cannot be negative")
