@@ -210,3 +210,18 @@ class Coverage:
     card_value_issued: int  # balances of normal cards: limits inside customer balances, shown only
     covered: bool
     shortfall: int  # customers_total - credit when not covered, else 0
+
+    @classmethod
+    def of(cls, reseller: Reseller, customers: list[Customer], card_value: int) -> Coverage:
+        """The rule: the credit covers the sum of the customers' positive balances; the value
+        on normal cards (limits inside those balances) is shown, not added."""
+        total = sum(max(c.balance, 0) for c in customers)
+        covered = reseller.credit >= total
+        return cls(
+            reseller_id=reseller.reseller_id,
+            credit=reseller.credit,
+            customers_total=total,
+            card_value_issued=card_value,
+            covered=covered,
+            shortfall=0 if covered else total - reseller.credit,
+        )

@@ -91,18 +91,9 @@ class Resellers:
         """Credit against the customers' positive balances (normal cards' value shown only)."""
         reseller = self.store.reseller(reseller_id)
         customers = self.customers.list(reseller_id)
-        total = sum(max(c.balance, 0) for c in customers)
         cards_total = 0
         for customer in customers:
             if customer.kind is CustomerKind.NORMAL:
                 on_cards = self.cards.list(customer.customer_id)
                 cards_total += sum(max(k.balance, 0) for k in on_cards)
-        covered = reseller.credit >= total
-        return Coverage(
-            reseller_id=reseller_id,
-            credit=reseller.credit,
-            customers_total=total,
-            card_value_issued=cards_total,
-            covered=covered,
-            shortfall=0 if covered else total - reseller.credit,
-        )
+        return Coverage.of(reseller, customers, cards_total)

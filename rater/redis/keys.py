@@ -129,6 +129,7 @@ SHAPES: dict[str, Shape] = {
         Shape("ledger_applied", "{r:<res>}:applied:<day>"),
         Shape("portal_login", "{r:<res>}:portal"),
         Shape("portal_census", "{r:<res>}:census"),
+        Shape("portal_census_lock", "{r:<res>}:census:lock"),
         # de-duplication across resellers (docs/REDIS_KEYS.md, "De-duplication records")
         Shape("records", "d:<bucket>"),
         Shape("claims", "{dc:<shard>}:<bucket>"),
@@ -350,6 +351,11 @@ def portal_login(reseller_id: str) -> str:
 def portal_census(reseller_id: str) -> str:
     """The portal's latest count of a reseller's cards (JSON, expiring)."""
     return SHAPES["portal_census"](_nonempty(reseller_id, "reseller"))
+
+
+def portal_census_lock(reseller_id: str) -> str:
+    """Held while one serve process counts a reseller's cards."""
+    return SHAPES["portal_census_lock"](_nonempty(reseller_id, "reseller"))
 
 
 def portal_failures(who: str) -> str:
