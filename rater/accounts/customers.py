@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime
 
 from rater.accounts.balances import Balances
@@ -77,9 +78,24 @@ class Customers:
         return self.store.customer(customer_id)
 
     def list(self, reseller_id: str) -> list[Customer]:
-        redis = self.store.redis
-        ids = sorted(m.decode() for m in redis.smembers(keys.customers_of(reseller_id)))
-        pipe = redis.pipeline(transaction=False)
+        return self.get_many(reseller_id, self.ids(reseller_id))
+
+    def ids(self, reseller_id: str) -> builtins.list[str]:
+        """The reseller's customer ids, sorted (a page of 10,000 customers reads only its own
+        hashes with get_many)."""
+        members = self.store.redis.smembers(keys.customers_of(reseller_id))
+        return sorted(m.decode() for m in members)
+
+    def names(self, reseller_id: str, ids: builtins.list[str]) -> builtins.list[str]:
+        """The display names of these customers, in order ('' for one that is gone)."""
+        pipe = self.store.redis.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hget(keys.customer(reseller_id, cid), "name")
+        return [(raw or b"").decode() for raw in pipe.execute()]
+
+    def get_many(self, reseller_id: str, ids: builtins.list[str]) -> builtins.list[Customer]:
+        """These customers of one reseller (those that exist), in the order given."""
+        pipe = self.store.redis.pipeline(transaction=False)
         for cid in ids:
             pipe.hgetall(keys.customer(reseller_id, cid))
         return [Customer.from_hash(cid, f) for cid, f in zip(ids, pipe.execute(), strict=True) if f]

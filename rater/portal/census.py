@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -120,13 +121,11 @@ class Censuses:
         return Census.from_json(raw) if raw else None
 
     def current(
-        self, reseller_id: str, customers: list[Customer], threshold: int, *, wait: bool = False
+        self, reseller_id: str, customers: Callable[[], list[Customer]], threshold: int
     ) -> Census | None:
-        """The latest census; a new one is counted in the background when it is missing or
-        older than max_age_s (`wait`: counted now when missing, for tests and the CLI)."""
+        """The latest census; a new one is counted in the background (with the customers
+        `customers()` lists) when it is missing or older than max_age_s."""
         found = self.latest(reseller_id)
-        if found is None and wait:
-            return self.recount(reseller_id, customers, threshold)
         if found is None or found.age_s() > self.max_age_s:
             self._start(reseller_id, customers, threshold)
         return found
@@ -143,7 +142,9 @@ class Censuses:
         """After a change this process made (cards created, blocked): count again next time."""
         self.redis.delete(keys.portal_census(reseller_id))
 
-    def _start(self, reseller_id: str, customers: list[Customer], threshold: int) -> None:
+    def _start(
+        self, reseller_id: str, customers: Callable[[], list[Customer]], threshold: int
+    ) -> None:
         lock = keys.portal_census_lock(reseller_id)
         with self._guard:
             if reseller_id in self._running:
@@ -154,7 +155,7 @@ class Censuses:
 
         def run() -> None:
             try:
-                self.recount(reseller_id, customers, threshold)
+                self.recount(reseller_id, customers(), threshold)
             except Exception as error:  # a thread's failure must not pass silently
                 log.warning("card census failed", reseller=reseller_id, error=str(error))
             finally:

@@ -220,5 +220,35 @@ def test_tips_1_and_2_and_the_coverage_refusal(web: Any, served: Served, books: 
     for url in ("/customers/other-sip", "/customers/nobody"):
         web.get(base + url)
         assert web.find_element(_by("TAG_NAME"), "h1").text == "404"
+    # reports: two weeks of calls as the pipeline stores them, drawn as the SVG chart
+    _calls(books.settings)
     web.get(base + "/reports")
+    assert "Netherlands Mobile" in _text(web)
+    chart = web.find_element(_by("CSS_SELECTOR"), "figure.chart svg")
+    assert chart.get_attribute("role") == "img"
     _shot(web, "reports")
+
+
+def _calls(settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from analytics_support import cdr
+
+    from rater.billing.rows import insert_rows
+    from rater.clickhouse.executor import DriverExecutor
+
+    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0, tzinfo=None)
+    rows = []
+    for n in range(140):
+        day = today - timedelta(days=n % 14)
+        mobile = n % 3 != 0
+        rows.append(
+            cdr(
+                10_000 + n, when=day + timedelta(minutes=n), reseller="xeloq", customer="sip1",
+                destination="Netherlands Mobile" if mobile else "Netherlands",
+                billsec=0 if n % 7 == 0 else 60 + 17 * (n % 11),
+                price=(98_000 if mobile else 28_000) * (1 + n % 5),
+                cost=(70_000 if mobile else 20_000) * (1 + n % 5),
+            )
+        )  # fmt: skip
+    insert_rows(DriverExecutor.from_settings(settings), rows)

@@ -27,17 +27,21 @@ def _amount(text: str, what: str) -> int:
 
 
 def customers(ctx: Ctx) -> Response:
+    api = ctx.accounts.customers
     query = ctx.field("q").lower()
-    found = ctx.accounts.list_customers(ctx.reseller_id)
+    ids = api.ids(ctx.reseller_id)
     if query:
-        found = [c for c in found if query in c.customer_id.lower() or query in c.name.lower()]
+        names = api.names(ctx.reseller_id, ids)
+        ids = [
+            c for c, n in zip(ids, names, strict=True) if query in c.lower() or query in n.lower()
+        ]
     page = max(int(ctx.field("page")) if ctx.field("page").isdigit() else 1, 1)
-    pages = max((len(found) + PAGE - 1) // PAGE, 1)
+    pages = max((len(ids) + PAGE - 1) // PAGE, 1)
     page = min(page, pages)
+    shown = api.get_many(ctx.reseller_id, ids[(page - 1) * PAGE : page * PAGE])
     return ctx.render(
-        "customers.html", title="Customers", customers=found[(page - 1) * PAGE : page * PAGE],
-        total=len(found), page=page, pages=pages, q=ctx.field("q"),
-        tariffs=ctx.scope.visible_tariffs(),
+        "customers.html", title="Customers", customers=shown, total=len(ids), page=page,
+        pages=pages, q=ctx.field("q"), tariffs=ctx.scope.visible_tariffs(),
     )  # fmt: skip
 
 
@@ -76,13 +80,13 @@ def customer(ctx: Ctx) -> Response:
         history_error = str(error)
     else:
         history_error = ""
-    reseller = ctx.scope.reseller
-    coverage_total = sum(max(c.balance, 0) for c in ctx.accounts.list_customers(reseller_id))
+    standing = ctx.accounts.standing(ctx.reseller_id, named=0)
     return ctx.render(
         "customer.html", title=f"Customer {found.customer_id}", customer=found, cards=cards,
         card_count=len(numbers), page=page, pages=pages, batches=batches, history=history,
-        history_error=history_error, free=reseller.credit - coverage_total,
-        threshold=reseller.ani_threshold,
+        history_error=history_error,
+        free=standing.coverage.credit - standing.coverage.customers_total,
+        threshold=standing.reseller.ani_threshold,
     )  # fmt: skip
 
 

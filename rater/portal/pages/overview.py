@@ -3,13 +3,13 @@ today's calls, revenue, cost and margin (docs/DESIGN.md section 1)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_driver import errors as ch_errors
 from starlette.responses import Response
 
-from rater.accounts.model import Coverage
 from rater.analytics.reports import Scope as ReportScope
 from rater.analytics.tables import Report
 from rater.errors import RaterError
@@ -39,11 +39,14 @@ def traffic(ctx: Ctx, scope: ReportScope) -> Report | None:
 
 
 def overview(ctx: Ctx) -> Response:
-    reseller = ctx.scope.reseller
-    customers = ctx.accounts.list_customers(ctx.reseller_id)
-    census = ctx.portal.censuses.current(ctx.reseller_id, customers, reseller.ani_threshold)
-    coverage = Coverage.of(reseller, customers, census.normal_value if census else 0)
-    stopped = sorted((c for c in customers if c.balance <= 0), key=lambda c: c.balance)
+    standing = ctx.accounts.standing(ctx.reseller_id, named=LISTED)
+    reseller = standing.reseller
+    census = ctx.portal.censuses.current(
+        ctx.reseller_id, lambda: ctx.accounts.list_customers(ctx.reseller_id),
+        reseller.ani_threshold,
+    )  # fmt: skip
+    coverage = replace(standing.coverage, card_value_issued=census.normal_value if census else 0)
+    stopped = ctx.accounts.customers.get_many(ctx.reseller_id, [c for c, _ in standing.lowest])
     day = today_in(reseller.timezone)
     report = traffic(
         ctx,
@@ -54,11 +57,11 @@ def overview(ctx: Ctx) -> Response:
         "overview.html",
         title="Overview",
         coverage=coverage,
-        customers=len(customers),
+        customers=standing.customers,
         census=census,
         census_age=int(census.age_s()) if census else None,
-        stopped=stopped[:LISTED],
-        stopped_count=len(stopped),
+        stopped=stopped,
+        stopped_count=standing.stopped,
         day=day.isoformat(),
         report=report,
         totals=dict(zip([c.key for c in report.columns], totals, strict=True))
