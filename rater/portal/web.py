@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -69,8 +69,13 @@ class Portal:
             autoescape=select_autoescape(["html"]),
             trim_blocks=True,
             lstrip_blocks=True,
+            undefined=StrictUndefined,  # a misspelt field fails loudly, never renders blank
         )
         self.templates.filters["money"] = money
+        # what base.html reads on every page, for pages that have no session (login, errors)
+        self.templates.globals.update(
+            title="", path="", ok="", error="", csrf="", reseller=None, prefix=PREFIX
+        )
         self._local = threading.local()
 
     @property

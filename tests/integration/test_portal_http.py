@@ -267,3 +267,37 @@ def test_deck_upload_reports_each_bad_row_by_line(client: TestClient, books: Boo
     assert "exists; choose another name" in taken.text
     assert store.get("cards RB").version == 1
     assert PASSWORD  # the module's fixture data stays in one place
+
+
+def test_reports_and_their_downloads_escape_formulas(
+    client: TestClient, settings: Settings, books: Books
+) -> None:
+    from datetime import UTC, datetime
+
+    from analytics_support import cdr
+
+    from rater.billing.rows import insert_rows
+    from rater.clickhouse.executor import DriverExecutor
+
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    rows = [
+        cdr(500 + n, when=now, reseller=r, customer=f"{r.lower()}-sip", destination=d,
+            price=200_000, cost=120_000)
+        for n, (r, d) in enumerate([("RA", "=1+2"), ("RA", "Netherlands"), ("RB", "Theirs")])
+    ]  # fmt: skip
+    insert_rows(DriverExecutor.from_settings(settings), rows)
+    assert login(client, "RA").status_code == 303
+    page = client.get("/portal/reports")
+    assert page.status_code == 200
+    for title in ("Day", "Revenue", "Margin %", "ASR", "ACD"):
+        assert f">{title}</th>" in page.text
+    assert "<svg" in page.text
+    assert "Theirs" not in page.text  # another reseller's calls
+    csv = client.get("/portal/reports/destinations.csv")
+    assert csv.status_code == 200
+    assert "'=1+2" in csv.text
+    assert "Theirs" not in csv.text
+    xlsx = client.get("/portal/reports/daily.xlsx")
+    book = load_workbook(io.BytesIO(xlsx.content), read_only=True)
+    assert next(book.active.iter_rows(values_only=True))[0] == "day"
+    assert client.get("/portal/reports/daily.exe").status_code in (303, 404)
