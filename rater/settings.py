@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from rater.clock import parse_instant
 from rater.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +22,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_PIN_SECRET = "pin-secret"
 #: a shorter PIN secret is refused (HMAC-SHA256 keys of 32 bytes or more)
 MIN_PIN_SECRET_BYTES = 32
+#: billsec and duration are int32 columns; the kernel prices up to this (kernels/layout.py)
+_BILLSEC_LIMIT = 2**31 - 1 - 1_000_000
+#: room for a dead letter's headers and a part of the original record
+_DLQ_MIN_BYTES = 4096
 
 
 def _default_stack_dir() -> Path:
@@ -75,8 +80,28 @@ class Settings:
     metrics_port: int = 9464
     #: the rater HTTP API (18080 on the local stack; `rater stack status` shows it)
     http_port: int = 18080
-    #: duplicates of (switch, cdr_id) are caught within this window
+    #: duplicates of (switch, cdr_id) are caught within this window, measured on the CDR's end
+    #: time: a CDR that ended longer ago is late (docs/DESIGN.md section 4)
     dedup_window_s: int = 86_400
+    #: a CDR ending more than this far in the future is invalid: its de-duplication record
+    #: would expire before the CDR could be sent again (docs/DESIGN.md section 4)
+    future_skew_s: int = 600
+    #: longest billsec a CDR may carry; longer is invalid (dead letter). Switches cap calls at
+    #: hours; a day is a broken counter or clock more often than a call
+    max_billsec: int = 86_400
+    #: highest price (and cost) of one CDR, micro-units; a CDR priced above it is stored
+    #: unrated, nothing charged. 10^12 (1,000,000 currency units) keeps every sum exact: a
+    #: batch's per-account sum in Lua (doubles, exact to 2^53 = 9.0e15) is at most
+    #: batch_max_records x 10^12 = 5.0e15 with the default 5,000 (checked below), and an int64
+    #: balance or ClickHouse Int64 sum holds 9.2 million such calls
+    max_price_micro: int = 10**12
+    #: largest dead-letter record, bytes (Kafka's and the local broker's message.max.bytes is
+    #: 1,048,588); an original record too large for it is kept truncated, with its length and
+    #: SHA-256 in headers
+    dlq_max_message_bytes: int = 1_000_000
+    #: "" (the system clock) or the instant the clock starts at (ISO 8601 or epoch seconds), for
+    #: tests and demos of CDRs with fixed dates (rater/clock.py)
+    clock_start: str = ""
     #: Redis data loss (rater/billing/recovery.py): how often a worker compares its partitions'
     #: watermarks with what ClickHouse stored, and how far back ledgered balance changes and
     #: re-rating corrections are re-applied by id (a loss older than this is reported only)
@@ -160,6 +185,20 @@ class Settings:
             raise ConfigError(f"RATER_PARTITIONS must be >= 1, not {self.partitions}")
         if self.batch_max_records < 1:
             raise ConfigError("RATER_BATCH_MAX_RECORDS must be >= 1")
+        if self.dedup_window_s < 1 or self.future_skew_s < 0:
+            raise ConfigError("RATER_DEDUP_WINDOW_S must be >= 1 and RATER_FUTURE_SKEW_S >= 0")
+        if not 1 <= self.max_billsec <= _BILLSEC_LIMIT:
+            raise ConfigError(f"RATER_MAX_BILLSEC must be 1..{_BILLSEC_LIMIT}")
+        if self.max_price_micro < 1 or self.batch_max_records * self.max_price_micro > 2**53:
+            raise ConfigError(
+                "RATER_MAX_PRICE_MICRO must be >= 1, and RATER_BATCH_MAX_RECORDS x "
+                f"RATER_MAX_PRICE_MICRO at most 2^53 (a batch's sums in Lua are doubles), not "
+                f"{self.batch_max_records} x {self.max_price_micro}"
+            )
+        if self.dlq_max_message_bytes < _DLQ_MIN_BYTES:
+            raise ConfigError(f"RATER_DLQ_MAX_MESSAGE_BYTES must be >= {_DLQ_MIN_BYTES}")
+        if self.clock_start:
+            parse_instant(self.clock_start)
         if self.log_format not in ("console", "json"):
             raise ConfigError(f"RATER_LOG_FORMAT must be console or json, not {self.log_format!r}")
         self._check_accounts()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rater.reasons import Kind, Reason, quote
 from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.redis.topology import Topology, topology_of
@@ -36,7 +37,7 @@ class Resolved:
     """One entry per CDR; unknown ones have known False, a reason and '' elsewhere."""
 
     known: npt.NDArray[np.bool_]
-    reason: list[str]
+    reason: list[Reason | None]
     customer_id: list[str]
     card_number: list[str]  # '' when the CDR names no card
     reseller_id: list[str]
@@ -72,20 +73,24 @@ class AccountLookup:
         n = len(accounts)
         out = Resolved(np.zeros(n, dtype=np.bool_), [], [], [], [], [], [], [])
         for i, (account, card) in enumerate(zip(accounts, cards, strict=True)):
-            reason = ""
+            reason: Reason | None = None
             customer_id = account
             if card:
                 owner = self._cards.get(card)
                 if owner is None:
-                    reason = f"unknown card {card}"
+                    reason = Reason(Kind.UNKNOWN_CARD, quote(card))
                 elif account and owner != account:
-                    reason = f"card {card} belongs to customer {owner}, not {account}"
+                    reason = Reason(
+                        Kind.FOREIGN_CARD,
+                        f"card {quote(card)} of customer {quote(owner)}, not {quote(account)}",
+                    )
                 else:
                     customer_id = owner
             info = self._customers.get(customer_id) if customer_id else None
-            if not reason and info is None:
-                reason = f"unknown account {account!r}" if account else "no account"
-            if reason or info is None:
+            if reason is None and info is None:
+                missing = Reason(Kind.UNKNOWN_ACCOUNT, quote(account))
+                reason = missing if account else Reason(Kind.NO_ACCOUNT)
+            if reason is not None or info is None:
                 out.reason.append(reason)
                 for column in (
                     out.customer_id,
@@ -98,7 +103,7 @@ class AccountLookup:
                     column.append("")
                 continue
             out.known[i] = True
-            out.reason.append("")
+            out.reason.append(None)
             out.customer_id.append(customer_id)
             out.card_number.append(card)
             out.reseller_id.append(info.reseller_id)

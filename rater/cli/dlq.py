@@ -9,7 +9,7 @@ import click
 from rater.cli.main import settings_of
 from rater.escape import terminal
 from rater.pipeline import deadletter as dead_letters
-from rater.pipeline.flow import reason_kind
+from rater.reasons import Kind
 from rater.redis import connection as redis_client
 from rater.stack import broker
 
@@ -37,7 +37,7 @@ def show(ctx: click.Context, limit: int) -> None:
     click.echo(f"{len(letters)} dead letter(s) in {terminal(settings.topic_dlq)}")
     by_reason: dict[str, int] = {}
     for letter in letters:
-        kind = reason_kind(letter.reason)
+        kind = letter.reason_kind or _kind_shown(letter.reason)
         by_reason[kind] = by_reason.get(kind, 0) + 1
     for kind, count in sorted(by_reason.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {terminal(kind):<60} {count:>8}")
@@ -68,3 +68,12 @@ def replay(ctx: click.Context) -> None:
     client = redis_client.connect(settings)
     count = asyncio.run(dead_letters.replay(settings, client))
     click.echo(f"replayed {count} record(s) to {settings.topic_cdrs}")
+
+
+def _kind_shown(text: str) -> str:
+    """The kind a reason text starts with (rater/reasons.py writes 'kind: detail'), for letters
+    read without their `reason_kind` header; "other" for texts of older versions."""
+    for kind in Kind:
+        if text == kind.value or text.startswith(f"{kind.value}: "):
+            return kind.value
+    return Kind.OTHER.value

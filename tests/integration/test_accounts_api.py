@@ -15,6 +15,7 @@ from rater.accounts.lookup import AccountLookup
 from rater.accounts.luhn import luhn_valid
 from rater.accounts.pinkeys import PinKey, PinKeys
 from rater.errors import AccountError, CoverageError, DisposableCardError, NotFound
+from rater.reasons import Kind, Reason
 from rater.redis import keys
 from rater.settings import Settings
 from rater.tariffs.model import TariffRow, TariffTable
@@ -255,12 +256,16 @@ def test_lookup_resolves_and_sees_new_accounts(accounts: Accounts, redis: Any) -
     assert first.currency[0] == "EUR"
     assert first.customer_id[3] == "C1"  # a card call names its customer through the card
     assert first.card_number[2] == card
-    assert "unknown account" in first.reason[1]
-    assert "unknown card" in first.reason[4]
+    assert first.reason[1] == Reason(Kind.UNKNOWN_ACCOUNT, "'C2'")
+    assert first.reason[4] == Reason(Kind.UNKNOWN_CARD, "'899999999999'")
+    assert first.reason[0] is None
     accounts.create_customer("C2", "other", reseller_id="R1", tariff="retail")
     other = lookup.resolve(["C2", "C2"], ["", card])
     assert other.known.tolist() == [True, False]
-    assert "belongs to customer C1" in other.reason[1]
+    foreign = other.reason[1]
+    assert foreign is not None
+    assert foreign.kind == Kind.FOREIGN_CARD
+    assert "of customer 'C1', not 'C2'" in foreign.detail
 
 
 def test_ledger_entries_wait_in_redis_while_clickhouse_is_away(

@@ -49,6 +49,9 @@ def own_world(base: Settings, *, topics: bool) -> Iterator[Settings]:
         topic_dlq=f"walk-{tag}.dlq",
         topic_meta=f"walk-{tag}.meta",
         consumer_group=f"walk-{tag}",
+        # the calls of these tests are of 2026-11-20 (call() below): the clock is that day's
+        # noon, so they are neither late nor in the future (docs/DESIGN.md section 4)
+        clock_start=base.clock_start or "2026-11-20T12:00:00+00:00",
     )
     clickhouse.migrate(ours)
     if topics:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_world import cdr, env_of, make_world, publish
+from pipeline_world import cdr, env_of, make_world, pipeline_settings, publish
 
 from rater import clickhouse, kafka
 from rater.redis.connection import RedisLike
@@ -138,6 +138,7 @@ def test_version_status_migrate_and_run(
         topic_meta=f"cdrs-wheel-{tag}.meta",
         consumer_group=f"rater-wheel-{tag}",
     )
+    settings = pipeline_settings(settings)  # the world's CDRs are of a fixed day
     asyncio.run(kafka.ensure_topics(settings))
     env = _env(settings, tmp_path)
     assert "0.1.0" in _run(installed, env, tmp_path, "rater", "--version")

@@ -7,8 +7,9 @@ import numpy as np
 
 from rater.pipeline.conflicts import Conflicts
 from rater.pipeline.debit import DebitResult, Outcome
-from rater.pipeline.flow import RATED, UNRATED, _apply_outcomes, _rate
-from tests.unit.test_pipeline_fates import COMPILED, _batch
+from rater.pipeline.fates import RATED, UNRATED, apply_outcomes
+from rater.reasons import Kind
+from tests.unit.test_pipeline_fates import COMPILED, _batch, _rate
 
 
 def test_conflicts_leave_the_batch_and_out_of_range_amounts_are_unrated() -> None:
@@ -26,10 +27,10 @@ def test_conflicts_leave_the_batch_and_out_of_range_amounts_are_unrated() -> Non
     conflicts = Conflicts.of(rows.cdrs, result)
     assert conflicts.cdrs.cdr_id.tolist() == ["c1"]
     assert conflicts.first.tolist() == [[0, 7]]
-    kept, duplicates, replayed = _apply_outcomes(rows, result)
+    kept, duplicates, replayed = apply_outcomes(rows, result, window_s=86_400)
     assert duplicates == 1
     assert kept.cdrs.cdr_id.tolist() == ["c0", "c2"]
     assert kept.outcome.tolist() == [RATED, UNRATED]
-    assert kept.reason.tolist()[1] == "amount out of range"
+    assert kept.reason.tolist()[1].kind == Kind.AMOUNT_OUT_OF_RANGE
     assert (kept.price.tolist()[1], kept.cost.tolist()[1]) == (0, 0)
     assert replayed.tolist() == [False, False]
