@@ -39,11 +39,16 @@ PORTAL_REDIS_TIMEOUT_S = 60
 
 def portal_routes(settings: Settings) -> list[BaseRoute]:
     """The reseller portal (rater/portal/, docs/PORTAL.md), on a Redis client of its own that
-    waits longer: creating a batch of cards runs scripts of up to 0.3 s each."""
-    client = redis_connection.connect(settings, socket_timeout=PORTAL_REDIS_TIMEOUT_S)
+    waits longer: creating a batch of cards runs scripts of up to 0.3 s each. Built on its
+    first request, like the service's own client (LazyRedis)."""
+
+    def build() -> ASGIApp:
+        client = redis_connection.connect(settings, socket_timeout=PORTAL_REDIS_TIMEOUT_S)
+        return create_portal(settings, client)
+
     return [
         Route("/portal", to_portal, methods=["GET"]),
-        Mount("/portal", app=create_portal(settings, client)),
+        Mount("/portal", app=LazyApp(build)),
     ]
 
 
@@ -126,6 +131,26 @@ class LazyRedis:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client(), name)
+
+
+class LazyApp:
+    """An ASGI application built on its first request, for one whose Redis client connects
+    when made (Redis Cluster): until Redis answers, its requests get 503 and the service runs."""
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self._build = build
+        self._app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            try:
+                self._app = self._build()
+            except (RedisClusterException, redis.RedisError, OSError) as error:
+                log.warning("redis unreachable", path=scope.get("path"), error=str(error))
+                response = error_response(503, Code.UNAVAILABLE, "Redis did not answer; try again")
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
 
 
 class Timing:
