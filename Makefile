@@ -39,6 +39,8 @@ CLUSTER_TESTS ?= tests/integration/test_debit_rules.py tests/integration/test_de
 	tests/integration/test_pipeline_outcomes.py tests/integration/test_accounts_card_chunks.py \
 	tests/integration/test_ledger_ids.py \
 	tests/integration/test_serve_processes.py tests/integration/test_serve_auth.py \
+	tests/integration/test_serve_http.py tests/integration/test_serve_edges.py \
+	tests/integration/test_switch_simulator.py \
 	tests/integration/test_portal_http.py tests/integration/test_tariff_owners.py
 BENCH_ARGS ?=
 

@@ -7,6 +7,7 @@ The same code runs against a production Kafka / Redis / ClickHouse by changing s
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -159,6 +160,9 @@ class Settings:
     http_trusted_proxies: str = ""
     #: where worker processes keep their Prometheus samples (set by `rater serve`)
     http_metrics_dir: str = ""
+    #: comma-separated addresses or networks that read /metrics without a token ("" none:
+    #: a token of any switch is needed; docs/SERVE.md)
+    http_metrics_allow: str = ""
     # reseller portal (`rater serve`, /portal; rater/portal/, docs/PORTAL.md)
     #: a session cookie's lifetime, from the login
     portal_session_s: int = 28_800
@@ -206,6 +210,7 @@ class Settings:
             raise ConfigError("RATER_HTTP_PORT must be 1-65535 and RATER_HTTP_WORKERS >= 1")
         if bool(self.http_tls_certfile) != bool(self.http_tls_keyfile):
             raise ConfigError("RATER_HTTP_TLS_CERTFILE and RATER_HTTP_TLS_KEYFILE go together")
+        _ = self.http_metrics_networks  # parsed once here so a bad value fails at start
 
     def _check_accounts(self) -> None:
         for name in (
@@ -227,6 +232,22 @@ class Settings:
                 "to grant"
             )
         _ = self.pin_lock_schedule  # parsed once here so a bad value fails at start
+
+    @property
+    def http_metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """http_metrics_allow parsed; ConfigError naming a bad entry."""
+        out = []
+        for part in (p.strip() for p in self.http_metrics_allow.split(",")):
+            if not part:
+                continue
+            try:
+                out.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"RATER_HTTP_METRICS_ALLOW: {part!r} is not an IP address or network "
+                    "(e.g. 10.0.0.0/8)"
+                ) from None
+        return tuple(out)
 
     # ------------------------------------------------------------------ building
     @classmethod

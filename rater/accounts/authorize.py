@@ -18,6 +18,10 @@ calls hold credit at once.
 
 PINs: settings.pin_* limits per card (rater/accounts/pins.py), per caller number and per
 switch (rater/accounts/pin_guard.py); every card-or-PIN refusal is the same answer.
+
+Waits for Redis (docs/SERVE.md, "Speed"): the payer's hashes and reservation totals are read
+in one pipeline (rater/accounts/payers.py) and the reservation is one script call, so an
+account's authorization waits twice, a card's with its PIN and an ANI call three times.
 """
 
 from __future__ import annotations
@@ -41,15 +45,20 @@ from rater.accounts.answers import (
 from rater.accounts.api import Accounts
 from rater.accounts.ids import check_auth_id, new_auth_id
 from rater.accounts.model import Card, Customer, CustomerKind, Reseller
+from rater.accounts.payers import Payers, Snapshot
 from rater.accounts.pin_guard import PinGate, PinGuard
+from rater.accounts.pins import Pins
 from rater.accounts.rates import Rate, RateBook, max_seconds
 from rater.accounts.replies import ReserveCode
 from rater.accounts.reservations import Reservations
+from rater.accounts.roundtrip import RoundTrip
 from rater.errors import AuthorizationError, NormalisationError, NotFound
 from rater.logs import get_logger
 from rater.redis import connection as redis_client
+from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
+from rater.switches.cache import SwitchCache
 from rater.switches.numbers import normalise_number
 from rater.switches.registry import SwitchRegistry
 
@@ -57,6 +66,17 @@ log = get_logger(__name__)
 
 #: a read-compute-reserve round lost to a concurrent authorization is tried again this often
 _ATTEMPTS = 8
+
+#: which resellers the asker acts for (the HTTP service's switch scopes); None: any
+Scope = Callable[[str], bool] | None
+
+
+class OutOfScope(AuthorizationError):
+    """The payer belongs to a reseller the asker does not act for: nothing was counted or held."""
+
+    def __init__(self, reseller_id: str) -> None:
+        super().__init__(f"the payer belongs to reseller {reseller_id!r}")
+        self.reseller_id = reseller_id
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,23 @@ class Released:
     @property
     def message(self) -> str:
         return f"auth_id {self.auth_id} released: it holds no credit"
+
+
+class _Carry:
+    """Commands that go with the next wait (a PIN attempt taken back, a refusal counted), or
+    alone at the end when no wait follows."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.rt = RoundTrip(client)
+
+    def take(self) -> RoundTrip:
+        rt, self.rt = self.rt, RoundTrip(self.client)
+        return rt
+
+    def flush(self) -> None:
+        if len(self.rt):
+            self.take().run()
 
 
 class Authorizer:
@@ -98,6 +135,8 @@ class Authorizer:
         self.accounts = accounts or Accounts(settings, self.redis)
         self.rates = rates if rates is not None else RateBook.from_store(self.redis, settings)
         self.reservations = Reservations(self.accounts.store)
+        self.payers = Payers(self.accounts.store, self.reservations)
+        self.switches = SwitchCache(SwitchRegistry(self.redis))
         self.pin_gate = PinGate(self.accounts.pins, PinGuard(self.accounts.store), sleep)
         if pins:
             _ = self.accounts.pins.keys
@@ -115,10 +154,16 @@ class Authorizer:
         switch: str = "default",
         at: datetime | None = None,
         max_seconds: int | None = None,
+        scope: Scope = None,
     ) -> Authorization:
         """caller: the caller number of a card call (PIN guesses are also counted per caller);
         at: the time to rate at (the tariff version), default now; max_seconds: at most this
-        long (never more than the reservation's lifetime minus the ring allowance)."""
+        long (never more than the reservation's lifetime minus the ring allowance); scope:
+        the resellers the asker acts for (OutOfScope, before anything is counted or held).
+
+        Waits for Redis (docs/SERVE.md, "Speed"): an account call one pipeline of reads and
+        the reservation; a card call with its PIN one more before them (the card's owner, the
+        caller's attempt counted), an ANI call the caller number's card."""
         given = [x for x in (account, card, ani) if x]
         if len(given) != 1:
             raise AuthorizationError("give exactly one of an account, a card (with PIN) or an ANI")
@@ -127,20 +172,46 @@ class Authorizer:
         now = datetime.now(UTC)
         at = at or now
         limit = self._limit(max_seconds)
+        carry = _Carry(self.redis)
+        try:
+            if card:
+                payer = self._card(
+                    carry, card, pin or "", caller=caller, switch=switch, scope=scope
+                )
+            elif ani:
+                payer = self._ani(ani, scope)
+            else:
+                payer = self._account(account or "", scope)
+            if isinstance(payer, Authorization):
+                return payer
+            return self._reserve(
+                carry, payer, callee=callee, switch=switch, at=at, now=now, limit=limit
+            )
+        finally:
+            carry.flush()
 
-        payer = self._payer(
-            account=account, card=card, pin=pin, ani=ani, caller=caller, switch=switch
-        )
-        if isinstance(payer, Authorization):
-            return payer
-        reseller, customer, found_card = payer.reseller, payer.customer, payer.card
+    def _reserve(
+        self,
+        carry: _Carry,
+        payer: tuple[Snapshot, bool],
+        *,
+        callee: str,
+        switch: str,
+        at: datetime,
+        now: datetime,
+        limit: int,
+    ) -> Authorization:
+        """The snapshot's payer may call: how long, and reserve it (optimistic: compute from
+        what was read, reserve if still available, read again when another call won)."""
+        snap, via_ani = payer
+        reseller, customer, found_card = snap.reseller, snap.customer, snap.card
         refusal = state_refusal(reseller, customer, found_card, now)
         if refusal is not None:
             return refusal
 
         # --- what it costs
         try:
-            number = normalise_number(callee, SwitchRegistry(self.redis).get(switch))
+            number = normalise_number(callee, self.switches.get(switch))
         except NormalisationError as error:
             return refuse(Reason.BAD_NUMBER, f"callee {callee!r}: {error}")
         ids: dict[str, Any] = {
@@ -154,18 +225,15 @@ class Authorizer:
             return rated
         sell, buy = rated
 
-        # --- how long, and reserve it (optimistic: read, compute, reserve-if-still-available)
         settings = self.settings
-        for _attempt in range(_ATTEMPTS):
-            available, calls = self.reservations.available(
-                payer.reseller.reseller_id,
-                payer.customer.customer_id,
-                payer.card.number if payer.card else "",
-            )
-            busy = _too_many_calls(calls, settings, ids)
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                snap = self.payers.read(reseller.reseller_id, customer.customer_id,
+                                        ids["card_number"])  # fmt: skip
+            busy = _too_many_calls(snap.calls, settings, ids)
             if busy is not None:
                 return busy
-            seconds = self._seconds(sell, buy, available, limit, found_card)
+            seconds = self._seconds(sell, buy, snap.available, limit, found_card)
             granted = min(s for s in seconds.values() if s is not None)
             base = {
                 **ids,
@@ -187,9 +255,9 @@ class Authorizer:
             code, details = self.reservations.reserve(reseller.reseller_id, [
                 customer.customer_id, ids["card_number"], auth_id, settings.reservation_ttl_s,
                 buy_amount, sell_amount, sell_amount if found_card else 0,
-                1 if payer.via_ani else 0, granted, settings.max_calls_per_card,
+                1 if via_ani else 0, granted, settings.max_calls_per_card,
                 settings.max_calls_per_account, number, int(at.timestamp()),
-            ])  # fmt: skip
+            ], also=carry.take())  # fmt: skip
             if code is ReserveCode.DONE:
                 reserved = {"reseller": buy_amount, "customer": sell_amount}
                 if found_card:
@@ -220,28 +288,135 @@ class Authorizer:
             raise AuthorizationError(f"max_seconds must be positive, not {asked}")
         return min(asked, most)
 
+    # ---------------------------------------------------------------- the payer
+    def _account(self, account: str, scope: Scope) -> tuple[Snapshot, bool] | Authorization:
+        """One wait: the customer's and reseller's hashes and reservations (and the switch
+        generation); the customer's reseller is known from earlier calls of this process."""
+        payers = self.payers
+        reseller_id = payers.reseller_of_customer(account)
+        for _attempt in range(2):
+            if reseller_id is None:
+                return refuse(Reason.UNKNOWN_ACCOUNT, f"customer {account!r} does not exist")
+            _check_scope(scope, reseller_id)
+            rt = RoundTrip(self.redis)
+            generation = rt.command("GET", SwitchCache.GENERATION_KEY)
+            pending = payers.queue(rt, reseller_id, account, "")
+            replies = rt.run()
+            self.switches.seen(replies[generation])
+            try:
+                snap = payers.snapshot(replies, pending)
+            except NotFound as error:
+                payers.forget(account)  # remembered wrongly? look it up once more
+                again = payers.reseller_of_customer(account)
+                if again == reseller_id:
+                    return refuse(Reason.UNKNOWN_ACCOUNT, str(error))
+                reseller_id = again
+                continue
+            if snap.customer.kind is CustomerKind.CARD_BATCH:
+                return refuse(
+                    Reason.CARDS_ONLY,
+                    f"customer {account} holds disposable cards: call with a card",
+                    customer_id=account,
+                )
+            return snap, False
+        return refuse(Reason.UNKNOWN_ACCOUNT, f"customer {account!r} does not exist")
+
+    def _card(
+        self, carry: _Carry, card: str, pin: str, *, caller: str | None, switch: str, scope: Scope
+    ) -> tuple[Snapshot, bool] | Authorization:
+        """Two waits before the reservation, the same for a known and an unknown number:
+        1. the switch's delay, the caller's attempt counted, the card's owner, the switch
+           generation; 2. pin.lua and the snapshot reads (used only when the PIN is right).
+        What the PIN check leaves to do (the attempt taken back, the refusal counted) goes
+        with the reservation, or alone."""
+        gate = self.pin_gate
+        rt = RoundTrip(self.redis)
+        start = gate.queue_start(rt, caller, switch)
+        owner_at = rt.command("GET", keys.card_index(card))
+        generation = rt.command("GET", SwitchCache.GENERATION_KEY)
+        replies = rt.run()
+        self.switches.seen(replies[generation])
+        owner = self.payers.remember_card(card, replies[owner_at])
+        if owner is not None and scope is not None and not scope(owner[0]):
+            turn = (
+                gate.guard.turn(start.caller[0], replies[start.caller[1]]) if start.caller else None
+            )
+            if turn is not None and turn.go:
+                gate.guard.queue_undo(carry.rt, turn)
+            raise OutOfScope(owner[0])
+        turn = gate.started(replies, start)
+        check, snap = None, None
+        if turn is None or turn.go:
+            reseller_id, customer_id = owner or ("", "")
+            rt = carry.take()
+            pin_at = gate.queue_check(rt, reseller_id, card, pin)
+            pending = self.payers.queue(rt, reseller_id, customer_id, card)
+            replies = rt.run()
+            check = Pins.result(replies[pin_at])
+            if check.ok:
+                try:
+                    snap = self.payers.snapshot(replies, pending)
+                except NotFound:
+                    snap = None
+        right = gate.queue_finish(carry.rt, check, turn, card=card, caller=caller, switch=switch)
+        if not right or snap is None:
+            return card_or_pin(card)
+        return snap, False
+
+    def _ani(self, ani: str, scope: Scope) -> tuple[Snapshot, bool] | Authorization:
+        """The caller number's card (and the switch generation) in one wait, the snapshot in
+        another; the card's owner is known from earlier calls of this process."""
+        digits = normalise_ani(ani)
+        rt = RoundTrip(self.redis)
+        card_at = rt.command("GET", keys.ani_index(digits))
+        generation = rt.command("GET", SwitchCache.GENERATION_KEY)
+        replies = rt.run()
+        self.switches.seen(replies[generation])
+        raw = replies[card_at]
+        if raw is None:
+            owner_card = self.accounts.anis.owner_of(digits)
+            if owner_card is None:
+                return refuse(Reason.UNKNOWN_ANI, f"caller {digits} is not on any card")
+            return refuse(
+                Reason.ANI_DISABLED,
+                f"caller {digits}: card {owner_card} is under its ANI threshold; "
+                "dial with the PIN or top the card up",
+                card_number=owner_card,
+            )
+        number = raw.decode()
+        owner = self.payers.owner_of_card(number)
+        if owner is None:
+            return refuse(Reason.UNKNOWN_CARD, f"card {number} does not exist")
+        _check_scope(scope, owner[0])
+        try:
+            snap = self.payers.read(owner[0], owner[1], number)
+        except NotFound as error:
+            return refuse(Reason.UNKNOWN_CARD, str(error))
+        if snap.card is not None and not snap.card.ani_on:
+            return refuse(
+                Reason.ANI_DISABLED, f"card {number}: ANI recognition is off", card_number=number
+            )
+        return snap, True
+
     # ---------------------------------------------------------------- renew, release
-    def renew(self, auth_id: str) -> Authorization:
+    def renew(self, auth_id: str, reseller_id: str | None = None) -> Authorization:
         """Extend a live reservation for a longer call: it then lives another
         settings.reservation_ttl_s from now and pays up to `lifetime - ring` seconds past now,
         as far as the credit covers. Refused (with the reason) when the credit no longer
         covers what is granted, or the reservation is unknown, expired, released or debited.
-        The answer's max_seconds is the call's total."""
+        The answer's max_seconds is the call's total. reseller_id: the auth_id's reseller when
+        the caller looked it up already."""
         check_auth_id(auth_id)
         settings = self.settings
         ttl, ring = settings.reservation_ttl_s, settings.reservation_ring_s
         cap_hint: int | None = None
         for _attempt in range(_ATTEMPTS):
-            record = self.reservations.record(auth_id)
+            record = self.reservations.record(auth_id, reseller_id)
             if record is None:
                 return _unknown_auth(auth_id, "unknown")
             try:
-                payer = Payer(
-                    self.accounts.get_reseller(record.reseller_id),
-                    self.accounts.get_customer(record.customer_id),
-                    self.accounts.get_card(record.card_number) if record.card_number else None,
-                    record.via_ani,
-                )
+                snap = self.payers.read(record.reseller_id, record.customer_id,
+                                        record.card_number)  # fmt: skip
             except NotFound as error:
                 return _unknown_auth(auth_id, str(error))
             ids: dict[str, Any] = {
@@ -251,23 +426,19 @@ class Authorizer:
                 "card_number": record.card_number,
                 "number": record.number,
             }
-            refusal = state_refusal(payer.reseller, payer.customer, payer.card, datetime.now(UTC))
+            refusal = state_refusal(snap.reseller, snap.customer, snap.card, datetime.now(UTC))
             if refusal is not None:
                 return refuse(refusal.reason, refusal.message, **ids)
-            rated = self._rates(payer.customer, payer.reseller, record.number, record.rated_at, ids)
+            rated = self._rates(snap.customer, snap.reseller, record.number, record.rated_at, ids)
             if isinstance(rated, Authorization):
                 return rated
             sell, buy = rated
             cap = self.reservations.server_now(record.reseller_id) - record.start + ttl - ring
             cap = min(cap, cap_hint) if cap_hint is not None else cap
-            available, _ = self.reservations.available(
-                payer.reseller.reseller_id,
-                payer.customer.customer_id,
-                payer.card.number if payer.card else "",
-            )
+            available = dict(snap.available)
             for level, name in LEVEL_NAMES.items():  # what this reservation holds is its own
                 available[name] += record.amounts[level]
-            seconds = self._seconds(sell, buy, available, cap, payer.card)
+            seconds = self._seconds(sell, buy, available, cap, snap.card)
             total = min(s for s in seconds.values() if s is not None)
             base = {
                 **ids,
@@ -289,11 +460,11 @@ class Authorizer:
             sell_amount, buy_amount = sell.price(total), buy.price(total)
             code, details = self.reservations.renew(record.reseller_id, [
                 auth_id, ttl, ring, total, record.seconds, buy_amount, sell_amount,
-                sell_amount if payer.card else 0,
+                sell_amount if snap.card else 0,
             ])  # fmt: skip
             if code is ReserveCode.DONE:
                 reserved = {"reseller": buy_amount, "customer": sell_amount}
-                if payer.card:
+                if snap.card:
                     reserved["card"] = sell_amount
                 return Authorization(
                     True, Reason.OK, f"renewed: {total} s in all to {record.number}",
@@ -312,66 +483,13 @@ class Authorizer:
             # SHORT or CHANGED: another call or renewal changed it meanwhile; again
         return refuse(Reason.INSUFFICIENT_CREDIT, "too many concurrent renewals; try again")
 
-    def release(self, auth_id: str) -> Released:
-        """Free what an authorization holds (a call that did not happen). Idempotent."""
-        self.reservations.release(auth_id)
+    def release(self, auth_id: str, reseller_id: str | None = None) -> Released:
+        """Free what an authorization holds (a call that did not happen). Idempotent.
+        reseller_id: the auth_id's reseller when the caller looked it up already."""
+        self.reservations.release(auth_id, reseller_id)
         return Released(auth_id)
 
     # ---------------------------------------------------------------- parts
-    def _payer(
-        self,
-        *,
-        account: str | None,
-        card: str | None,
-        pin: str | None,
-        ani: str | None,
-        caller: str | None,
-        switch: str,
-    ) -> Payer | Authorization:
-        """Who pays, or the refusal that says why nobody does."""
-        accounts = self.accounts
-        found_card: Card | None = None
-        if card and not self.pin_gate.check(card, pin or "", caller=caller, switch=switch):
-            return card_or_pin(card)
-        try:
-            if ani:
-                digits = normalise_ani(ani)
-                number = accounts.card_of_ani(digits)
-                if number is None:
-                    owner = accounts.anis.owner_of(digits)
-                    if owner is None:
-                        return refuse(Reason.UNKNOWN_ANI, f"caller {digits} is not on any card")
-                    return refuse(
-                        Reason.ANI_DISABLED,
-                        f"caller {digits}: card {owner} is under its ANI threshold; "
-                        "dial with the PIN or top the card up",
-                        card_number=owner,
-                    )
-                found_card = accounts.get_card(number)
-                if not found_card.ani_on:
-                    return refuse(
-                        Reason.ANI_DISABLED, f"card {number}: ANI recognition is off",
-                        card_number=number,
-                    )  # fmt: skip
-            elif card:
-                found_card = accounts.get_card(card)
-            customer = accounts.get_customer(
-                found_card.customer_id if found_card else account or ""
-            )
-            reseller = accounts.get_reseller(customer.reseller_id)
-        except NotFound as error:
-            if card:
-                return card_or_pin(card)
-            kind = Reason.UNKNOWN_CARD if ani else Reason.UNKNOWN_ACCOUNT
-            return refuse(kind, str(error))
-        if found_card is None and customer.kind is CustomerKind.CARD_BATCH:
-            return refuse(
-                Reason.CARDS_ONLY,
-                f"customer {customer.customer_id} holds disposable cards: call with a card",
-                customer_id=customer.customer_id,
-            )
-        return Payer(reseller, customer, found_card, bool(ani))
-
     def _rates(
         self, customer: Customer, reseller: Reseller, number: str, at: datetime, ids: dict[str, Any]
     ) -> tuple[Rate, Rate] | Authorization:
@@ -395,6 +513,11 @@ class Authorizer:
             "customer": max_seconds(sell, available["customer"], limit),
             "reseller": max_seconds(buy, available["reseller"], limit),
         }
+
+
+def _check_scope(scope: Scope, reseller_id: str) -> None:
+    if scope is not None and not scope(reseller_id):
+        raise OutOfScope(reseller_id)
 
 
 def _unknown_auth(auth_id: str, why: str) -> Authorization:
@@ -424,4 +547,4 @@ def _too_many_calls(
     return None
 
 
-__all__ = ["Authorization", "Authorizer", "Reason", "Released"]
+__all__ = ["Authorization", "Authorizer", "OutOfScope", "Reason", "Released"]

@@ -17,12 +17,14 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter
 
 from rater.accounts.core import AccountStore
-from rater.accounts.pins import Pins
+from rater.accounts.pins import PinCheck, Pins
 from rater.accounts.replies import GuardCode, reply
+from rater.accounts.roundtrip import RoundTrip
 from rater.logs import get_logger
 from rater.redis import keys
 
@@ -62,89 +64,161 @@ class CallerTurn:
 
 
 class PinGuard:
-    """Caller and switch limits; see the module doc."""
+    """Caller and switch limits; see the module doc. Each step can be queued on a RoundTrip
+    (`queue_*`) so an authorization sends it with its other commands."""
 
     def __init__(self, store: AccountStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock  # epoch seconds: the minute a switch's failures are counted in
 
     # ---------------------------------------------------------------- callers
-    def begin(self, caller: str) -> CallerTurn:
-        """Count an attempt of `caller` before its PIN is checked (undo it when right)."""
-        key = caller_key(caller)
+    def _args(self, op: str) -> list[object]:
         settings = self.store.settings
-        raw = self.store.script("pin_guard")(
-            [key],
-            [
-                "begin",
-                settings.pin_caller_max_failures,
-                settings.pin_lock_schedule_s,
-                CALLER_IDLE_S,
-            ],
-        )
+        return [op, settings.pin_caller_max_failures, settings.pin_lock_schedule_s, CALLER_IDLE_S]
+
+    def queue_begin(self, rt: RoundTrip, caller: str) -> tuple[str, int]:
+        """Count an attempt of `caller` before its PIN is checked: (its key, reply index)."""
+        key = caller_key(caller)
+        return key, rt.script(self.store.script("pin_guard"), [key], self._args("begin"))
+
+    @staticmethod
+    def turn(key: str, raw: Any) -> CallerTurn:
         code, details = reply(GuardCode, raw)
         if code is GuardCode.LOCKED:
             return CallerTurn(key, int(details[0]))
         return CallerTurn(key)
 
-    def undo(self, turn: CallerTurn) -> None:
+    def begin(self, caller: str) -> CallerTurn:
+        """Count an attempt of `caller` before its PIN is checked (undo it when right)."""
+        rt = RoundTrip(self.store.redis)
+        key, at = self.queue_begin(rt, caller)
+        return self.turn(key, rt.run()[at])
+
+    def queue_undo(self, rt: RoundTrip, turn: CallerTurn) -> None:
         """The PIN was right: the attempt does not count."""
-        settings = self.store.settings
-        self.store.script("pin_guard")(
-            [turn.key],
-            ["undo", settings.pin_caller_max_failures, settings.pin_lock_schedule_s, CALLER_IDLE_S],
-        )
+        rt.script(self.store.script("pin_guard"), [turn.key], self._args("undo"))
+
+    def undo(self, turn: CallerTurn) -> None:
+        rt = RoundTrip(self.store.redis)
+        self.queue_undo(rt, turn)
+        rt.run()
 
     # ---------------------------------------------------------------- switches
-    def delay_s(self, switch: str) -> float:
+    def queue_delay(self, rt: RoundTrip, switch: str) -> int:
+        return rt.command("GET", switch_key(switch, int(self.clock()) // 60))
+
+    def delay_from(self, raw: Any) -> float:
         """How long to hold a PIN answer of this switch (0.0 below the free failures)."""
         settings = self.store.settings
-        raw = self.store.redis.get(switch_key(switch, int(self.clock()) // 60))
         over = int(raw or 0) - settings.pin_switch_free_failures
         if over <= 0:
             return 0.0
         return min(over * settings.pin_switch_delay_ms, settings.pin_switch_max_delay_ms) / 1000
 
-    def failed(self, switch: str, why: str) -> None:
+    def delay_s(self, switch: str) -> float:
+        rt = RoundTrip(self.store.redis)
+        at = self.queue_delay(rt, switch)
+        return self.delay_from(rt.run()[at])
+
+    def queue_failed(self, rt: RoundTrip, switch: str, why: str) -> None:
         """Count a refused PIN attempt for its switch and in the metric."""
         PIN_REFUSALS.labels(why=why).inc()
         key = switch_key(switch, int(self.clock()) // 60)
-        pipe = self.store.redis.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, 120)
-        pipe.execute()
+        rt.command("INCR", key)
+        rt.command("EXPIRE", key, 120)
+
+    def failed(self, switch: str, why: str) -> None:
+        rt = RoundTrip(self.store.redis)
+        self.queue_failed(rt, switch, why)
+        rt.run()
+
+
+@dataclass(frozen=True)
+class PinStart:
+    """The reply indices of a PIN check's first wait: the switch's delay, the caller's turn."""
+
+    delay: int
+    caller: tuple[str, int] | None
 
 
 class PinGate:
-    """A card's PIN checked with every limit: per switch (a delay), per caller, per card."""
+    """A card's PIN checked with every limit: per switch (a delay), per caller, per card.
+
+    In three waits, each shared with other commands of an authorization (`start`, `check`,
+    `finish`), or alone with `check_alone` (the card balance of docs/SERVE.md):
+    1. the switch's failures this minute and the caller's attempt counted (`queue_start`);
+    2. the delay slept, then pin.lua (`queue_check`), unless the caller is locked;
+    3. the attempt taken back when the PIN was right, or the refusal counted for the switch
+       and logged (`queue_finish`)."""
 
     def __init__(self, pins: Pins, guard: PinGuard, sleep: Callable[[float], None]) -> None:
         self.pins = pins
         self.guard = guard
         self.sleep = sleep
 
-    def check(self, card: str, pin: str, *, caller: str | None, switch: str) -> bool:
-        """True when the PIN is right. A refused attempt is counted per card, per caller and per
-        switch, and its real reason logged; the caller hears the same answer whatever it was."""
-        delay = self.guard.delay_s(switch)
+    def queue_start(self, rt: RoundTrip, caller: str | None, switch: str) -> PinStart:
+        delay = self.guard.queue_delay(rt, switch)
+        return PinStart(delay, self.guard.queue_begin(rt, caller) if caller is not None else None)
+
+    def started(self, replies: list[Any], start: PinStart) -> CallerTurn | None:
+        """Sleeps the switch's delay; the caller's turn (None without a caller number)."""
+        delay = self.guard.delay_from(replies[start.delay])
         if delay > 0:
             self.sleep(delay)
-        turn = self.guard.begin(caller) if caller is not None else None
-        if turn is not None and not turn.go:
-            self.guard.failed(switch, "caller_locked")
+        if start.caller is None:
+            return None
+        key, at = start.caller
+        return self.guard.turn(key, replies[at])
+
+    def queue_check(self, rt: RoundTrip, reseller_id: str, card: str, pin: str) -> int:
+        key, args = self.pins.call(reseller_id, card, pin)
+        return rt.script(self.pins.store.script("pin"), [key], list(args))
+
+    def queue_finish(
+        self,
+        rt: RoundTrip,
+        check: PinCheck | None,
+        turn: CallerTurn | None,
+        *,
+        card: str,
+        caller: str | None,
+        switch: str,
+    ) -> bool:
+        """True when the PIN was right; check None: not checked (the caller is locked)."""
+        if check is not None and check.ok:
+            if turn is not None:
+                self.guard.queue_undo(rt, turn)
+            return True
+        if check is None:
+            self.guard.queue_failed(rt, switch, "caller_locked")
             log.warning(
                 "PIN attempt refused", why="caller_locked", card=card, caller=caller,
-                switch=switch, locked_until=turn.locked_until,
+                switch=switch, locked_until=turn.locked_until if turn else 0,
             )  # fmt: skip
             return False
-        check = self.pins.check(card, pin)
-        if check.ok:
-            if turn is not None:
-                self.guard.undo(turn)
-            return True
-        self.guard.failed(switch, check.code)
+        self.guard.queue_failed(rt, switch, check.code)
         log.warning(
             "PIN attempt refused", why=check.code, card=card, caller=caller, switch=switch,
             failures=check.failures, locked_until=check.locked_until,
         )  # fmt: skip
         return False
+
+    def check(self, card: str, pin: str, *, caller: str | None, switch: str) -> bool:
+        """True when the PIN is right. A refused attempt is counted per card, per caller and per
+        switch, and its real reason logged; the caller hears the same answer whatever it was."""
+        redis = self.pins.store.redis
+        rt = RoundTrip(redis)
+        start = self.queue_start(rt, caller, switch)
+        owner = rt.command("GET", keys.card_index(card))
+        replies = rt.run()
+        turn = self.started(replies, start)
+        check: PinCheck | None = None
+        if turn is None or turn.go:
+            raw = replies[owner]
+            rt = RoundTrip(redis)
+            at = self.queue_check(rt, raw.decode().split(":", 1)[0] if raw else "", card, pin)
+            check = Pins.result(rt.run()[at])
+        rt = RoundTrip(redis)
+        right = self.queue_finish(rt, check, turn, card=card, caller=caller, switch=switch)
+        rt.run()
+        return right

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from rater.accounts.core import AccountStore
 from rater.accounts.pinkeys import PinKeys
@@ -65,12 +66,20 @@ class Pins:
     def check(self, number: str, pin: str) -> PinCheck:
         """Check a card's PIN; a number no card has answers known=False after the same work
         (HMACs and one script call), so the time taken does not tell it apart."""
-        store = self.store
-        owner = store.find_card_owner(number)
-        key = keys.card(owner[0] if owner else "", number)
-        settings = store.settings
-        limits = [settings.pin_max_failures, settings.pin_lock_schedule_s]
-        raw = store.script("pin")([key], [*limits, *self.keys.candidates(number, pin)])
+        owner = self.store.find_card_owner(number)
+        key, args = self.call(owner[0] if owner else "", number, pin)
+        return self.result(self.store.script("pin")([key], args))
+
+    def call(self, reseller_id: str, number: str, pin: str) -> tuple[str, list[object]]:
+        """KEYS[1] and ARGV of pin.lua for a card of `reseller_id` ('' when no card has the
+        number: the script then finds no hash and answers NO_CARD after the same work)."""
+        settings = self.store.settings
+        limits: list[object] = [settings.pin_max_failures, settings.pin_lock_schedule_s]
+        return keys.card(reseller_id, number), [*limits, *self.keys.candidates(number, pin)]
+
+    @staticmethod
+    def result(raw: Any) -> PinCheck:
+        """pin.lua's answer as a PinCheck."""
         code, details = reply(PinCode, raw)
         if code is PinCode.NO_CARD:
             return PinCheck(False, 0, known=False)

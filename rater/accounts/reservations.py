@@ -1,8 +1,10 @@
 """Reservations of authorized calls in Redis (rater/redis/lua/reserve.lua): reserve, renew,
 release, and the holds shown by `card show`, `customer show` and `reseller show`.
 
-A reservation's keys are the reseller's (docs/REDIS_KEYS.md); the global key
-`auth:<auth_id>` names that reseller, so `renew` and `release` need nothing but the auth_id.
+A reservation's keys are the reseller's (docs/REDIS_KEYS.md, "Authorization"): per account the
+entries, the same auth_ids by expiry, and their running sum and count, so neither Python nor
+the script reads every live reservation of an account to know what it holds. The global key
+`auth:<auth_id>` names the reseller, so `renew` and `release` need nothing but the auth_id.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rater.accounts.core import AccountStore
 from rater.accounts.ids import check_auth_id
 from rater.accounts.model import Level
 from rater.accounts.replies import ReserveCode, reply
+from rater.accounts.roundtrip import RoundTrip
 from rater.redis import keys
 
 
@@ -63,56 +66,98 @@ class Reserved:
     amounts: dict[str, int]  # level code (r, c, k) -> micro-units held
 
 
+@dataclass(frozen=True)
+class Totals:
+    """One account's reservations as read beside other reads: the running sum and count, and
+    the auth_ids already expired but not yet dropped (a script drops them on its next touch)."""
+
+    held: int
+    calls: int
+    expired: tuple[bytes, ...]
+
+
 class Reservations:
     """The script calls and reads of reservations; see the module doc."""
 
     def __init__(self, store: AccountStore) -> None:
         self.store = store
 
-    def reserve(self, reseller_id: str, args: Sequence[Any]) -> tuple[ReserveCode, list[Any]]:
-        """reserve.lua 'reserve' (see its header for `args`); on success the auth_id's index."""
+    # ---------------------------------------------------------------- reads for authorize
+    @staticmethod
+    def totals(replies: list[Any], at: tuple[int, int]) -> Totals:
+        """The Totals from the replies of `HMGET <totals> held calls` and `ZRANGEBYSCORE
+        <expiry> -inf <now>` (keys.reservation_totals, keys.reservation_expiry)."""
+        held, calls = replies[at[0]]
+        return Totals(int(held or 0), int(calls or 0), tuple(replies[at[1]]))
+
+    def live(self, reseller_id: str, found: dict[tuple[str, str], Totals]) -> dict[str, Totals]:
+        """The totals of each (level, id) without their expired entries: one more wait, only
+        when an entry expired unreleased and no script touched its account since."""
+        stale = [(lv, i, t) for (lv, i), t in found.items() if t.expired]
+        if not stale:
+            return {lv: t for (lv, _), t in found.items()}
+        rt = RoundTrip(self.store.redis)
+        for lv, i, t in stale:
+            rt.command("HMGET", keys.reservations(reseller_id, lv, i), *t.expired)
+        replies = rt.run()
+        out = {lv: t for (lv, _), t in found.items()}
+        for (lv, _, t), values in zip(stale, replies, strict=True):
+            gone = [int(v.split(b":")[0]) for v in values if v is not None]
+            out[lv] = Totals(t.held - sum(gone), t.calls - len(gone), ())
+        return out
+
+    # ---------------------------------------------------------------- scripts
+    def reserve(self, reseller_id: str, args: Sequence[Any],
+                also: RoundTrip | None = None) -> tuple[ReserveCode, list[Any]]:  # fmt: skip
+        """reserve.lua 'reserve' (see its header for `args`), sent with whatever `also` holds
+        (one wait). The auth_id's index is written by the script on one server; on Redis
+        Cluster beside it, and taken back when the script refused."""
         store = self.store
-        code, details = reply(
-            ReserveCode,
-            store.script("reserve")(store.route(reseller_id), ["reserve", reseller_id, *args]),
-        )
-        if code is ReserveCode.DONE:
-            auth_id, ttl = str(args[2]), int(args[3])
-            store.redis.set(auth_index(auth_id), reseller_id, ex=ttl + 60)
+        rt = also if also is not None else RoundTrip(store.redis)
+        auth_id, ttl = str(args[2]), int(args[3])
+        at = rt.script(store.script("reserve"), store.route(reseller_id),
+                       ["reserve", reseller_id, *args, 0 if store.cluster else 1])  # fmt: skip
+        if store.cluster:
+            rt.command("SET", auth_index(auth_id), reseller_id, "EX", ttl + 60)
+        code, details = reply(ReserveCode, rt.run()[at])
+        if code is not ReserveCode.DONE and store.cluster:
+            store.redis.delete(auth_index(auth_id))
         return code, details
 
     def renew(self, reseller_id: str, args: Sequence[Any]) -> tuple[ReserveCode, list[Any]]:
         """reserve.lua 'renew'; on success the index lives as long as the reservation."""
         store = self.store
-        code, details = reply(
-            ReserveCode,
-            store.script("reserve")(store.route(reseller_id), ["renew", reseller_id, *args]),
-        )
-        if code is ReserveCode.DONE:
+        rt = RoundTrip(store.redis)
+        at = rt.script(store.script("reserve"), store.route(reseller_id),
+                       ["renew", reseller_id, *args, 0 if store.cluster else 1])  # fmt: skip
+        code, details = reply(ReserveCode, rt.run()[at])
+        if code is ReserveCode.DONE and store.cluster:
             store.redis.expire(auth_index(str(args[0])), int(args[1]) + 60)
         return code, details
 
-    def release(self, auth_id: str) -> bool:
-        """Free what an authorization holds; True when it held something. Idempotent."""
+    def release(self, auth_id: str, reseller_id: str | None = None) -> bool:
+        """Free what an authorization holds; True when it held something. Idempotent.
+        reseller_id: the auth_id's reseller when the caller looked it up already."""
         store = self.store
         check_auth_id(auth_id)
-        reseller_id = self.reseller_of(auth_id)
+        reseller_id = reseller_id or self.reseller_of(auth_id)
         if reseller_id is None:
             return False
-        code, details = reply(
-            ReserveCode,
-            store.script("reserve")(store.route(reseller_id), ["release", reseller_id, auth_id]),
-        )
-        store.redis.delete(auth_index(auth_id))
+        rt = RoundTrip(store.redis)
+        at = rt.script(store.script("reserve"), store.route(reseller_id),
+                       ["release", reseller_id, auth_id, 0 if store.cluster else 1])  # fmt: skip
+        if store.cluster:
+            rt.command("DEL", auth_index(auth_id))
+        code, details = reply(ReserveCode, rt.run()[at])
         return code is ReserveCode.DONE and int(details[0]) == 1
 
     def reseller_of(self, auth_id: str) -> str | None:
         raw = self.store.redis.get(auth_index(check_auth_id(auth_id)))
         return raw.decode() if raw is not None else None
 
-    def record(self, auth_id: str) -> Reserved | None:
+    def record(self, auth_id: str, reseller_id: str | None = None) -> Reserved | None:
         """The live reservation of an auth_id, or None (unknown, expired, released)."""
-        reseller_id = self.reseller_of(auth_id)
+        reseller_id = reseller_id or self.reseller_of(auth_id)
         if reseller_id is None:
             return None
         fields = self.store.redis.hgetall(auth_record(reseller_id, auth_id))
@@ -142,45 +187,6 @@ class Reservations:
             reseller_id = store.owner_of_card(account_id)[0]
         raw = store.redis.hgetall(keys.reservations(reseller_id, level.code, account_id))
         return live_holds(raw, time.time())
-
-    def available(
-        self, reseller_id: str, customer_id: str, card_number: str
-    ) -> tuple[dict[str, int], dict[str, int]]:
-        """Per level (card, customer, reseller): balance minus live reservations, and how many
-        live reservations there are (card: 0 and 0 for a card-less call). One round trip; the
-        script checks the same again atomically."""
-        wanted = [
-            (
-                "reseller",
-                keys.reseller(reseller_id),
-                keys.reservations(reseller_id, "r", reseller_id),
-            ),
-            (
-                "customer",
-                keys.customer(reseller_id, customer_id),
-                keys.reservations(reseller_id, "c", customer_id),
-            ),
-        ]
-        if card_number:
-            wanted.append(
-                (
-                    "card",
-                    keys.card(reseller_id, card_number),
-                    keys.reservations(reseller_id, "k", card_number),
-                )
-            )
-        pipe = self.store.redis.pipeline(transaction=False)
-        for _, hash_key, rsv_key in wanted:
-            pipe.hget(hash_key, "bal")
-            pipe.hgetall(rsv_key)
-        replies = pipe.execute()
-        now = time.time()
-        available, calls = {"card": 0}, {"card": 0}
-        for i, (level, _, _) in enumerate(wanted):
-            holds = live_holds(replies[2 * i + 1], now)
-            available[level] = int(replies[2 * i] or 0) - total_held(holds)
-            calls[level] = len(holds)
-        return available, calls
 
     def server_now(self, reseller_id: str) -> int:
         """Redis' clock (epoch s) on the node of the reseller's slot."""

@@ -122,6 +122,8 @@ SHAPES: dict[str, Shape] = {
         Shape("batch", "{r:<res>}:batch:<batch>"),
         Shape("events", "{r:<res>}:events"),
         Shape("reservations", "{r:<res>}:rsv:<level>:<id>"),
+        Shape("reservation_expiry", "{r:<res>}:rsvexp:<level>:<id>"),
+        Shape("reservation_totals", "{r:<res>}:rsvsum:<level>:<id>"),
         Shape("reseller_records", "{r:<res>}:d:<bucket>"),
         Shape("watermark", "{r:<res>}:wm:<topic>:<part>"),
         Shape("correction", "{r:<res>}:corr:<key>"),
@@ -151,6 +153,10 @@ SHAPES: dict[str, Shape] = {
         Shape("dlq_replayed", "rater:dlq:replayed:<topic>:<part>"),
         Shape("rerate_plans", "rerate:plans:<day>"),
         Shape("pin_guard_caller", "pinguard:caller:<digits>"),
+        # the HTTP service's switch credentials (rater/serve/credentials.py)
+        Shape("switch_token", "switchauth:token:<token>"),
+        Shape("switch_tokens", "switchauth:tokens:<switch>"),
+        Shape("switch_scope", "switchauth:scope:<switch>"),
         Shape("pin_guard_switch", "pinguard:switch:<switch>:<minute>"),
         Shape("loadgen_scenario", "loadgen:scenario:<scenario>"),
         # the reseller portal's failed logins (rater/portal/auth.py)
@@ -167,12 +173,15 @@ TARIFFS = "tariff:names"
 TARIFFS_GENERATION = "tariff:generation"
 LEDGER_PENDING = "ledger:pending"
 RERATE_LOCK = "rerate:lock"
+SWITCH_AUTH_SWITCHES = "switchauth:switches"
+SWITCH_AUTH_GENERATION = "switchauth:generation"
 #: the fixed keys by name (the Lua header defines them as FIXED.<name>)
 FIXED_KEYS = {
     "generation": GENERATION, "resellers": RESELLERS, "switches": SWITCHES,
     "switches_generation": SWITCHES_GENERATION, "tariffs": TARIFFS,
     "tariffs_generation": TARIFFS_GENERATION, "ledger_pending": LEDGER_PENDING,
-    "rerate_lock": RERATE_LOCK,
+    "rerate_lock": RERATE_LOCK, "switch_auth_switches": SWITCH_AUTH_SWITCHES,
+    "switch_auth_generation": SWITCH_AUTH_GENERATION,
 }  # fmt: skip
 FIXED = tuple(FIXED_KEYS.values())
 
@@ -237,6 +246,17 @@ def events(reseller_id: str) -> str:
 def reservations(reseller_id: str, level: str, account_id: str) -> str:
     """Live reservations of one account: hash auth_id -> 'amount:expires_epoch_s'."""
     return SHAPES["reservations"](reseller_id, level, account_id)
+
+
+def reservation_expiry(reseller_id: str, level: str, account_id: str) -> str:
+    """The same auth_ids as `reservations`, in a sorted set scored by their expiry (epoch s)."""
+    return SHAPES["reservation_expiry"](reseller_id, level, account_id)
+
+
+def reservation_totals(reseller_id: str, level: str, account_id: str) -> str:
+    """Hash `held` (micro-units) and `calls`: the sum and count of the entries of
+    `reservations`, kept by every script that adds or drops one."""
+    return SHAPES["reservation_totals"](reseller_id, level, account_id)
 
 
 def reseller_records(reseller_id: str, bucket: int) -> str:
@@ -392,6 +412,21 @@ def pin_guard_caller(digits: str) -> str:
 def pin_guard_switch(switch_name: str, minute: int) -> str:
     """Wrong PINs from one switch in one minute (epoch s // 60)."""
     return SHAPES["pin_guard_switch"](switch_name, minute)
+
+
+def switch_token(token_id: str) -> str:
+    """One API token of a switch (hash switch, sha256, created)."""
+    return SHAPES["switch_token"](token_id)
+
+
+def switch_tokens(switch_name: str) -> str:
+    """The token ids of one switch (set)."""
+    return SHAPES["switch_tokens"](switch_name)
+
+
+def switch_scope(switch_name: str) -> str:
+    """What one switch may do (hash resellers, networks)."""
+    return SHAPES["switch_scope"](switch_name)
 
 
 def loadgen_scenario(scenario: str) -> str:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -37,11 +39,16 @@ PORTAL_REDIS_TIMEOUT_S = 60
 
 def portal_routes(settings: Settings) -> list[BaseRoute]:
     """The reseller portal (rater/portal/, docs/PORTAL.md), on a Redis client of its own that
-    waits longer: creating a batch of cards runs scripts of up to 0.3 s each."""
-    client = redis_connection.connect(settings, socket_timeout=PORTAL_REDIS_TIMEOUT_S)
+    waits longer: creating a batch of cards runs scripts of up to 0.3 s each. Built on its
+    first request, like the service's own client (LazyRedis)."""
+
+    def build() -> ASGIApp:
+        client = redis_connection.connect(settings, socket_timeout=PORTAL_REDIS_TIMEOUT_S)
+        return create_portal(settings, client)
+
     return [
         Route("/portal", to_portal, methods=["GET"]),
-        Mount("/portal", app=create_portal(settings, client)),
+        Mount("/portal", app=LazyApp(build)),
     ]
 
 
@@ -61,14 +68,14 @@ def create_app(
     control: CallControl | None = None,
     client: Any = None,
 ) -> Starlette:
-    client = client if client is not None else connect(settings)
+    lazy = LazyRedis(lambda: client if client is not None else connect(settings))
     service = Service(
         settings=settings,
         control=control
         if control is not None
-        else LazyControl(lambda: AuthorizerControl(settings, client)),
-        gate=Gate(Credentials(client)),
-        redis=client,
+        else LazyControl(lambda: AuthorizerControl(settings, lazy.client())),
+        gate=Gate(Credentials(lazy)),
+        redis=lazy,
     )
     app = Starlette(
         routes=all_routes() + portal_routes(settings),
@@ -100,6 +107,50 @@ def connect(settings: Settings) -> Any:
     return redis_connection.connect(
         settings, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
     )
+
+
+class LazyRedis:
+    """The service's Redis client, made on first use. A Redis Cluster client connects to its
+    nodes when it is made (redis-py's RedisCluster), so making it at start would keep the
+    service from starting while the cluster is down; made here on the first request, a
+    cluster that does not answer is a 503 like a single server that does not, and /readyz
+    says so. Commands are forwarded; `client()` is the client itself (the account layer looks
+    at its type to tell one server from a cluster)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                self._client = self._make()
+            except (RedisClusterException, redis.RedisError, OSError) as error:
+                raise ServiceUnavailable(f"Redis does not answer: {error}") from error
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client(), name)
+
+
+class LazyApp:
+    """An ASGI application built on its first request, for one whose Redis client connects
+    when made (Redis Cluster): until Redis answers, its requests get 503 and the service runs."""
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self._build = build
+        self._app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            try:
+                self._app = self._build()
+            except (RedisClusterException, redis.RedisError, OSError) as error:
+                log.warning("redis unreachable", path=scope.get("path"), error=str(error))
+                response = error_response(503, Code.UNAVAILABLE, "Redis did not answer; try again")
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
 
 
 class Timing:

@@ -1,4 +1,9 @@
-"""Reading a request: the body under a size cap and a time limit, then its JSON fields.
+"""Reading a request: the body under a size cap and a time limit, then its fields.
+
+A body is a JSON object, or, with `Content-Type: application/x-www-form-urlencoded`, form
+fields (`account=C1&callee=%2B31612345678&max_seconds=600`): what a dialplan's HTTP function
+can send, where double quotes and commas are argument syntax (Asterisk's CURL(),
+docs/SWITCHES_CALL_CONTROL.md). Form values are text; an integer field takes its digits.
 
 A body over settings.http_max_body_bytes is refused with 413 as soon as its Content-Length
 says so, or while it streams in (chunked). A client that does not finish sending its body
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -70,11 +76,40 @@ def json_object(raw: bytes, *, empty_ok: bool = False) -> dict[str, Any]:
     return value
 
 
-class Fields:
-    """Typed access to the fields of one JSON object, each failure naming its field."""
+FORM = "application/x-www-form-urlencoded"
 
-    def __init__(self, values: dict[str, Any]) -> None:
+
+def is_form(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == FORM
+
+
+def form_object(raw: bytes, *, empty_ok: bool = False) -> dict[str, Any]:
+    """Form fields as a dict of strings; 400 naming the problem (a name twice, bad UTF-8)."""
+    if not raw.strip():
+        if empty_ok:
+            return {}
+        raise bad_request(Code.MISSING_FIELD, "body", "the body is empty; send the fields")
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True,
+                          errors="strict")  # fmt: skip
+    except (UnicodeDecodeError, ValueError) as error:
+        raise bad_request(
+            Code.BAD_VALUE, "body", f"the form body cannot be read: {error}"
+        ) from None
+    values: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in values:
+            raise bad_request(Code.CONFLICTING_FIELDS, name, f"{name} is given twice")
+        values[name] = value
+    return values
+
+
+class Fields:
+    """Typed access to the fields of one JSON object (or form), each failure naming its field."""
+
+    def __init__(self, values: dict[str, Any], *, form: bool = False) -> None:
         self.values = values
+        self.form = form  # values are strings: integers arrive as their digits
 
     def present(self, name: str) -> bool:
         return self.values.get(name) is not None
@@ -117,6 +152,8 @@ class Fields:
         value = self.values.get(name)
         if value is None:
             return None
+        if self.form and isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad_request(Code.BAD_TYPE, name, f"{name} must be an integer, not {_kind(value)}")
         if not minimum <= value <= maximum:

@@ -1,11 +1,11 @@
 """POST /v1/authorize, /v1/authorize/{auth_id}/renew and /v1/authorize/{auth_id}/release.
 
 An authorization names exactly one payer: `account`, `card` with its PIN (body field `pin` or
-header `X-Card-PIN`), or `ani` (PIN-less card dialling by caller number). The payer's reseller
-is looked up first: a switch that does not act for it is answered 403 before anything else
-happens, so it cannot spend that reseller's money nor count wrong PINs against its cards. Then
-the same Authorizer as `rater authorize` decides; a refusal is a 200 with `allowed: false` and
-the reason.
+header `X-Card-PIN`), or `ani` (PIN-less card dialling by caller number). The same Authorizer
+as `rater authorize` decides, with the switch's scope: as soon as it has found the payer's
+reseller, one the switch does not act for is answered 403 before anything else happens, so
+the switch cannot spend that reseller's money nor count wrong PINs against its cards. A
+refusal is a 200 with `allowed: false` and the reason.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from rater.accounts.ani import normalise_ani
 from rater.accounts.answers import Authorization
+from rater.accounts.authorize import OutOfScope
 from rater.errors import AccountError
 from rater.serve import metrics
 from rater.serve.domain import AuthorizeAsk
@@ -66,22 +67,21 @@ async def authorize(request: Request) -> Response:
     caller = fields.text("caller")
     max_seconds = fields.integer("max_seconds", minimum=1, maximum=MAX_SECONDS)
 
-    control = service_of(request).control
-    reseller = control.reseller_of(account=account, card=card, ani=ani)
-    if reseller is not None:
-        principal.check_reseller(reseller, payers[0])
-    result = control.authorize(
-        AuthorizeAsk(
-            callee=callee,
-            switch=principal.switch,
-            account=account,
-            card=card,
-            pin=pin,
-            ani=ani,
-            caller=caller,
-            max_seconds=max_seconds,
-        )
+    ask = AuthorizeAsk(
+        callee=callee,
+        switch=principal.switch,
+        account=account,
+        card=card,
+        pin=pin,
+        ani=ani,
+        caller=caller,
+        max_seconds=max_seconds,
     )
+    try:
+        result = service_of(request).control.authorize(ask, principal.scope.allows_reseller)
+    except OutOfScope as error:
+        principal.check_reseller(error.reseller_id, payers[0])
+        raise  # not reached: check_reseller raised the 403
     metrics.AUTHORIZATIONS.labels(result.reason.value).inc()
     return answer(_authorization(result))
 
@@ -93,8 +93,9 @@ async def renew(request: Request) -> Response:
     auth_id = _auth_id(request)
     await json_fields(request, empty_ok=True)  # no fields yet; the body is still capped
     control = service_of(request).control
-    _check_scope(principal, control.reseller_of_auth(auth_id), auth_id)
-    result = control.renew(auth_id)
+    reseller = control.reseller_of_auth(auth_id)
+    _check_scope(principal, reseller, auth_id)
+    result = control.renew(auth_id, reseller)
     return answer(_authorization(result, auth_id))
 
 
@@ -104,8 +105,9 @@ async def release(request: Request) -> Response:
     auth_id = _auth_id(request)
     await json_fields(request, empty_ok=True)
     control = service_of(request).control
-    _check_scope(principal, control.reseller_of_auth(auth_id), auth_id)
-    control.release(auth_id)
+    reseller = control.reseller_of_auth(auth_id)
+    _check_scope(principal, reseller, auth_id)
+    control.release(auth_id, reseller)
     return answer({"auth_id": auth_id, "released": True})
 
 

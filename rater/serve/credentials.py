@@ -5,7 +5,8 @@ to find the token; `secret` is 32 random bytes (URL-safe base64). Only the SHA-2
 secret is stored; `create` prints the token once. A high-entropy secret needs no slow hash:
 nobody can guess it from its digest, and the digest is compared in constant time (gate.py).
 
-Keys (global, one slot each on Redis Cluster; every change sets a new generation):
+Keys (rater/redis/keys.py, listed in docs/REDIS_KEYS.md "Switch credentials"; global, one
+slot each on Redis Cluster; every change sets a new generation):
 
 - `switchauth:token:<id>` (hash): `switch`, `sha256` (hex digest of the secret), `created`
   (epoch s)
@@ -37,24 +38,17 @@ from rater.errors import AccountError, ConfigError
 from rater.redis import keys
 from rater.redis.connection import RedisLike
 
-GENERATION = "switchauth:generation"
-SWITCHES = "switchauth:switches"
+GENERATION = keys.SWITCH_AUTH_GENERATION
+SWITCHES = keys.SWITCH_AUTH_SWITCHES
 ALL_RESELLERS = "*"
 _TOKEN = re.compile(r"^([0-9a-f]{12})\.([A-Za-z0-9_-]{43})$")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def token_key(token_id: str) -> str:
-    return f"switchauth:token:{token_id}"
-
-
-def tokens_key(switch: str) -> str:
-    return f"switchauth:tokens:{switch}"
-
-
-def scope_key(switch: str) -> str:
-    return f"switchauth:scope:{switch}"
+token_key = keys.switch_token
+tokens_key = keys.switch_tokens
+scope_key = keys.switch_scope
 
 
 def digest(secret: str) -> str:
@@ -153,7 +147,8 @@ def check_switch(name: str) -> str:
 class Credentials:
     """Reads and writes the keys above."""
 
-    def __init__(self, client: RedisLike) -> None:
+    def __init__(self, client: RedisLike | Any) -> None:
+        """client: a Redis client, or one that forwards to it (rater/serve/app.py LazyRedis)."""
         self.redis: Any = client
 
     # ---------------------------------------------------------------- tokens

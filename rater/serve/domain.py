@@ -18,15 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from rater.accounts.ani import normalise_ani
 from rater.accounts.answers import CARD_OR_PIN_MESSAGE, Authorization, Reason
 from rater.accounts.api import Accounts
 from rater.accounts.authorize import Authorizer
 from rater.accounts.model import Level
 from rater.accounts.rates import RateBook
 from rater.accounts.reservations import Hold
-from rater.errors import AccountError, NotFound
-from rater.redis import keys
+from rater.errors import NotFound
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.loader import TariffLoader
@@ -78,19 +76,19 @@ class CardBalance:
 class CallControl(Protocol):
     """What the endpoints need from the account layer."""
 
-    def reseller_of(
-        self, *, account: str | None = None, card: str | None = None, ani: str | None = None
-    ) -> str | None:
-        """The reseller id of the payer named, or None when it does not exist."""
+    def reseller_of(self, *, account: str | None = None, card: str | None = None) -> str | None:
+        """The reseller id of the account or card named, or None when it does not exist."""
 
     def reseller_of_auth(self, auth_id: str) -> str | None:
         """The reseller whose credit a live reservation holds, or None (unknown, ended)."""
 
-    def authorize(self, ask: AuthorizeAsk) -> Authorization: ...
+    def authorize(self, ask: AuthorizeAsk, scope: Callable[[str], bool]) -> Authorization:
+        """OutOfScope (rater/accounts/authorize.py) when the payer's reseller is not one
+        `scope` admits, before anything is counted or held."""
 
-    def renew(self, auth_id: str) -> Authorization: ...
+    def renew(self, auth_id: str, reseller_id: str | None = None) -> Authorization: ...
 
-    def release(self, auth_id: str) -> None:
+    def release(self, auth_id: str, reseller_id: str | None = None) -> None:
         """Drop the reservation; nothing (and no error) when there is none any more."""
 
     def card_balance(self, number: str, pin: str, *, switch: str) -> CardBalance: ...
@@ -108,14 +106,9 @@ def polled_rates(client: RedisLike, settings: Settings) -> RateBook:
 class AuthorizerControl:
     """CallControl over the Authorizer and Accounts of one Redis client.
 
-    The reseller of a customer or a card never changes (docs/DESIGN.md section 1: ids are
-    unique in the deployment and a card stays with its customer), so `reseller_of` keeps the
-    ones it found, up to OWNERS_CACHED: the scope check costs one Redis round trip per payer
-    and process, not per authorization. Unknown payers are not kept (they may be created any
-    moment); ANIs are looked up every time (they move between cards).
-    """
-
-    OWNERS_CACHED = 200_000
+    The payer's reseller is checked against the switch's scope inside the Authorizer, right
+    after it found the payer (its owner look-ups are remembered per process,
+    rater/accounts/payers.py), so the scope check adds no wait of its own."""
 
     def __init__(self, settings: Settings, client: RedisLike) -> None:
         self.settings = settings
@@ -124,31 +117,20 @@ class AuthorizerControl:
         self.authorizer = Authorizer(
             settings, client, accounts=self.accounts, rates=polled_rates(client, settings)
         )
-        self._owners: dict[str, str] = {}
 
-    def reseller_of(
-        self, *, account: str | None = None, card: str | None = None, ani: str | None = None
-    ) -> str | None:
+    def reseller_of(self, *, account: str | None = None, card: str | None = None) -> str | None:
+        payers = self.authorizer.payers
         if account is not None:
-            return self._owner(keys.account_index(account), lambda raw: raw)
-        if ani is not None:
-            try:
-                digits = normalise_ani(ani)
-            except AccountError:
-                return None
-            card = _text(self.redis.get(keys.ani_index(digits))) or self.accounts.anis.owner_of(
-                digits
-            )
-            if not card:
-                return None
+            return payers.reseller_of_customer(account)
         if card is not None:
-            return self._owner(keys.card_index(card), lambda raw: raw.split(":", 1)[0])
+            owner = payers.owner_of_card(card)
+            return owner[0] if owner else None
         return None
 
     def reseller_of_auth(self, auth_id: str) -> str | None:
         return self.authorizer.reservations.reseller_of(auth_id)
 
-    def authorize(self, ask: AuthorizeAsk) -> Authorization:
+    def authorize(self, ask: AuthorizeAsk, scope: Callable[[str], bool]) -> Authorization:
         return self.authorizer.authorize(
             callee=ask.callee,
             account=ask.account,
@@ -158,13 +140,14 @@ class AuthorizerControl:
             caller=ask.caller,
             switch=ask.switch,
             max_seconds=ask.max_seconds,
+            scope=scope,
         )
 
-    def renew(self, auth_id: str) -> Authorization:
-        return self.authorizer.renew(auth_id)
+    def renew(self, auth_id: str, reseller_id: str | None = None) -> Authorization:
+        return self.authorizer.renew(auth_id, reseller_id)
 
-    def release(self, auth_id: str) -> None:
-        self.authorizer.release(auth_id)
+    def release(self, auth_id: str, reseller_id: str | None = None) -> None:
+        self.authorizer.release(auth_id, reseller_id)
 
     def card_balance(self, number: str, pin: str, *, switch: str) -> CardBalance:
         # the authorization's own gate: wrong PINs count per card and per switch, and every
@@ -205,17 +188,6 @@ class AuthorizerControl:
             holds=holds,
         )
 
-    def _owner(self, key: str, reseller: Any) -> str | None:
-        found = self._owners.get(key)
-        if found is None:
-            raw = self.redis.get(key)
-            if raw is None:
-                return None
-            if len(self._owners) >= self.OWNERS_CACHED:
-                self._owners.clear()  # simpler than an LRU; refilled one round trip at a time
-            found = self._owners[key] = str(reseller(raw.decode()))
-        return found
-
 
 class LazyControl:
     """A CallControl made on first use: building one reads Redis (the tariff store moves old
@@ -231,29 +203,23 @@ class LazyControl:
             self._control = self._build()
         return self._control
 
-    def reseller_of(
-        self, *, account: str | None = None, card: str | None = None, ani: str | None = None
-    ) -> str | None:
-        return self._get().reseller_of(account=account, card=card, ani=ani)
+    def reseller_of(self, *, account: str | None = None, card: str | None = None) -> str | None:
+        return self._get().reseller_of(account=account, card=card)
 
     def reseller_of_auth(self, auth_id: str) -> str | None:
         return self._get().reseller_of_auth(auth_id)
 
-    def authorize(self, ask: AuthorizeAsk) -> Authorization:
-        return self._get().authorize(ask)
+    def authorize(self, ask: AuthorizeAsk, scope: Callable[[str], bool]) -> Authorization:
+        return self._get().authorize(ask, scope)
 
-    def renew(self, auth_id: str) -> Authorization:
-        return self._get().renew(auth_id)
+    def renew(self, auth_id: str, reseller_id: str | None = None) -> Authorization:
+        return self._get().renew(auth_id, reseller_id)
 
-    def release(self, auth_id: str) -> None:
-        self._get().release(auth_id)
+    def release(self, auth_id: str, reseller_id: str | None = None) -> None:
+        self._get().release(auth_id, reseller_id)
 
     def card_balance(self, number: str, pin: str, *, switch: str) -> CardBalance:
         return self._get().card_balance(number, pin, switch=switch)
 
     def account(self, account_id: str) -> AccountView:
         return self._get().account(account_id)
-
-
-def _text(value: bytes | None) -> str:
-    return value.decode() if value is not None else ""

@@ -1,23 +1,28 @@
 """GET /healthz (the process answers), GET /readyz (Redis and Kafka answer), GET /metrics.
 
-None of them touches money or cards, so they need no token (a load balancer or Prometheus
-asks them); put /metrics behind the proxy's own allow-list when it faces other networks.
-/readyz pings Redis and opens a TCP connection to a Kafka bootstrap server (the coming CDR
-endpoint publishes there), each within READY_TIMEOUT_S, and answers 503 naming what failed.
+/healthz and /readyz touch no money and tell nothing but "up", so a load balancer asks them
+without a token. /metrics tells call volumes per route and the reasons of refusals (wrong
+PINs among them): it needs a token of any switch (Prometheus sends it as a bearer token), or
+a client address in settings.http_metrics_allow (docs/SERVE.md). /readyz pings Redis and opens
+a TCP connection to a Kafka bootstrap server (the coming CDR endpoint publishes there), each
+within READY_TIMEOUT_S, and answers 503 naming what failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+from typing import Any
 
 import redis
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from rater.errors import ServiceUnavailable
 from rater.serve import metrics
-from rater.serve.service import answer, service_of
+from rater.serve.service import answer, client_ip, principal_of, service_of
 
 READY_TIMEOUT_S = 1.0
 
@@ -37,14 +42,29 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_text(request: Request) -> Response:
-    body, content_type = metrics.exposition(service_of(request).settings.http_metrics_dir)
+    service = service_of(request)
+    if not _allowed(client_ip(request), service.settings.http_metrics_networks):
+        principal_of(request)  # 401 / 403 unless a valid token of some switch
+    body, content_type = metrics.exposition(service.settings.http_metrics_dir)
     return Response(body, media_type=content_type)
 
 
-def _redis(client: redis.Redis) -> str:
+def _allowed(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    if not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def _redis(client: Any) -> str:
     try:
         client.ping()
-    except (redis.RedisError, OSError) as error:
+    except (redis.RedisError, OSError, ServiceUnavailable) as error:
         return f"unreachable: {error}"
     return "ok"
 

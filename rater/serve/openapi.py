@@ -216,7 +216,10 @@ DOCUMENT: dict[str, Any] = {
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("AuthorizeRequest")}},
+                    "content": {
+                        "application/json": {"schema": _ref("AuthorizeRequest")},
+                        "application/x-www-form-urlencoded": {"schema": _ref("AuthorizeRequest")},
+                    },
                 },
                 "responses": {
                     "200": _json(_ref("Authorization"), "Allowed, or refused with a reason."),
@@ -309,7 +312,15 @@ DOCUMENT: dict[str, Any] = {
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics of every worker process.",
-                "responses": {"200": {"description": "Text format", "content": {"text/plain": {}}}},
+                "description": (
+                    "Needs a token of any switch, unless the client address is in "
+                    "RATER_HTTP_METRICS_ALLOW."
+                ),
+                "security": _SECURED,
+                "responses": {
+                    "200": {"description": "Text format", "content": {"text/plain": {}}},
+                    **_errors(401, 403),
+                },
             }
         },
         "/openapi.json": {

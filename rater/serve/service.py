@@ -15,7 +15,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rater.serve.bodies import Fields, json_object, read_body
+from rater.serve.bodies import Fields, form_object, is_form, json_object, read_body
 from rater.serve.domain import CallControl
 from rater.serve.gate import Gate, Principal
 from rater.settings import Settings
@@ -51,6 +51,8 @@ async def json_fields(request: Request, *, empty_ok: bool = False) -> Fields:
     raw = await read_body(
         request, settings.http_max_body_bytes, float(settings.http_body_timeout_s)
     )
+    if is_form(request.headers.get("content-type")):
+        return Fields(form_object(raw, empty_ok=empty_ok), form=True)
     return Fields(json_object(raw, empty_ok=empty_ok))
 
 

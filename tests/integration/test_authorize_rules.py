@@ -93,9 +93,7 @@ def test_account_authorization_seconds_match_reference(
         again = authorizer.authorize(account="C1", callee=callee, max_seconds=1200)
         assert again.reason is Reason.INSUFFICIENT_CREDIT
         assert "customer" in again.message
-        accounts.redis.delete(
-            keys.reservations("R1", "c", "C1"), keys.reservations("R1", "r", "R1")
-        )
+        authorizer.release(answer.auth_id)
 
 
 def test_tip2_card_stops_when_customer_below_zero(
@@ -218,9 +216,11 @@ def test_expired_reservations_free_the_credit(
     again = authorizer.authorize(account="C1", callee="31612345678", max_seconds=10**6)
     assert again.customer_seconds == 3000 - 600  # 5 EUR less the hold of 1.00
     authorizer.release(again.auth_id)
-    # the hold's time is over (instead of waiting two hours)
+    # the hold's time is over (instead of waiting two hours): its entry and its place in the
+    # expiry index say it ended at epoch second 1
     rsv = keys.reservations("R1", "c", "C1")
     redis.hset(rsv, held.auth_id, redis.hget(rsv, held.auth_id).split(b":")[0] + b":1")
+    redis.zadd(keys.reservation_expiry("R1", "c", "C1"), {held.auth_id: 1})
     fresh = authorizer.authorize(account="C1", callee="31612345678", max_seconds=10**6)
     assert fresh.customer_seconds == 3000  # the whole 5 EUR again
     assert redis.hget(rsv, held.auth_id) is None  # dropped by the script

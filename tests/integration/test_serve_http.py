@@ -16,6 +16,7 @@ import pytest
 from serve_support import Served, World, call, serve, token, world
 
 from rater.accounts.authorize import Authorizer
+from rater.redis import keys
 from rater.serve import openapi
 from rater.settings import PROJECT_ROOT, Settings
 
@@ -58,10 +59,10 @@ def test_account_card_and_ani_authorizations_answer_like_the_cli(
     assert held.startswith("1000000:")  # 10 minutes at 0.10
 
     # a card call: the same answer as the CLI's Authorizer gives on the same balances
-    _drop_holds(redis)
+    _drop_holds(redis, w.card)
     direct = Authorizer(settings, redis).authorize(card=w.card, pin=w.pin, callee=CALLEE)
     Authorizer(settings, redis).release(direct.auth_id)
-    _drop_holds(redis)
+    _drop_holds(redis, w.card)
     status, answer = _authorize(served, tok, card=w.card, pin=w.pin, callee=CALLEE)
     assert (status, answer["allowed"], answer["reason"]) == (200, True, direct.reason.value)
     assert answer["max_seconds"] == direct.max_seconds == 3000  # the customer's 5 EUR
@@ -100,6 +101,22 @@ def test_refusals_are_200_with_the_reason(served: Served, ours: tuple[World, str
         assert answer["auth_id"] is None
         assert answer["max_seconds"] == 0
         assert answer["message"]
+
+
+def test_a_form_body_authorizes_like_json(served: Served, ours: tuple[World, str]) -> None:
+    """What a dialplan can send (docs/SWITCHES_CALL_CONTROL.md): the same answer as JSON."""
+    w, tok = ours
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    raw = f"card={w.card}&pin={w.pin}&caller=%2B31205550101&callee=%2B31612345678&max_seconds=90"
+    status, answer, _ = call(served, "POST", "/v1/authorize", raw=raw.encode(), token=tok,
+                             headers=form)  # fmt: skip
+    assert (status, answer["allowed"], answer["max_seconds"]) == (200, True, 90)
+    status, released, _ = call(served, "POST", f"/v1/authorize/{answer['auth_id']}/release",
+                               raw=b"", token=tok, headers=form)  # fmt: skip
+    assert (status, released["released"]) == (200, True)
+    wrong = b"account=C1&callee=316&max_seconds=1m"
+    status, bad, _ = call(served, "POST", "/v1/authorize", raw=wrong, token=tok, headers=form)
+    assert (status, bad["error"]["field"], bad["error"]["code"]) == (400, "max_seconds", "bad_type")
 
 
 @pytest.mark.parametrize(
@@ -319,7 +336,7 @@ def test_health_readiness_metrics_and_openapi(served: Served, ours: tuple[World,
     status, answer, _ = call(served, "GET", "/readyz")
     assert (status, answer) == (200, {"status": "ready", "redis": "ok", "kafka": "ok"})
     _authorize(served, tok, account="C1", callee=CALLEE, max_seconds=60)
-    status, text, _ = call(served, "GET", "/metrics")
+    status, text, _ = call(served, "GET", "/metrics", token=tok)
     assert status == 200
     assert 'rater_authorizations_total{reason="ok"}' in text
     assert 'rater_http_requests_total{route="/v1/authorize",status="200"}' in text
@@ -329,8 +346,34 @@ def test_health_readiness_metrics_and_openapi(served: Served, ours: tuple[World,
     assert document == checked_in == json.loads(openapi.text())
 
 
+def test_metrics_need_a_switch_token_unless_the_address_is_allowed(
+    served: Served, ours: tuple[World, str], settings: Settings, tmp_path: Path
+) -> None:
+    """/metrics tells call volumes and refusal reasons per route: not for anyone who can
+    reach the port. A token of any switch reads it (Prometheus sends it as a bearer token),
+    or RATER_HTTP_METRICS_ALLOW names addresses that need none."""
+    _, tok = ours
+    status, answer, response = call(served, "GET", "/metrics")
+    assert (status, answer["error"]["code"]) == (401, "unauthorized")
+    assert "Bearer" in response.getheader("WWW-Authenticate", "")
+    assert call(served, "GET", "/metrics", token="0123456789ab." + "A" * 43)[0] == 401
+    assert call(served, "GET", "/metrics", token=tok)[0] == 200
+    assert call(served, "GET", "/healthz")[0] == 200  # health and readiness stay open
+    with serve(settings.replace(http_metrics_allow="127.0.0.0/8"), tmp_path) as allowed:
+        status, text, _ = call(allowed, "GET", "/metrics")
+    assert status == 200
+    assert "rater_http_requests_total" in text
+    with serve(settings.replace(http_metrics_allow="192.0.2.0/24"), tmp_path) as elsewhere:
+        assert call(elsewhere, "GET", "/metrics")[0] == 401
+
+
 def test_readiness_names_what_is_down(settings: Settings, tmp_path: Path) -> None:
-    broken = settings.replace(kafka_bootstrap="127.0.0.1:1", redis_url="redis://127.0.0.1:1/0")
+    """Also on Redis Cluster, whose client connects to its nodes when it is made."""
+    broken = settings.replace(
+        kafka_bootstrap="127.0.0.1:1",
+        redis_url="redis://127.0.0.1:1/0",
+        redis_cluster_nodes="127.0.0.1:1" if settings.redis_cluster_nodes else "",
+    )
     with serve(broken, tmp_path) as running:  # it starts all the same
         status, answer, _ = call(running, "GET", "/readyz")
         money = call(
@@ -349,9 +392,14 @@ def _release(served: Served, tok: str, auth_id: str) -> None:
     assert status == 200
 
 
-def _drop_holds(redis: Any) -> None:
-    for key in redis.keys("{r:R1}:rsv:*"):
-        redis.delete(key)
+def _drop_holds(redis: Any, card: str) -> None:
+    """Every reservation of R1, C1 and the card gone: entries, expiry index and totals."""
+    for level, account in (("r", "R1"), ("c", "C1"), ("k", card)):
+        redis.delete(
+            keys.reservations("R1", level, account),
+            keys.reservation_expiry("R1", level, account),
+            keys.reservation_totals("R1", level, account),
+        )
 
 
 def _read_reply(sock: socket.socket) -> bytes:

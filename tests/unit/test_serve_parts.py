@@ -14,7 +14,7 @@ from starlette.routing import Route
 from rater.errors import ConfigError
 from rater.serve import openapi
 from rater.serve.app import all_routes
-from rater.serve.bodies import Fields, json_object
+from rater.serve.bodies import Fields, form_object, is_form, json_object
 from rater.serve.calls import AUTH_ID
 from rater.serve.credentials import (
     ALL_RESELLERS,
@@ -50,6 +50,26 @@ def test_fields_name_what_is_wrong() -> None:
     _fails(lambda: json_object(b"[]"), "body", "bad_json")
     _fails(lambda: json_object(b'{"a": }'), "body", "bad_json")
     assert json_object(b" ", empty_ok=True) == {}
+
+
+def test_form_bodies_for_dialplans() -> None:
+    """Asterisk's CURL() strips double quotes from its arguments: forms carry no quotes."""
+    assert is_form("application/x-www-form-urlencoded; charset=utf-8")
+    assert not is_form("application/json")
+    assert not is_form(None)
+    values = form_object(b"account=C1&callee=%2B31612345678&max_seconds=600&caller=")
+    assert values == {"account": "C1", "callee": "+31612345678", "max_seconds": "600", "caller": ""}
+    fields = Fields(values, form=True)
+    assert fields.integer("max_seconds", minimum=1, maximum=86_400) == 600
+    assert fields.text("callee") == "+31612345678"
+    _fails(lambda: fields.text("caller"), "caller", "bad_value")  # empty, as in JSON
+    _fails(lambda: Fields({"n": "6x"}, form=True).integer("n", minimum=0, maximum=9), "n",
+           "bad_type")  # fmt: skip
+    _fails(lambda: Fields({"n": "60"}).integer("n", minimum=0, maximum=99), "n", "bad_type")
+    _fails(lambda: form_object(b"a=1&a=2"), "a", "conflicting_fields")
+    _fails(lambda: form_object(b"a=%ff"), "body", "bad_value")
+    _fails(lambda: form_object(b""), "body", "missing_field")
+    assert form_object(b"", empty_ok=True) == {}
 
 
 def test_tokens_and_authorization_headers() -> None:

@@ -96,3 +96,95 @@ local function within(bal, amount)
   local after = bal - amount
   return after >= -MAX_AMOUNT and after <= MAX_AMOUNT
 end
+
+-- Reservations of one account (docs/REDIS_KEYS.md, "Authorization"): the entries auth_id ->
+-- '<micro>:<expires epoch s>' (K.reservations), the same auth_ids scored by expiry
+-- (K.reservation_expiry) and their running sum and count (K.reservation_totals: held, calls).
+-- Every change goes through the functions below, so the totals stay the exact sum of the
+-- entries and no script reads every live reservation of an account. The three keys expire
+-- together, a minute after the newest entry: totals never outlive the entries they sum (and
+-- whoever deletes reservations by hand deletes the three keys).
+local function rsv_keys(res, level, id)
+  return K.reservations(res, level, id), K.reservation_expiry(res, level, id),
+    K.reservation_totals(res, level, id)
+end
+
+-- entries written before the totals existed are indexed and summed once, on first touch
+-- (called when the totals are missing: then either there are no entries, or old ones)
+local function rsv_upgrade(h, z, s)
+  if redis.call('EXISTS', h) == 0 then return end
+  local flat = redis.call('HGETALL', h)
+  local held, calls = 0, 0
+  for i = 1, #flat, 2 do
+    local amount, until_s = string.match(flat[i + 1], '^(-?%d+):(%d+)$')
+    if amount then
+      redis.call('ZADD', z, until_s, flat[i])
+      held, calls = held + tonumber(amount), calls + 1
+    end
+  end
+  if calls == 0 then return end
+  redis.call('HSET', s, 'held', fmt(held), 'calls', calls)
+  local ttl = redis.call('PTTL', h)
+  if ttl > 0 then
+    redis.call('PEXPIRE', z, ttl)
+    redis.call('PEXPIRE', s, ttl)
+  end
+end
+
+-- drop one entry; the amount it held, or nil when there was none
+local function rsv_drop(h, z, s, auth)
+  local value = redis.call('HGET', h, auth)
+  if not value then
+    redis.call('ZREM', z, auth)  -- an index entry without its reservation: nothing to sum
+    return nil
+  end
+  local amount = tonumber(string.match(value, '^(-?%d+):') or '0')
+  redis.call('HDEL', h, auth)
+  redis.call('ZREM', z, auth)
+  if redis.call('HINCRBY', s, 'calls', -1) <= 0 then
+    redis.call('DEL', h, z, s)  -- the last one: nothing left to sum
+  else
+    redis.call('HINCRBY', s, 'held', -amount)
+  end
+  return amount
+end
+
+-- the live sum and count of one account's reservations, expired entries dropped first
+local function rsv_live(h, z, s, now)
+  local t = redis.call('HMGET', s, 'held', 'calls')
+  if not t[2] then
+    rsv_upgrade(h, z, s)
+    t = redis.call('HMGET', s, 'held', 'calls')
+  end
+  local held, calls = tonumber(t[1] or '0'), tonumber(t[2] or '0')
+  for _, auth in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now)) do
+    local amount = rsv_drop(h, z, s, auth)
+    if amount then held, calls = held - amount, calls - 1 end
+  end
+  return held, calls
+end
+
+-- add an entry (fresh: a new auth_id), or replace it (a renewal): the totals follow; the
+-- keys live a minute past the newest entry
+local function rsv_put(h, z, s, auth, amount, expires, now, fresh)
+  local before = (not fresh) and redis.call('HGET', h, auth)
+  if before then
+    redis.call('HINCRBY', s, 'held', amount - tonumber(string.match(before, '^(-?%d+):')))
+  else
+    redis.call('HINCRBY', s, 'held', amount)
+    redis.call('HINCRBY', s, 'calls', 1)
+  end
+  redis.call('HSET', h, auth, fmt(amount) .. ':' .. fmt(expires))
+  redis.call('ZADD', z, expires, auth)
+  local keep = math.max(redis.call('TTL', h), expires - now + 60)
+  redis.call('EXPIRE', h, keep)
+  redis.call('EXPIRE', z, keep)
+  redis.call('EXPIRE', s, keep)
+end
+
+-- the debit of a CDR carrying auth_id, or a release: that call holds nothing any more
+local function rsv_release(res, level, id, auth)
+  local h, z, s = rsv_keys(res, level, id)
+  if redis.call('EXISTS', s) == 0 then rsv_upgrade(h, z, s) end
+  return rsv_drop(h, z, s, auth)
+end

@@ -271,9 +271,9 @@ for i = 1, n do
       if ai > 0 then
         -- the call is over: release what its authorization reserved
         local auth = auth_ids[ai]
-        if r.id ~= '' then redis.call('HDEL', K.reservations(r.id, 'r', r.id), auth) end
-        if c then redis.call('HDEL', K.reservations(r.id, 'c', c.id), auth) end
-        if k then redis.call('HDEL', K.reservations(r.id, 'k', k.id), auth) end
+        if r.id ~= '' then rsv_release(r.id, 'r', r.id, auth) end
+        if c then rsv_release(r.id, 'c', c.id, auth) end
+        if k then rsv_release(r.id, 'k', k.id, auth) end
       end
     end
   end

@@ -1,43 +1,32 @@
 -- Reservations of authorized calls, atomically on card, customer and reseller, so two calls
 -- authorized at once cannot both spend the same money (docs/REDIS_KEYS.md, "Authorization").
 -- Times are the server's (TIME): a reservation lives `ttl` seconds from now, whatever time the
--- call is rated at. Expired reservations are dropped here; the debit of the CDR that carries
--- the auth_id releases its own (debit.lua).
---   {r:R}:rsv:<level>:<id>  hash auth_id -> '<micro>:<expires epoch s>' (level r, c or k)
---   {r:R}:auth:<auth_id>    hash cust, card, ani, num, at, start, exp, secs, r, c, k
+-- call is rated at. Each account's live reservations are kept with their running sum and count
+-- (rsv_* in common.lua): a call reads three numbers per account, never the reservations
+-- themselves, and drops only the expired ones. The debit of the CDR that carries the auth_id
+-- releases its reservation (debit.lua).
+--   K.reservations(R, level, id)        hash auth_id -> '<micro>:<expires epoch s>'
+--   K.reservation_expiry(R, level, id)  sorted set auth_id by expiry
+--   K.reservation_totals(R, level, id)  hash held, calls
+--   K.auth_record(R, auth_id)           hash cust, card, ani, num, at, start, exp, secs, r, c, k
+--   K.auth_index(auth_id)               the reseller (global: written here on one server only)
 --
 -- ARGV[1] = 'reserve': reseller, customer, card ('' none), auth_id, ttl (s), amount reseller,
 --   amount customer, amount card (micro), via ANI (1|0), seconds granted, most calls per card,
---   most calls per customer, number (E.164 digits), rated at (epoch s)
+--   most calls per customer, number (E.164 digits), rated at (epoch s), global (1|0)
 --   Returns {0, expires} | {1, level, available} not enough | {2, level, state} refused
 --           | {3, level, calls} too many calls
 -- ARGV[1] = 'renew': reseller, auth_id, ttl (s), ring (s), seconds granted in all, the seconds
---   granted so far (as read), amount reseller, customer, card (micro, in all)
+--   granted so far (as read), amount reseller, customer, card (micro, in all), global (1|0)
 --   Returns {0, expires} | {1, level, available} | {2, level, state}
 --           | {4, 'unknown'|'expired'|'ended'} | {5, most seconds allowed} | {6, seconds now}
--- ARGV[1] = 'release': reseller, auth_id
+-- ARGV[1] = 'release': reseller, auth_id, global (1|0)
 --   Returns {0, 1 when credit was held, else 0}
+-- global = 1 (one server): the script also keeps the global auth index; on Redis Cluster the
+-- caller does (rater/accounts/reservations.py).
 local op, res = ARGV[1], ARGV[2]
 local tag = tagof(res)
 local now = tonumber(redis.call('TIME')[1])
-
-local function rsv_key(level, id) return tag .. ':rsv:' .. level .. ':' .. id end
-
--- live reservations of one account (expired ones removed): their sum and how many; `skip`,
--- the reservation being renewed, is left out of both
-local function live(rkey, skip)
-  local total, calls = 0, 0
-  local flat = redis.call('HGETALL', rkey)
-  for i = 1, #flat, 2 do
-    local amount, until_s = string.match(flat[i + 1], '^(-?%d+):(%d+)$')
-    if tonumber(until_s) <= now then
-      redis.call('HDEL', rkey, flat[i])
-    elseif flat[i] ~= skip then
-      total, calls = total + tonumber(amount), calls + 1
-    end
-  end
-  return total, calls
-end
 
 local function levels_of(cust, card)
   local levels = {{'r', tag .. ':res', res}, {'c', tag .. ':c:' .. cust, cust}}
@@ -59,14 +48,10 @@ local function refusal(level, key, via_ani)
   return nil, tonumber(f[1])
 end
 
-local function hold(levels, auth, want, expires)
+local function hold(levels, auth, want, expires, fresh)
   for _, l in ipairs(levels) do
-    local rkey = rsv_key(l[1], l[3])
-    redis.call('HSET', rkey, auth, fmt(want[l[1]]) .. ':' .. fmt(expires))
-    -- the hash outlives its newest reservation by a little, never forever
-    if redis.call('TTL', rkey) < expires - now + 60 then
-      redis.call('EXPIRE', rkey, expires - now + 60)
-    end
+    local h, z, s = rsv_keys(res, l[1], l[3])
+    rsv_put(h, z, s, auth, want[l[1]], expires, now, fresh)
   end
 end
 
@@ -79,17 +64,19 @@ if op == 'reserve' then
   for _, l in ipairs(levels) do
     local bad, balance = refusal(l[1], l[2], via_ani)
     if bad then return bad end
-    local held, calls = live(rsv_key(l[1], l[3]), '')
+    local h, z, s = rsv_keys(res, l[1], l[3])
+    local held, calls = rsv_live(h, z, s, now)
     if most[l[1]] and calls >= most[l[1]] then return {3, l[1], calls} end
     if want[l[1]] > balance - held then return {1, l[1], fmt(balance - held)} end
   end
   local expires = now + ttl
-  hold(levels, auth, want, expires)
+  hold(levels, auth, want, expires, true)
   local record = tag .. ':auth:' .. auth
   redis.call('HSET', record, 'cust', cust, 'card', card, 'ani', ARGV[10], 'num', ARGV[14],
     'at', ARGV[15], 'start', fmt(now), 'exp', fmt(expires), 'secs', ARGV[11],
     'r', fmt(want.r), 'c', fmt(want.c), 'k', fmt(want.k))
   redis.call('EXPIRE', record, ttl + 60)
+  if ARGV[16] == '1' then redis.call('SET', K.auth_index(auth), res, 'EX', ttl + 60) end
   return {0, expires}
 end
 
@@ -100,7 +87,7 @@ if op == 'renew' then
   if not rec[1] then return {4, 'unknown'} end
   if tonumber(rec[5]) <= now then return {4, 'expired'} end
   -- debited (the CDR came) or released
-  if redis.call('HEXISTS', rsv_key('r', res), auth) == 0 then return {4, 'ended'} end
+  if redis.call('HEXISTS', K.reservations(res, 'r', res), auth) == 0 then return {4, 'ended'} end
   if rec[6] ~= ARGV[7] then return {6, rec[6]} end
   local cap = now - tonumber(rec[4]) + ttl - ring
   if tonumber(ARGV[6]) > cap then return {5, fmt(cap)} end
@@ -109,14 +96,19 @@ if op == 'renew' then
   for _, l in ipairs(levels) do
     local bad, balance = refusal(l[1], l[2], rec[3] == '1')
     if bad then return bad end
-    local held = live(rsv_key(l[1], l[3]), auth)
+    local h, z, s = rsv_keys(res, l[1], l[3])
+    local held = rsv_live(h, z, s, now)
+    -- what this reservation holds already is its own to keep
+    local mine = redis.call('HGET', h, auth)
+    if mine then held = held - tonumber(string.match(mine, '^(-?%d+):')) end
     if want[l[1]] > balance - held then return {1, l[1], fmt(balance - held)} end
   end
   local expires = now + ttl
-  hold(levels, auth, want, expires)
+  hold(levels, auth, want, expires, false)
   redis.call('HSET', record, 'exp', fmt(expires), 'secs', ARGV[6],
     'r', fmt(want.r), 'c', fmt(want.c), 'k', fmt(want.k))
   redis.call('EXPIRE', record, ttl + 60)
+  if ARGV[11] == '1' then redis.call('EXPIRE', K.auth_index(auth), ttl + 60) end
   return {0, expires}
 end
 
@@ -124,12 +116,13 @@ if op == 'release' then
   local auth = ARGV[3]
   local record = tag .. ':auth:' .. auth
   local rec = redis.call('HMGET', record, 'cust', 'card')
-  local held = redis.call('HDEL', rsv_key('r', res), auth)
+  local held = rsv_release(res, 'r', res, auth) and 1 or 0
   if rec[1] then
-    redis.call('HDEL', rsv_key('c', rec[1]), auth)
-    if rec[2] ~= '' then redis.call('HDEL', rsv_key('k', rec[2]), auth) end
+    rsv_release(res, 'c', rec[1], auth)
+    if rec[2] ~= '' then rsv_release(res, 'k', rec[2], auth) end
   end
   redis.call('DEL', record)
+  if ARGV[4] == '1' then redis.call('DEL', K.auth_index(auth)) end
   return {0, held}
 end
 
