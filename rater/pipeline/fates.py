@@ -20,6 +20,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from kernels.layout import E164_MIN_DIGITS
 from rater import metrics
 from rater.accounts.lookup import Resolved
 from rater.logs import get_logger
@@ -117,6 +118,7 @@ def rated_columns(
     buy_table = buy.table_indexes(buy_names)
     result, failed = _rate(sell, buy, sell_table, buy_table, number, number_len, start, billsec)
     answered = billsec > 0
+    short = number_len < E164_MIN_DIGITS  # extensions and service codes: "no route"
     reason: list[Reason | None] = list(before)
     given = np.fromiter((r is not None for r in reason), dtype=np.bool_, count=n)
     in_range = (result.price >= 0) & (result.price <= max_price)
@@ -133,6 +135,11 @@ def rated_columns(
             reason[i] = Reason(Kind.NO_SELL_TARIFF, cap(sell_names[i]))
         elif buy_table[i] < 0:
             reason[i] = Reason(Kind.NO_BUY_TARIFF, cap(buy_names[i]))
+        elif answered[i] and short[i] and (result.sell_row[i] < 0 or result.buy_row[i] < 0):
+            side, name = (
+                ("sell", sell_names[i]) if result.sell_row[i] < 0 else ("buy", buy_names[i])
+            )
+            reason[i] = Reason(Kind.NO_ROUTE, f"{int(number[i])} in {side} tariff {cap(name)}")
         elif answered[i] and result.sell_row[i] < 0:
             reason[i] = Reason(Kind.NO_SELL_MATCH, cap(sell_names[i]))
         elif answered[i] and result.buy_row[i] < 0:
