@@ -50,6 +50,9 @@ class Fate(StrEnum):
     INVALID = "invalid"
 
 
+#: the outcome counted for another leg of a call (never stored, so not a Fate)
+OTHER_LEG = "other leg"
+
 RATED, UNANSWERED, UNRATED, DUPLICATE, INVALID = (
     Fate.RATED, Fate.UNANSWERED, Fate.UNRATED, Fate.DUPLICATE, Fate.INVALID,
 )  # fmt: skip
@@ -71,6 +74,8 @@ class BatchReport:
     switch_labels: dict[str, str] = field(default_factory=dict)
     #: (switch label, outcome) -> CDRs
     by_switch: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: records that are another leg of a call (a FreeSWITCH B-leg): counted, never billed
+    other_legs: int = 0
 
     def count(self, outcome: str, reason: str | None = None) -> int:
         return sum(n for (o, r), n in self.outcomes.items() if o == outcome and reason in (None, r))
@@ -343,6 +348,8 @@ def count(report: BatchReport, rows: RatedRows, duplicates: int, rejects: Sequen
     )
     if duplicates:
         outcomes[(DUPLICATE.value, "")] += duplicates
+    if report.other_legs:
+        outcomes[(OTHER_LEG, "")] += report.other_legs
     for reject in rejects:
         outcomes[(INVALID.value, reject.reason.kind.value)] += 1
         by_switch[(labels.get(reject.switch, metrics.OTHER), INVALID.value)] += 1
