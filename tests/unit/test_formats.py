@@ -172,7 +172,7 @@ def test_asterisk_master_csv_default_columns() -> None:
         (S + 300, 0, S + 330, 0, "NO ANSWER"),
         (S + 400, S + 401, S + 461, 60, "ANSWERED"),
     ]
-    assert [r["callee"] for r in got] == ["0493012345678", "0201234567", "112"]
+    assert [r["callee"] for r in got] == ["00493012345678", "0201234567", "112"]
     assert all(r["cdr_id"].startswith("sha256:") for r in got)  # no uniqueid column
     assert reasons(decoded.rejects) == ["missing field: dst"]
     again = run(switch("ast1", "asterisk-csv", AMS), lines)
