@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rater.errors import AccountError, NotFound, RaterError, ServiceUnavailable
 from rater.logs import get_logger
 from rater.redis import connection as redis_connection
-from rater.serve import accounts, calls, cards, health, metrics, openapi
+from rater.serve import accounts, calls, cards, cdrs, health, metrics, openapi
 from rater.serve.credentials import Credentials
 from rater.serve.domain import AuthorizerControl, CallControl, LazyControl
 from rater.serve.gate import Gate
@@ -37,6 +37,7 @@ def all_routes() -> list[BaseRoute]:
         *calls.routes(),
         *cards.routes(),
         *accounts.routes(),
+        *cdrs.routes(),
         *health.routes(),
         Route("/openapi.json", openapi.serve, methods=["GET"]),
     ]
@@ -59,6 +60,7 @@ def create_app(
     )
     app = Starlette(
         routes=all_routes(),
+        lifespan=cdrs.lifespan,
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

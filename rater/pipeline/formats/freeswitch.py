@@ -75,7 +75,7 @@ def document(value: bytes) -> dict[str, Any]:
     base64, the module's `encode` setting)."""
     raw = value.strip()
     if raw.startswith(b"cdr="):
-        raw = _unwrap(raw[4:].split(b"&", 1)[0])
+        raw = unwrap_form(raw[4:].split(b"&", 1)[0])
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -85,7 +85,7 @@ def document(value: bytes) -> dict[str, Any]:
     return obj
 
 
-def _unwrap(body: bytes) -> bytes:
+def unwrap_form(body: bytes) -> bytes:
     text = body.decode("ascii", errors="replace")
     decoded = unquote_plus(text)
     if decoded.lstrip().startswith("{"):
