@@ -91,40 +91,31 @@ async def follow(
     `send` publishes a list of records and returns once the broker acknowledged them."""
     sent = 0
     position = Position.load(state)
-    if position is not None:
-        rotated = _find_rotated(path, position.device, position.inode)
-        current = _open_identity(path)
-        if rotated is not None and current != (position.device, position.inode):
-            # rotated while we were away: finish the old file, then the new one from 0
-            sent += await _drain(rotated, how, position, state, send, final=True)
-            position = None
-        elif rotated is None and current != (position.device, position.inode):
-            log.warning("the followed file was replaced and its old copy is gone", path=str(path))
-            position = None
     while not stop.is_set():
         identity = _open_identity(path)
         if identity is None:
             await _wait(stop, poll_s)
             continue
-        if position is None or (position.device, position.inode) != identity:
+        if position is not None and (position.device, position.inode) != identity:
+            # rotated (now, or while we were away): finish the old file, then the new from 0
+            old = _find_rotated(path, position.device, position.inode)
+            if old is not None:
+                sent += await _drain(old, how, position, state, send, final=True)
+            else:
+                log.warning(
+                    "the followed file was replaced and its old copy is gone", path=str(path)
+                )
+            position = None
+        if position is None:
             position = Position(*identity, 0)
             position.save(state)
-        size = path.stat().st_size
-        if size < position.offset:  # truncated in place (copytruncate)
+        if path.stat().st_size < position.offset:  # truncated in place (copytruncate)
             log.warning("the followed file shrank; reading it again from 0", path=str(path))
             position = Position(position.device, position.inode, 0)
         before = position.offset
         sent += await _drain(path, how, position, state, send, final=False)
         position = Position.load(state) or position
         if position.offset == before:
-            newer = _open_identity(path)
-            if newer is not None and newer != identity:
-                # rotated: the old file may have got its last lines after our read
-                old = _find_rotated(path, *identity)
-                if old is not None:
-                    sent += await _drain(old, how, position, state, send, final=True)
-                position = None
-                continue
             await _wait(stop, poll_s)
     return sent
 
@@ -145,6 +136,8 @@ async def _drain(
     sent = 0
     offset = position.offset
     with path.open("rb") as handle:
+        if _identity(os.fstat(handle.fileno())) != (position.device, position.inode):
+            return 0  # rotated since it was looked at: the loop finishes the old file first
         handle.seek(offset)
         carry = b""
         while True:
