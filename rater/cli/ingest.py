@@ -15,6 +15,7 @@ import click
 from rater import kafka
 from rater.cli.main import settings_of
 from rater.errors import ConfigError
+from rater.ingest.bridge import bridge
 from rater.ingest.files import files_of, records_of, splitting
 from rater.ingest.follow import follow
 from rater.ingest.sender import Counts, Sender
@@ -39,6 +40,11 @@ CHUNK = 5_000
 )
 @click.option("--follow", "follow_", is_flag=True, help="Tail a growing file like `tail -F`.")
 @click.option(
+    "--from-topic",
+    metavar="TOPIC",
+    help="Bridge the switch's own Kafka topic (cdr_kafka, Kamailio's kafka module) until stopped.",
+)
+@click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
     help="--follow's position file (default: in the stack folder, per switch and file).",
@@ -51,9 +57,11 @@ def ingest(
     switch_name: str,
     format_name: str | None,
     follow_: bool,
+    from_topic: str | None,
     state: Path | None,
 ) -> None:
-    """Publish CDR files to the cdrs topic: Master.csv, directories of *.cdr.json, JSONL.
+    """Publish CDR files to the cdrs topic: Master.csv, directories of *.cdr.json, JSONL
+    (or, with --from-topic, the records a switch publishes to a Kafka topic of its own).
 
     Each record carries the switch's name (header rater-switch) and its account as the key;
     the workers read it with the switch's format (rater switch set NAME --format ...).
@@ -62,7 +70,13 @@ def ingest(
     settings = settings_of(ctx)
     switch = SwitchRegistry(connect(settings)).get(switch_name)
     fmt = format_named(format_name or switch.format)
-    if follow_:
+    if from_topic is not None:
+        if paths or follow_:
+            raise click.UsageError("--from-topic takes no files and no --follow")
+        counts = asyncio.run(_bridge(settings, switch, format_name or "", from_topic))
+    elif not paths:
+        raise click.UsageError("name files or directories, or --from-topic TOPIC")
+    elif follow_:
         if len(paths) != 1 or not paths[0].is_file():
             raise click.UsageError("--follow takes one file (a growing Master.csv)")
         if fmt.files == "document":
@@ -151,6 +165,17 @@ async def _follow(
             bar.close()
         await producer.stop()
     return sender.counts
+
+
+async def _bridge(
+    settings: Settings, switch: SwitchSettings, format_name: str, topic: str
+) -> Counts:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    click.echo(f"bridging topic {topic} into {settings.topic_cdrs}; Ctrl-C stops", err=True)
+    return await bridge(settings, switch, format_name, topic, stop=stop, progress=_bar(None))
 
 
 def _summary(counts: Counts, switch: str) -> None:

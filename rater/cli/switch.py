@@ -9,7 +9,6 @@ import click
 
 from rater.cli.main import settings_of
 from rater.cli.switch_token import token
-from rater.errors import ConfigError
 from rater.pipeline.formats import FORMATS
 from rater.pipeline.formats.common import dump_options, parse_options
 from rater.redis.connection import connect
@@ -101,10 +100,7 @@ def set_(
     if options:
         changes["options"] = _options(changes.get("options") or current.options, options)
     updated = dataclasses.replace(current, **{k: v for k, v in changes.items() if v is not None})
-    try:
-        registry.set(updated)
-    except ConfigError as error:
-        raise click.UsageError(str(error)) from None
+    registry.set(updated)  # ConfigError naming a bad setting (rater's one-line error)
     if scope_resellers is not None or scope_networks is not None:
         credentials.set_scope(name, resellers=scope_resellers, networks=scope_networks)
     click.echo(_show(updated, credentials))
