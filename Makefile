@@ -3,6 +3,7 @@
 #   make demo    venv + install, start the local stack (.stack/, ports 19092/16379/19000/18123),
 #                run the demo (scripts/demo.sh) on it; the stack keeps running afterwards
 #   make test    venv + install, a stack of its own on fresh state (.stack-test/, ports 29xxx),
+#                chromium for the portal's browser tests (apt, as root),
 #                ruff, mypy and the whole pytest suite (with the wheel installed in a clean
 #                .venv-wheel/), then the balance and pipeline tests again on a three-node
 #                Redis Cluster; the stack is stopped afterwards
@@ -37,7 +38,8 @@ CLUSTER_TESTS ?= tests/integration/test_debit_rules.py tests/integration/test_de
 	tests/integration/test_authorize_lifetime.py tests/integration/test_pin_guessing.py \
 	tests/integration/test_pipeline_outcomes.py tests/integration/test_accounts_card_chunks.py \
 	tests/integration/test_ledger_ids.py \
-	tests/integration/test_serve_processes.py tests/integration/test_serve_auth.py
+	tests/integration/test_serve_processes.py tests/integration/test_serve_auth.py \
+	tests/integration/test_portal_http.py tests/integration/test_tariff_owners.py
 BENCH_ARGS ?=
 
 # RATER_* settings of a stack on port base $(1) with state folder $(2)
@@ -48,7 +50,7 @@ stack_env = RATER_STACK_DIR=$(2) RATER_KAFKA_BOOTSTRAP=127.0.0.1:$(1)092 \
 .PHONY: help install demo test bench lint clean
 
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '1,15p' Makefile
 
 # The virtual environment, re-installed when pyproject.toml changes. A fresh Debian has no
 # venv module: as root, python3-venv is installed first.
@@ -82,6 +84,11 @@ lint: install
 test: install
 	@export $(call stack_env,$(TEST_PORT_BASE),$(TEST_STACK_DIR))
 	export RATER_PIN_SECRET=$(TEST_PIN_SECRET)
+	# the portal's browser tests drive Debian's chromium (never a downloaded browser)
+	if [ ! -x /usr/bin/chromedriver ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	  echo "== installing chromium and chromium-driver (portal browser tests)"
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+	fi
 	$(RATER) stack down --purge >/dev/null
 	trap '$(RATER) stack down >/dev/null || true' EXIT
 	$(RATER) stack up --redis-cluster

@@ -196,16 +196,21 @@ def _world(settings: Settings, client: Any) -> str:
             decimals=4,
             steps=Steps(60, 60),
             rows=(TariffRow("31", "NL", rate=100_000),),
-        )
+        ),
+        owner="R0",
     )
     store.save(TariffTable("bench-buy", decimals=6, steps=Steps(1, 1),
                            rows=(TariffRow("31", "NL", rate=40_000),)))  # fmt: skip
     accounts = Accounts(settings, client)
     for i in range(ACCOUNTS):
         accounts.create_reseller(f"R{i}", "bench", credit="1000000", buy_tariff="bench-buy")
+        # a reseller's customers get its own tables (docs/DESIGN.md section 1, "Tariff
+        # owners"): one sell table for all is the operator's, so R0 owns it and the others
+        # sell at their buy table, rated the same way
         accounts.create_customer(
-            f"C{i}", "bench", reseller_id=f"R{i}", tariff="bench-sell", balance="100000"
-        )
+            f"C{i}", "bench", reseller_id=f"R{i}", tariff="bench-sell" if i == 0 else "bench-buy",
+            balance="100000",
+        )  # fmt: skip
     credentials = Credentials(client)
     credentials.set_scope("bench", resellers=["*"])
     return credentials.create_token("bench").token

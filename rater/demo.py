@@ -200,12 +200,16 @@ def _demo(args: argparse.Namespace) -> int:
     buy = store.save(read_tariff(deck, name=buy_name, decimals=6))
     print(f"  imported {deck.name}: {len(buy.rows):,} prefixes as {buy.key} "
           f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
-    retail = store.save(derive(buy, name=retail_name, markup=Decimal(25), steps=Steps(30, 6)))
-    cards_table = store.save(derive(buy, name=cards_name, markup=Decimal(40), steps=Steps(60, 60)))
+    reseller_id = f"demo{tag}"  # the sell tables are the demo reseller's own
+    retail = store.save(
+        derive(buy, name=retail_name, markup=Decimal(25), steps=Steps(30, 6)), owner=reseller_id
+    )
+    cards_table = store.save(
+        derive(buy, name=cards_name, markup=Decimal(40), steps=Steps(60, 60)), owner=reseller_id
+    )
     print(f"  derived {retail.key} (+25% markup, 30/6) and {cards_table.key} (+40%, 60/60)")
 
     _title("3. accounts: a reseller, SIP customers, cards")
-    reseller_id = f"demo{tag}"
     credit = SIP_CUSTOMERS * SIP_BALANCE + DISPOSABLE_CARDS * 10 + 1000
     accounts.create_reseller(reseller_id, "Demo Telecom", credit=str(credit), buy_tariff=buy_name)
     customers = [f"{reseller_id}-c{i + 1:02d}" for i in range(SIP_CUSTOMERS)]

@@ -159,6 +159,16 @@ class Settings:
     http_trusted_proxies: str = ""
     #: where worker processes keep their Prometheus samples (set by `rater serve`)
     http_metrics_dir: str = ""
+    # reseller portal (`rater serve`, /portal; rater/portal/, docs/PORTAL.md)
+    #: a session cookie's lifetime, from the login
+    portal_session_s: int = 28_800
+    #: failed logins per reseller id, and per client address (x4), within the window
+    portal_login_failures: int = 5
+    portal_login_window_s: int = 900
+    #: largest upload (a rate deck) and largest form
+    portal_max_upload_bytes: int = 20_971_520
+    #: card counts (coverage, ANI alerts) are recounted in the background when this old
+    portal_census_s: int = 30
     # local stack
     stack_dir: Path = field(default_factory=_default_stack_dir)
     # logs

@@ -21,7 +21,16 @@ from rater.accounts.card_admin import CardAdmin
 from rater.accounts.core import AccountStore, Amount
 from rater.accounts.customers import Customers
 from rater.accounts.ledger import LedgerWriter
-from rater.accounts.model import Card, CardBatch, Coverage, Customer, CustomerKind, Level, Reseller
+from rater.accounts.model import (
+    Card,
+    CardBatch,
+    Coverage,
+    Customer,
+    CustomerKind,
+    Level,
+    Reseller,
+    Standing,
+)
 from rater.accounts.pins import PinCheck, Pins
 from rater.accounts.resellers import Resellers
 from rater.accounts.reservations import Hold, Reservations
@@ -94,6 +103,10 @@ class Accounts:
 
     def coverage(self, reseller_id: str) -> Coverage:
         return self.resellers.coverage(reseller_id)
+
+    def standing(self, reseller_id: str, named: int = 50) -> Standing:
+        """Credit, coverage without the cards, and the customers at or below zero: one call."""
+        return self.resellers.standing(reseller_id, named)
 
     # ---------------------------------------------------------------- customers
     def create_customer(

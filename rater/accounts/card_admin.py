@@ -6,6 +6,8 @@ topped up. Creating cards is rater/accounts/batches.py.
 
 from __future__ import annotations
 
+import builtins
+
 from rater.accounts.balances import Balances
 from rater.accounts.blocks import set_block
 from rater.accounts.core import AccountStore, Amount, amount_micro, required_reason
@@ -27,6 +29,14 @@ class CardAdmin:
 
     def list(self, customer_id: str | None = None, *, batch_id: str | None = None) -> list[Card]:
         """The cards of a customer, or of a batch, by number."""
+        reseller_id, numbers = self.numbers(customer_id, batch_id=batch_id)
+        return self.get_many(reseller_id, numbers)
+
+    def numbers(
+        self, customer_id: str | None = None, *, batch_id: str | None = None
+    ) -> tuple[str, builtins.list[str]]:
+        """(reseller id, the card numbers in order) of a customer or a batch: a page of a
+        100,000-card batch reads only its cards (get_many), not all of them."""
         redis = self.store.redis
         if batch_id is not None:
             owner = redis.get(keys.batch_index(batch_id))
@@ -39,7 +49,11 @@ class CardAdmin:
             members = redis.smembers(keys.cards_of(reseller_id, customer_id))
         else:
             raise AccountError("list_cards needs a customer id or a batch id")
-        numbers = sorted(m.decode() for m in members)
+        return reseller_id, sorted(m.decode() for m in members)
+
+    def get_many(self, reseller_id: str, numbers: builtins.list[str]) -> builtins.list[Card]:
+        """These cards of one reseller (those that exist), in the order given."""
+        redis = self.store.redis
         pipe = redis.pipeline(transaction=False)
         for number in numbers:
             pipe.hgetall(keys.card(reseller_id, number))

@@ -38,7 +38,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
 
 from openpyxl import Workbook, load_workbook
@@ -196,6 +196,35 @@ def write_export_sheet(
         title=_title(batch, "export"),
         progress=progress,
     )
+
+
+def issue_sheet_bytes(batch: BatchInfo, cards: Sequence[IssuedRow]) -> bytes:
+    """The issue sheet (with PINs) in memory, for a download that is never stored (the
+    portal's answer to creating a batch)."""
+    return sheet_bytes(
+        ISSUE_COLUMNS, _constants(batch), ((card.number, card.pin) for card in cards),
+        len(cards), _title(batch, "issue"),
+    )  # fmt: skip
+
+
+def export_sheet_bytes(batch: BatchInfo, cards: Sequence[ExportRow]) -> bytes:
+    """The export sheet (no PINs) in memory."""
+    rows = ((card.number, card.balance, card.status) for card in cards)
+    return sheet_bytes(EXPORT_COLUMNS, _constants(batch), rows, len(cards), _title(batch, "export"))
+
+
+def sheet_bytes(
+    columns: Sequence[Column],
+    constants: dict[str, Any],
+    rows: Iterable[tuple[Any, ...]],
+    count: int,
+    title: str,
+) -> bytes:
+    """write_sheet's workbook as bytes, written nowhere."""
+    frame = _frame(columns, constants, _widths(columns, constants), count, title)
+    buffer = io.BytesIO()
+    _splice(frame, rows, count, buffer, None)
+    return buffer.getvalue()
 
 
 def _constants(batch: BatchInfo) -> dict[str, Any]:
@@ -445,7 +474,7 @@ def _splice(
     frame: _Frame,
     rows: Iterable[tuple[Any, ...]],
     count: int,
-    out: io.BufferedWriter,
+    out: BinaryIO,
     progress: Progress | None,
 ) -> None:
     """Copy the frame's parts into `out`, with the template row repeated once per card."""

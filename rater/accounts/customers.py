@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime
 
 from rater.accounts.balances import Balances
 from rater.accounts.core import AccountStore, Amount, amount_micro, required_reason
 from rater.accounts.model import Customer, CustomerKind, Level
-from rater.accounts.tariff_check import check_tariff
+from rater.accounts.tariff_check import check_customer_tariff
 from rater.errors import AccountError, CoverageError
 from rater.money import from_micro
 from rater.redis import keys
@@ -34,7 +35,7 @@ class Customers:
         keys.check_id("customer", customer_id)
         kind = CustomerKind(kind)
         reseller = store.reseller(reseller_id)
-        check_tariff(store, tariff, reseller.currency)
+        check_customer_tariff(store, tariff, reseller)
         opening = amount_micro(balance, "balance")
         if opening < 0:
             raise AccountError("an opening balance cannot be negative")
@@ -77,9 +78,24 @@ class Customers:
         return self.store.customer(customer_id)
 
     def list(self, reseller_id: str) -> list[Customer]:
-        redis = self.store.redis
-        ids = sorted(m.decode() for m in redis.smembers(keys.customers_of(reseller_id)))
-        pipe = redis.pipeline(transaction=False)
+        return self.get_many(reseller_id, self.ids(reseller_id))
+
+    def ids(self, reseller_id: str) -> builtins.list[str]:
+        """The reseller's customer ids, sorted (a page of 10,000 customers reads only its own
+        hashes with get_many)."""
+        members = self.store.redis.smembers(keys.customers_of(reseller_id))
+        return sorted(m.decode() for m in members)
+
+    def names(self, reseller_id: str, ids: builtins.list[str]) -> builtins.list[str]:
+        """The display names of these customers, in order ('' for one that is gone)."""
+        pipe = self.store.redis.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hget(keys.customer(reseller_id, cid), "name")
+        return [(raw or b"").decode() for raw in pipe.execute()]
+
+    def get_many(self, reseller_id: str, ids: builtins.list[str]) -> builtins.list[Customer]:
+        """These customers of one reseller (those that exist), in the order given."""
+        pipe = self.store.redis.pipeline(transaction=False)
         for cid in ids:
             pipe.hgetall(keys.customer(reseller_id, cid))
         return [Customer.from_hash(cid, f) for cid, f in zip(ids, pipe.execute(), strict=True) if f]

@@ -210,3 +210,34 @@ class Coverage:
     card_value_issued: int  # balances of normal cards: limits inside customer balances, shown only
     covered: bool
     shortfall: int  # customers_total - credit when not covered, else 0
+
+    @classmethod
+    def of(cls, reseller: Reseller, customers: list[Customer], card_value: int) -> Coverage:
+        """The rule: the credit covers the sum of the customers' positive balances; the value
+        on normal cards (limits inside those balances) is shown, not added."""
+        return cls.of_total(reseller, sum(max(c.balance, 0) for c in customers), card_value)
+
+    @classmethod
+    def of_total(cls, reseller: Reseller, total: int, card_value: int) -> Coverage:
+        """The same from the sum itself (rater/redis/lua/standing.lua computes it)."""
+        covered = reseller.credit >= total
+        return cls(
+            reseller_id=reseller.reseller_id,
+            credit=reseller.credit,
+            customers_total=total,
+            card_value_issued=card_value,
+            covered=covered,
+            shortfall=0 if covered else total - reseller.credit,
+        )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A reseller's credit and coverage with its customers at or below zero (tip 2), read in
+    one script call (Resellers.standing)."""
+
+    reseller: Reseller
+    coverage: Coverage  # card_value_issued 0: the cards are not read here
+    customers: int
+    stopped: int  # customers at or below zero
+    lowest: tuple[tuple[str, int], ...]  # (customer id, balance) of the lowest of those

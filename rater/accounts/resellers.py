@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from rater.accounts.balances import Balances
@@ -11,9 +12,9 @@ from rater.accounts.card_admin import CardAdmin
 from rater.accounts.core import AccountStore, Amount, amount_micro, required_reason
 from rater.accounts.customers import Customers
 from rater.accounts.ledger import LedgerEntry
-from rater.accounts.model import Coverage, CustomerKind, Level, Reseller
+from rater.accounts.model import Coverage, CustomerKind, Level, Reseller, Standing
 from rater.accounts.tariff_check import check_tariff
-from rater.errors import AccountError
+from rater.errors import AccountError, NotFound
 from rater.redis import keys
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -87,22 +88,29 @@ class Resellers:
         ids = sorted(m.decode() for m in self.store.redis.smembers(keys.RESELLERS))
         return [self.store.reseller(i) for i in ids]
 
+    def standing(self, reseller_id: str, named: int = 50) -> Standing:
+        """Credit, coverage (without the cards) and the `named` lowest customers at or below
+        zero, in one read-only script call (rater/redis/lua/standing.lua)."""
+        store = self.store
+        reseller = store.reseller(reseller_id)
+        raw = store.script("standing")(store.route(reseller_id), [reseller_id, named])
+        if int(raw[0]) == 0:
+            raise NotFound(f"reseller {reseller_id!r} does not exist")
+        credit, total, customers, stopped, listed = raw[1:]
+        reseller = replace(reseller, credit=int(credit))  # read with the sum, in one call
+        pairs = [(listed[i].decode(), int(listed[i + 1])) for i in range(0, len(listed), 2)]
+        return Standing(
+            reseller=reseller, coverage=Coverage.of_total(reseller, int(total), 0),
+            customers=int(customers), stopped=int(stopped), lowest=tuple(pairs),
+        )  # fmt: skip
+
     def coverage(self, reseller_id: str) -> Coverage:
         """Credit against the customers' positive balances (normal cards' value shown only)."""
         reseller = self.store.reseller(reseller_id)
         customers = self.customers.list(reseller_id)
-        total = sum(max(c.balance, 0) for c in customers)
         cards_total = 0
         for customer in customers:
             if customer.kind is CustomerKind.NORMAL:
                 on_cards = self.cards.list(customer.customer_id)
                 cards_total += sum(max(k.balance, 0) for k in on_cards)
-        covered = reseller.credit >= total
-        return Coverage(
-            reseller_id=reseller_id,
-            credit=reseller.credit,
-            customers_total=total,
-            card_value_issued=cards_total,
-            covered=covered,
-            shortfall=0 if covered else total - reseller.credit,
-        )
+        return Coverage.of(reseller, customers, cards_total)

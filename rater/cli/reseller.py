@@ -330,3 +330,25 @@ def _print_reseller(found: Reseller, as_json: bool, verb: str) -> None:
         f"{found.currency}, buys at {found.buy_tariff!r}, ANI threshold "
         f"{money(found.ani_threshold)} {found.currency}"
     )
+
+
+@reseller.command("password")
+@click.argument("reseller_id")
+@click.pass_context
+def password(ctx: click.Context, reseller_id: str) -> None:
+    """Set the password RESELLER_ID logs in to the portal with (`rater serve`, /portal).
+
+    Asked for twice on a terminal; otherwise the first line of standard input. Stored as an
+    argon2 hash; the reseller's open portal sessions end.
+    """
+    import sys  # noqa: PLC0415
+
+    from rater.portal.passwords import set_password  # noqa: PLC0415 - keep `--help` light
+
+    if sys.stdin.isatty():
+        secret = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    accounts = accounts_of(ctx)
+    set_password(accounts.redis, reseller_id, secret)
+    click.echo(f"reseller {reseller_id}: portal password set; earlier sessions ended")

@@ -35,7 +35,7 @@ from rater.settings import Settings
 from rater.switches.registry import SwitchRegistry
 from rater.tariffs.derive import derive
 from rater.tariffs.model import Steps, TariffTable
-from rater.tariffs.store import TariffStore
+from rater.tariffs.store import OPERATOR, TariffStore
 
 log = get_logger(__name__)
 
@@ -107,13 +107,6 @@ def setup_scenario(
     cards_per_reseller = _spread(cards, resellers)
     for r in range(resellers):
         rid = f"{name}-r{r + 1}"
-        retail = _stored(
-            store,
-            derive(base, name=f"{rid}-retail", markup=Decimal(20 + 10 * r), steps=Steps(30, 6)),
-        )
-        card_table = _stored(
-            store, derive(base, name=f"{rid}-cards", markup=Decimal(40), steps=Steps(60, 60))
-        )
         n_cards = cards_per_reseller[r]
         n_disposable = round(n_cards * DISPOSABLE_SHARE) if n_cards else 0
         n_normal = n_cards - n_disposable
@@ -129,6 +122,15 @@ def setup_scenario(
             currency=currency,
         )
         reseller_plans.append(ResellerPlan(rid, base.name))
+        # the reseller's own sell tables (a customer gets only those or its buy table)
+        retail = _stored(
+            store,
+            derive(base, name=f"{rid}-retail", markup=Decimal(20 + 10 * r), steps=Steps(30, 6)),
+            rid,
+        )
+        card_table = _stored(
+            store, derive(base, name=f"{rid}-cards", markup=Decimal(40), steps=Steps(60, 60)), rid
+        )
         sip_ids = [f"{rid}-c{j + 1:04d}" for j in range(n_sip)]
         for cid in sip_ids:
             api.create_customer(
@@ -252,14 +254,15 @@ def _buy_table(
         if given is not None
         else wholesale_table(f"{name}-wholesale", seed=seed, currency=currency)
     )
-    return _stored(store, table)
+    return _stored(store, table, OPERATOR)
 
 
-def _stored(store: TariffStore, table: TariffTable) -> TariffTable:
-    """The latest stored version of `table.name`, saving `table` first if there is none."""
+def _stored(store: TariffStore, table: TariffTable, owner: str) -> TariffTable:
+    """The latest stored version of `table.name`, saving `table` (owned by reseller `owner`)
+    first if there is none."""
     if store.infos(table.name):
         return store.get(table.name)
-    return store.save(table)
+    return store.save(table, owner=owner)
 
 
 def _spread(total: int, parts: int) -> list[int]:

@@ -127,6 +127,9 @@ SHAPES: dict[str, Shape] = {
         Shape("correction", "{r:<res>}:corr:<key>"),
         Shape("auth_record", "{r:<res>}:auth:<auth>"),
         Shape("ledger_applied", "{r:<res>}:applied:<day>"),
+        Shape("portal_login", "{r:<res>}:portal"),
+        Shape("portal_census", "{r:<res>}:census"),
+        Shape("portal_census_lock", "{r:<res>}:census:lock"),
         # de-duplication across resellers (docs/REDIS_KEYS.md, "De-duplication records")
         Shape("records", "d:<bucket>"),
         Shape("claims", "{dc:<shard>}:<bucket>"),
@@ -142,6 +145,7 @@ SHAPES: dict[str, Shape] = {
         Shape("switch", "switch:<switch>"),
         Shape("tariff_index", "tariff:{<tariff>}:index"),
         Shape("tariff_version", "tariff:{<tariff>}:v:<version>"),
+        Shape("tariff_owner", "tariff:{<tariff>}:owner"),
         # operations
         Shape("dlq_watermark", "rater:dlq:wm:<topic>:<part>"),
         Shape("dlq_replayed", "rater:dlq:replayed:<topic>:<part>"),
@@ -149,6 +153,8 @@ SHAPES: dict[str, Shape] = {
         Shape("pin_guard_caller", "pinguard:caller:<digits>"),
         Shape("pin_guard_switch", "pinguard:switch:<switch>:<minute>"),
         Shape("loadgen_scenario", "loadgen:scenario:<scenario>"),
+        # the reseller portal's failed logins (rater/portal/auth.py)
+        Shape("portal_failures", "portal:fail:<who>"),
     )
 }
 
@@ -330,6 +336,31 @@ def switch(switch_name: str) -> str:
 def tariff_index(tariff: str) -> str:
     """Hash version -> JSON header of one tariff table."""
     return SHAPES["tariff_index"](_nonempty(tariff, "tariff"))
+
+
+def tariff_owner(tariff: str) -> str:
+    """The reseller id owning a table; absent for the operator's tables."""
+    return SHAPES["tariff_owner"](_nonempty(tariff, "tariff"))
+
+
+def portal_login(reseller_id: str) -> str:
+    """The portal password hash of a reseller and its session generation."""
+    return SHAPES["portal_login"](_nonempty(reseller_id, "reseller"))
+
+
+def portal_census(reseller_id: str) -> str:
+    """The portal's latest count of a reseller's cards (JSON, expiring)."""
+    return SHAPES["portal_census"](_nonempty(reseller_id, "reseller"))
+
+
+def portal_census_lock(reseller_id: str) -> str:
+    """Held while one serve process counts a reseller's cards."""
+    return SHAPES["portal_census_lock"](_nonempty(reseller_id, "reseller"))
+
+
+def portal_failures(who: str) -> str:
+    """Failed portal logins of one reseller id (`id:<R>`) or client address (`ip:<addr>`)."""
+    return SHAPES["portal_failures"](_nonempty(who, "who"))
 
 
 def tariff_version(tariff: str, version: int) -> str:

@@ -15,11 +15,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rater.errors import AccountError, NotFound, RaterError, ServiceUnavailable
 from rater.logs import get_logger
+from rater.portal.app import create_portal, to_portal
 from rater.redis import connection as redis_connection
 from rater.serve import accounts, calls, cards, cdrs, health, metrics, openapi
 from rater.serve.credentials import Credentials
@@ -30,6 +31,18 @@ from rater.serve.service import REDIS_TIMEOUT_S, Service
 from rater.settings import Settings
 
 log = get_logger(__name__)
+
+PORTAL_REDIS_TIMEOUT_S = 60
+
+
+def portal_routes(settings: Settings) -> list[BaseRoute]:
+    """The reseller portal (rater/portal/, docs/PORTAL.md), on a Redis client of its own that
+    waits longer: creating a batch of cards runs scripts of up to 0.3 s each."""
+    client = redis_connection.connect(settings, socket_timeout=PORTAL_REDIS_TIMEOUT_S)
+    return [
+        Route("/portal", to_portal, methods=["GET"]),
+        Mount("/portal", app=create_portal(settings, client)),
+    ]
 
 
 def all_routes() -> list[BaseRoute]:
@@ -59,7 +72,7 @@ def create_app(
         redis=client,
     )
     app = Starlette(
-        routes=all_routes(),
+        routes=all_routes() + portal_routes(settings),
         lifespan=cdrs.lifespan,
         exception_handlers={
             ApiError: _api_error,

@@ -86,10 +86,14 @@ def make_world(settings: Settings, redis: RedisLike, *, cards: int = 2) -> World
     `cards` cards of 10 EUR) and cust2 (0.01 EUR: goes negative on its first call)."""
     store = TariffStore(redis, settings, clickhouse=False)
     world = World(settings, redis)
-    for name, table in tables().items():
-        world.versions[name] = [store.save(table)]
     accounts = Accounts(settings, redis, actor="test")
-    accounts.create_reseller(RESELLER, "Reseller one", credit="10000", buy_tariff=BUY)
+    for name, table in tables().items():
+        if name == BUY:
+            world.versions[name] = [store.save(table)]
+            accounts.create_reseller(RESELLER, "Reseller one", credit="10000", buy_tariff=BUY)
+    for name, table in tables().items():
+        if name != BUY:  # the reseller's own sell tables (docs/DESIGN.md section 1)
+            world.versions[name] = [store.save(table, owner=RESELLER)]
     accounts.create_customer(
         "cust1", "Customer one", reseller_id=RESELLER, tariff=SELL, balance="100"
     )

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,13 +174,15 @@ class World:
 
 def world(settings: Settings, redis: Any) -> World:
     store = TariffStore(redis, settings, clickhouse=False)
-    store.save(SELL)
     store.save(BUY)
     accounts = Accounts(settings, redis)
     for reseller, customer in (("R1", "C1"), ("R2", "C2")):
         accounts.create_reseller(reseller, reseller, credit="100", buy_tariff=BUY.name)
+        # each reseller's customers get its own tables (docs/DESIGN.md section 1)
+        sell = SELL if reseller == "R1" else replace(SELL, name=f"{SELL.name}-{reseller}")
+        store.save(sell, owner=reseller)
         accounts.create_customer(
-            customer, "SIP", reseller_id=reseller, tariff=SELL.name, balance="5"
+            customer, "SIP", reseller_id=reseller, tariff=sell.name, balance="5"
         )
     mine = accounts.create_cards("C1", count=1, value="10").cards[0]
     theirs = accounts.create_cards("C2", count=1, value="10").cards[0]

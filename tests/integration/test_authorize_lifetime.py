@@ -35,10 +35,10 @@ BUY = TariffTable(
 @pytest.fixture
 def accounts(settings: Settings, redis: Any) -> Accounts:
     store = TariffStore(redis, settings, clickhouse=False)
-    store.save(SELL)
     store.save(BUY)
     found = Accounts(settings, redis)
     found.create_reseller("R1", "Reseller", credit="100", buy_tariff="wholesale")
+    store.save(SELL, owner="R1")
     found.create_customer("C1", "SIP", reseller_id="R1", tariff="retail", balance="10")
     return found
 

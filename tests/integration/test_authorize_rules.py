@@ -45,10 +45,10 @@ BUY = TariffTable(
 @pytest.fixture
 def world(settings: Settings, redis: Any) -> tuple[Accounts, Authorizer, str, str]:
     store = TariffStore(redis, settings, clickhouse=False)
-    store.save(SELL)
     store.save(BUY)
     accounts = Accounts(settings, redis)
     accounts.create_reseller("R1", "Reseller", credit="100", buy_tariff="wholesale")
+    store.save(SELL, owner="R1")
     accounts.create_customer("C1", "SIP", reseller_id="R1", tariff="retail", balance="5")
     issued = accounts.create_cards("C1", count=1, value="10").cards[0]
     return accounts, Authorizer(settings, redis, accounts=accounts), issued.number, issued.pin

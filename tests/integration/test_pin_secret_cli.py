@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_admin_cli_helpers import BUY_TARIFF, CARD_TARIFF, Cli, own_world, setup_tariffs
+from test_admin_cli_helpers import (
+    BUY_TARIFF,
+    CARD_TARIFF,
+    Cli,
+    derive_card_tariff,
+    own_world,
+    setup_tariffs,
+)
 
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
@@ -29,6 +36,7 @@ def books(world: Settings, redis: RedisLike, tmp_path: Path) -> tuple[Cli, Cli]:
     cli = Cli(world, tmp_path)
     setup_tariffs(cli)
     cli("reseller", "create", "res1", "--name", "R", "--credit", "100", "--buy-tariff", BUY_TARIFF)
+    derive_card_tariff(cli, "res1")
     cli("customer", "create", "sip1", "--name", "S", "--reseller", "res1", "--tariff",
         CARD_TARIFF, "--balance", "30")  # fmt: skip
     cli("cards", "create", "--customer", "sip1", "--count", "1", "--value", "5",

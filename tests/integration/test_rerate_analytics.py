@@ -49,10 +49,10 @@ def world(settings: Settings, redis: Any, executor: Executor) -> dict[str, Any]:
     """retail@1 (mobile 0.20/min) and wholesale@1 (0.12/min); reseller r1, customer c1 with a
     card; two CDRs stored as the pipeline rated them with those versions."""
     store = TariffStore(redis, settings, clickhouse=False)
-    store.save(table("retail", 200_000, 100_000))
     store.save(table("wholesale", 120_000, 50_000))
     accounts = Accounts(settings, redis)
     accounts.create_reseller("r1", "Reseller", credit="100", buy_tariff="wholesale")
+    store.save(table("retail", 200_000, 100_000), owner="r1")
     accounts.create_customer("c1", "Customer", reseller_id="r1", tariff="retail", balance="50")
     card = accounts.create_cards("c1", count=1, value="5", batch_id="b1").cards[0].number
     rows = [
