@@ -10,6 +10,10 @@ from __future__ import annotations
 # ------------------------------------------------------------------ the prefix trie
 #: E.164 numbers have at most 15 digits; prefixes are at most as long as the numbers they match
 E164_MAX_DIGITS = 15
+#: numbers with fewer digits are short numbers (extensions, service and emergency codes): a
+#: tariff row matches them only when its prefix is the whole number (docs/DESIGN.md section 4),
+#: so extension 1002 never takes the rate of prefix 1
+E164_MIN_DIGITS = 6
 ROOT_DIGITS = 5  # a 400 KB root for large versions: one read fewer than 4 digits
 SMALL_ROOT_DIGITS = 3  # a 4 KB root for small versions (one level more, but all in cache)
 #: versions with fewer prefixes get the small root: a retail deck of a few thousand codes then

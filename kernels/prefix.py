@@ -8,7 +8,8 @@ kernel can interleave many CDRs:
    the root entry;
 2. `walk_step` per trie level (at most 6 below the root): one dependent array read each;
 3. `row_in_force`: from the longest prefix's node, the latest started row; if that code is
-   closed, not yet started, or longer than the number, the parent (next shorter) prefix.
+   closed, not yet started, or longer than the number, the parent (next shorter) prefix. A
+   short number (fewer than E164_MIN_DIGITS digits) matches only a prefix of its own length.
 
 `match_row` chains them for one number. Helpers take arrays as arguments: callers must be
 compiled with `_nrt=False` (no reference counting), else each call pays atomic
@@ -21,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from kernels.layout import (
+    E164_MIN_DIGITS,
     LEVELS,
     NO_NODE,
     NODE_LEN,
@@ -108,11 +110,14 @@ def row_in_force(entry, length, at, node_data, row_data):  # type: ignore[no-unt
     if entry == NO_NODE:
         return -1
     code = -entry - 2
+    short = length < E164_MIN_DIGITS  # matched by its own length only
     if code & 1:  # a prefix with one row: check it without reading the node record
         row = code >> 1
         node_and_length = row_data[row, ROW_NODE]
+        prefix_length = node_and_length & 31
         if (
-            (node_and_length & 31) <= length
+            prefix_length <= length
+            and (prefix_length == length or not short)
             and row_data[row, ROW_FROM] <= at
             and row_data[row, ROW_TO] > at
         ):
@@ -121,7 +126,10 @@ def row_in_force(entry, length, at, node_data, row_data):  # type: ignore[no-unt
     else:
         node = code >> 1
     while node >= 0:
-        if node_data[node, NODE_LEN] <= length:
+        prefix_length = node_data[node, NODE_LEN]
+        if short and prefix_length < length:
+            return -1  # parents are shorter still
+        if prefix_length == length or (prefix_length < length and not short):
             # The latest started row of this prefix; rows are ordered by date.
             row = node_data[node, NODE_ROW_HI] - 1
             row_lo = node_data[node, NODE_ROW_LO]

@@ -28,7 +28,8 @@ OTHER = "other"
 CONSUMED = Counter("rater_records_consumed_total", "Kafka records read from the cdrs topic.")
 OUTCOMES = Counter(
     "rater_cdrs_total",
-    "CDRs by fate (docs/DESIGN.md section 4): rated, unanswered, unrated, duplicate, invalid; "
+    "CDRs by fate (docs/DESIGN.md section 4): rated, unanswered, unrated, duplicate, invalid, "
+    "other leg; "
     "reason: the reason's kind (rater/reasons.py).",
     ["outcome", "reason"],
 )
@@ -76,7 +77,7 @@ RETRIES = Counter("rater_retries_total", "Retries after a retriable service erro
 REBALANCES = Counter("rater_rebalances_total", "Partition assignments and revocations.", ["event"])
 
 # ------------------------------------------------------------------------ closed label sets
-_OUTCOMES = frozenset({"rated", "unanswered", "unrated", "duplicate", "invalid"})
+_OUTCOMES = frozenset({"rated", "unanswered", "unrated", "duplicate", "invalid", "other leg"})
 _KINDS = frozenset(kind.value for kind in Kind)
 #: stages a batch is timed in (rater/pipeline/flow.py and the worker)
 STAGES = frozenset(

@@ -46,6 +46,7 @@ class Kind(StrEnum):
     NO_BUY_TARIFF = "no buy tariff"
     NO_SELL_MATCH = "no sell match"
     NO_BUY_MATCH = "no buy match"
+    NO_ROUTE = "no route"  # a short number (1002, 112) that no tariff row is exactly
     PRICE_ABOVE_MAX = "price above maximum"
     AMOUNT_OUT_OF_RANGE = "amount out of range"
     LATE = "late"

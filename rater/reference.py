@@ -13,7 +13,8 @@ Rules implemented here:
   without a date of its own is in force whenever its version is, and is ordered at the
   version's time); if that row is closed (effective_to <= start) or no row of the prefix has
   started, the prefix is not in force and the call falls to a shorter prefix; the longest
-  prefix in force wins;
+  prefix in force wins; a short number (fewer than 6 digits: an extension, a service or
+  emergency code) is matched only by a prefix that is the whole number;
 - billable = 0 for billsec 0; X if billsec <= X; else X + ceil((billsec - X) / Y) * Y;
 - price = connect_fee + rate * billable / 60 (or first_rate * X / 60 + rate * (billable - X) / 60
   with a first-step rate), exact, then rounded to the table's decimals with its mode;
@@ -122,7 +123,9 @@ def _current_row(table: TariffTable, rows: list[TariffRow], at: datetime) -> Tar
 def match(table: TariffTable, number: str, at: datetime) -> TariffRow | None:
     """The row of the longest prefix of `number` in force at `at` in this version, or None."""
     by_prefix = _rows_by_prefix(table)
-    for length in range(len(number), 0, -1):  # longest first
+    # a short number is no E.164 number: extension 1002 is not a call to prefix 1
+    shortest = len(number) if len(number) < 6 else 1
+    for length in range(len(number), shortest - 1, -1):  # longest first
         rows = by_prefix.get(number[:length])
         if rows is None:
             continue
@@ -242,6 +245,9 @@ def normalise(raw: str, switch: SwitchSettings) -> str:
     5. Otherwise, with a country set, the trunk prefix ('0') stands for that country; in
        North America a bare 10-digit number is missing its country 1.
     6. E.164 numbers have 6 to 15 digits and never start with 0.
+
+    A short number (under 6 digits, without '+', not starting with 0: 1002, 112) is dialled as
+    it is after step 3; it is no E.164 number, so steps 4 and 5 do not apply.
     """
     text = raw.strip()
     if text == "":
@@ -258,6 +264,8 @@ def normalise(raw: str, switch: SwitchSettings) -> str:
         if char not in "0123456789":
             what = "letters" if char.isalpha() else f"the character {char!r}"
             raise NormalisationError(f"number {raw!r} has {what}, not only digits")
+    if not international and len(digits) < 6 and not digits.startswith("0"):
+        return digits
     if not international:
         codes = ["011", "00"] if switch.country_code in ("", "1") else ["00"]
         for code in codes:

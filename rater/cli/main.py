@@ -35,9 +35,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "switch": (
         "rater.cli.switch",
         "switch",
-        "Per-switch number and time settings, API tokens and scopes.",
+        "Per-switch number, time and CDR format settings, API tokens and scopes.",
     ),
     "rate": ("rater.cli.rate", "rate", "Rate a JSONL file of CDRs offline against a tariff file."),
+    "ingest": ("rater.cli.ingest", "ingest", "Publish a switch's CDR files to the cdrs topic."),
     "reseller": ("rater.cli.reseller", "reseller", "Create resellers, add credit, show coverage."),
     "customer": ("rater.cli.customer", "customer", "Create SIP customers, top up, show balances."),
     "cards": ("rater.cli.cards", "cards", "Create and export batches of calling cards (XLSX)."),

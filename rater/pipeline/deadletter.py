@@ -49,6 +49,9 @@ class DeadLetter:
     value: bytes
     #: the `reason_kind` header (rater/reasons.py); "" when the reader did not take it
     reason_kind: str = ""
+    #: the original's `rater-switch` and `rater-format` headers (rater/pipeline/formats/): a
+    #: replay sends them again, so a switch's own format is decoded as such
+    origin_headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def identity(self) -> tuple[str, int, int]:
@@ -153,6 +156,7 @@ def letter_of(reject: Reject, settings: Settings, topic_id: str) -> Letter:
     ]
     if reject.error:
         headers.append(("error", reject.error.encode()))
+    headers += _origin(reject.record)
     value, key = reject.value, reject.key
     letter = Letter(value, key, headers)
     limit = settings.dlq_max_message_bytes - RECORD_OVERHEAD
@@ -165,6 +169,15 @@ def letter_of(reject: Reject, settings: Settings, topic_id: str) -> Letter:
     headers.append(("truncated", b"1"))
     room = limit - Letter(b"", key, headers).size
     return Letter(value[: max(room, 0)], key, headers)
+
+
+#: headers of an original record that say how to read it (rater/pipeline/formats/)
+ORIGIN_HEADERS = ("rater-switch", "rater-format")
+
+
+def _origin(record: object) -> list[tuple[str, bytes]]:
+    headers: Iterable[tuple[str, bytes]] = getattr(record, "headers", None) or ()
+    return [(name, value) for name, value in headers if name in ORIGIN_HEADERS]
 
 
 def _whole(name: str, data: bytes) -> list[tuple[str, bytes]]:
@@ -218,6 +231,7 @@ async def read_all(settings: Settings, *, timeout_s: float = 10.0) -> list[DeadL
                         reason=_header(headers, "reason"),
                         key=record.key,
                         value=record.value or b"",
+                        origin_headers=tuple(_origin(record)),
                     )
                     if letter.identity not in seen:
                         seen.add(letter.identity)
@@ -250,7 +264,10 @@ async def replay(settings: Settings, redis: RedisLike) -> int:
                 settings.topic_cdrs,
                 letter.value,
                 key=letter.key,
-                headers=[("replayed_from", f"{letter.dlq_partition}:{letter.dlq_offset}".encode())],
+                headers=[
+                    ("replayed_from", f"{letter.dlq_partition}:{letter.dlq_offset}".encode()),
+                    *letter.origin_headers,
+                ],
             )
             for letter in todo
         ]

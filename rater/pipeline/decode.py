@@ -160,12 +160,36 @@ class _InvalidError(Exception):
         self.reason = Reason(kind, detail)
 
 
+#: why a record is not a CDR, raised by the converters of other formats (rater/pipeline/formats/)
+InvalidRecord = _InvalidError
+
+
 TimezoneOf = Callable[[str], tzinfo]
 _UNLIMITED = DecodeRules()
 
+#: what a converter returns for a record that is another leg of a call (a FreeSWITCH B-leg):
+#: counted, never billed or stored (docs/DESIGN.md section 4)
+OTHER_LEG: dict[str, Any] = {}
+#: record -> (its switch as named outside its value, the message fields) for a record in a
+#: switch's own format; None for a record in rater's JSON (rater/pipeline/formats/)
+Converter = Callable[[KafkaRecord], tuple[str, dict[str, Any]] | None]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What decode makes of a batch of records."""
+
+    batch: CdrBatch
+    rejects: list[Reject]
+    other_legs: int = 0
+    """records that are another leg of a call: counted as `other leg`, never billed."""
+
 
 def decode(
-    records: Sequence[KafkaRecord], tz_of: TimezoneOf, rules: DecodeRules = _UNLIMITED
+    records: Sequence[KafkaRecord],
+    tz_of: TimezoneOf,
+    rules: DecodeRules = _UNLIMITED,
+    convert: Converter | None = None,
 ) -> tuple[CdrBatch, list[Reject]]:
     """Split records into (valid CDRs as a columnar batch, rejects with reasons).
 
@@ -176,21 +200,44 @@ def decode(
     reason. Any exception while decoding one record rejects that record (with the exception's
     class), except an infrastructure error (`tz_of` reads Redis), which propagates.
     """
+    decoded = decode_records(records, tz_of, rules, convert)
+    return decoded.batch, decoded.rejects
+
+
+def decode_records(
+    records: Sequence[KafkaRecord],
+    tz_of: TimezoneOf,
+    rules: DecodeRules = _UNLIMITED,
+    convert: Converter | None = None,
+) -> Decoded:
+    """`decode`, with records of other formats: `convert` turns a record of a switch's own
+    format into the fields of a CDR message, which then pass the same checks."""
     rows: list[tuple[Any, ...]] = []
     rejects: list[Reject] = []
+    other_legs = 0
     for position, record in enumerate(records):
         obj: object = None
+        named = ""
         try:
-            obj = parsed = _parse(record.value)
+            converted = convert(record) if convert is not None else None
+            if converted is None:
+                obj = parsed = _parse(record.value)
+            else:
+                named, parsed = converted
+                if parsed is OTHER_LEG:
+                    other_legs += 1
+                    continue
+                obj = parsed
             rows.append(_decode_record(position, record, parsed, tz_of, rules))
         except _InvalidError as why:
-            rejects.append(Reject(record, why.reason, switch=_switch_named(obj)))
+            rejects.append(Reject(record, why.reason, switch=named or _switch_named(obj)))
         except Exception as error:
             if is_infrastructure(error):
                 raise
             reason = Reason.of_error(Kind.DECODE_ERROR, error)
-            rejects.append(Reject(record, reason, type(error).__name__, _switch_named(obj)))
-    return _to_batch(rows), rejects
+            switch = named or _switch_named(obj)
+            rejects.append(Reject(record, reason, type(error).__name__, switch))
+    return Decoded(_to_batch(rows), rejects, other_legs)
 
 
 def _parse(value: bytes | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from kernels.layout import E164_MIN_DIGITS
 from rater import metrics
 from rater.accounts.lookup import Resolved
 from rater.logs import get_logger
@@ -49,6 +50,9 @@ class Fate(StrEnum):
     INVALID = "invalid"
 
 
+#: the outcome counted for another leg of a call (never stored, so not a Fate)
+OTHER_LEG = "other leg"
+
 RATED, UNANSWERED, UNRATED, DUPLICATE, INVALID = (
     Fate.RATED, Fate.UNANSWERED, Fate.UNRATED, Fate.DUPLICATE, Fate.INVALID,
 )  # fmt: skip
@@ -70,6 +74,8 @@ class BatchReport:
     switch_labels: dict[str, str] = field(default_factory=dict)
     #: (switch label, outcome) -> CDRs
     by_switch: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: records that are another leg of a call (a FreeSWITCH B-leg): counted, never billed
+    other_legs: int = 0
 
     def count(self, outcome: str, reason: str | None = None) -> int:
         return sum(n for (o, r), n in self.outcomes.items() if o == outcome and reason in (None, r))
@@ -117,6 +123,7 @@ def rated_columns(
     buy_table = buy.table_indexes(buy_names)
     result, failed = _rate(sell, buy, sell_table, buy_table, number, number_len, start, billsec)
     answered = billsec > 0
+    short = number_len < E164_MIN_DIGITS  # extensions and service codes: "no route"
     reason: list[Reason | None] = list(before)
     given = np.fromiter((r is not None for r in reason), dtype=np.bool_, count=n)
     in_range = (result.price >= 0) & (result.price <= max_price)
@@ -133,6 +140,11 @@ def rated_columns(
             reason[i] = Reason(Kind.NO_SELL_TARIFF, cap(sell_names[i]))
         elif buy_table[i] < 0:
             reason[i] = Reason(Kind.NO_BUY_TARIFF, cap(buy_names[i]))
+        elif answered[i] and short[i] and (result.sell_row[i] < 0 or result.buy_row[i] < 0):
+            side, name = (
+                ("sell", sell_names[i]) if result.sell_row[i] < 0 else ("buy", buy_names[i])
+            )
+            reason[i] = Reason(Kind.NO_ROUTE, f"{int(number[i])} in {side} tariff {cap(name)}")
         elif answered[i] and result.sell_row[i] < 0:
             reason[i] = Reason(Kind.NO_SELL_MATCH, cap(sell_names[i]))
         elif answered[i] and result.buy_row[i] < 0:
@@ -336,6 +348,8 @@ def count(report: BatchReport, rows: RatedRows, duplicates: int, rejects: Sequen
     )
     if duplicates:
         outcomes[(DUPLICATE.value, "")] += duplicates
+    if report.other_legs:
+        outcomes[(OTHER_LEG, "")] += report.other_legs
     for reject in rejects:
         outcomes[(INVALID.value, reject.reason.kind.value)] += 1
         by_switch[(labels.get(reject.switch, metrics.OTHER), INVALID.value)] += 1

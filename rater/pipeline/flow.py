@@ -35,7 +35,7 @@ from rater.pipeline import deadletter as dlq
 from rater.pipeline import fates, guarded
 from rater.pipeline.conflicts import Conflicts, ConflictStore
 from rater.pipeline.debit import Debiter
-from rater.pipeline.decode import DecodeRules, KafkaRecord, Reject, decode
+from rater.pipeline.decode import DecodeRules, KafkaRecord, Reject
 from rater.pipeline.fates import (
     DUPLICATE,
     INVALID,
@@ -47,6 +47,7 @@ from rater.pipeline.fates import (
     apply_outcomes,
     rated_rows,
 )
+from rater.pipeline.formats import decode_batch
 from rater.pipeline.late import LateCheck
 from rater.pipeline.normalise import SwitchCache, SwitchNames, normalise
 from rater.pipeline.rate import rate_batch
@@ -153,7 +154,8 @@ class Pipeline:
         with timer("decode"):
             switch_of = SwitchCache(self.switches)
             rules = DecodeRules.of(settings, now)
-            cdrs, rejects = decode(records, switch_of.timezone_of(), rules)
+            decoded = decode_batch(records, switch_of, switch_of.timezone_of(), rules)
+            cdrs, rejects, report.other_legs = decoded.batch, decoded.rejects, decoded.other_legs
             cdrs, numbers, bad = normalise(records, cdrs, switch_of)
             rejects += bad
             report.switch_labels = self.switch_names.labels(

@@ -24,7 +24,7 @@ from rater.errors import AccountError, NotFound, RaterError, ServiceUnavailable
 from rater.logs import get_logger
 from rater.portal.app import create_portal, to_portal
 from rater.redis import connection as redis_connection
-from rater.serve import accounts, calls, cards, health, metrics, openapi
+from rater.serve import accounts, calls, cards, cdrs, health, metrics, openapi
 from rater.serve.credentials import Credentials
 from rater.serve.domain import AuthorizerControl, CallControl, LazyControl
 from rater.serve.gate import Gate
@@ -57,6 +57,7 @@ def all_routes() -> list[BaseRoute]:
         *calls.routes(),
         *cards.routes(),
         *accounts.routes(),
+        *cdrs.routes(),
         *health.routes(),
         Route("/openapi.json", openapi.serve, methods=["GET"]),
     ]
@@ -79,6 +80,7 @@ def create_app(
     )
     app = Starlette(
         routes=all_routes() + portal_routes(settings),
+        lifespan=cdrs.lifespan,
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

@@ -204,6 +204,16 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
             "Status": {"type": "object", "additionalProperties": _STRING},
+            "CdrAccepted": {
+                "type": "object",
+                "required": ["accepted", "switch", "cdr_id", "other_leg"],
+                "properties": {
+                    "accepted": {"type": "boolean"},
+                    "switch": _STRING,
+                    "cdr_id": _STRING,
+                    "other_leg": {"type": "boolean"},
+                },
+            },
         },
     },
     "paths": {
@@ -291,6 +301,26 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "200": _json(_ref("Account"), "The account."),
                     **_errors(400, 401, 403, 404, 503),
+                },
+            }
+        },
+        "/v1/cdrs/{switch}": {
+            "post": {
+                "summary": "One CDR of this switch (mod_json_cdr: JSON or cdr=...).",
+                "security": _SECURED,
+                "parameters": [
+                    {"name": "switch", "in": "path", "required": True, "schema": _STRING}
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("CdrAccepted"), "The broker acknowledged the record."),
+                    **_errors(400, 401, 403, 408, 413, 503),
                 },
             }
         },

@@ -12,6 +12,11 @@ Rules, in order:
    Anything else is taken to be E.164 already written without '+' ('4930...', '1508...').
 6. The result must be 6 to 15 digits, not starting with 0.
 
+A short number (fewer than 6 digits, dialled without '+' and not starting with 0: an
+extension, a service or emergency code such as 1002 or 112) is kept as dialled after rule 3:
+it is no E.164 number, so no access code, trunk prefix or country applies, and the rating
+kernel matches it only against a tariff row of exactly that number (docs/DESIGN.md section 4).
+
 `normalise_number` is the plain definition and names the reason for a reject;
 `normalise_many` runs a numba fast path over a batch and falls back to `normalise_number`
 for the rare numbers that are not plain digits, so both always agree. E.164 numbers never
@@ -29,11 +34,12 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from kernels.layout import E164_MIN_DIGITS
 from rater.errors import NormalisationError
 from rater.reasons import quote
 from rater.tariffs.model import SwitchSettings
 
-MIN_DIGITS = 6
+MIN_DIGITS = E164_MIN_DIGITS
 MAX_DIGITS = 15
 NANP = "1"
 _SEPARATORS = str.maketrans("", "", " -.()\t")
@@ -77,6 +83,8 @@ def normalise_number(raw: str, switch: SwitchSettings) -> str:
         bad = next(c for c in digits if not ("0" <= c <= "9"))
         kind = "letters" if bad.isalpha() else f"the character {bad!r}"
         raise NormalisationError(f"number {quote(raw)} has {kind}, not only digits")
+    if not international and len(digits) < MIN_DIGITS and digits[0] != "0":
+        return digits  # a short number: matched as dialled
     if not international:
         for access in international_prefixes(switch):
             if digits.startswith(access):
@@ -234,6 +242,13 @@ def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0917 - numba: p
                 break
         if not plain or start == end:
             slow[row] = True
+            continue
+        if not international and end - start < 6 and codes[row, start] != zero:
+            value = np.int64(0)  # a short number, kept as dialled (normalise_number)
+            for k in range(start, end):
+                value = value * 10 + np.int64(codes[row, k] - zero)
+            values[row] = value
+            lengths[row] = end - start
             continue
         if not international:
             for a in range(access_codes.shape[0]):

@@ -4,7 +4,7 @@ Keys (rater/redis/keys.py): `switch:<name>` is a hash of the SwitchSettings fiel
 key form (keys.name: a switch named `names`, `a:b` or `{x}` has a key of its own); `switches`
 the set of names; `switches:generation` a counter bumped on every change so workers can cache
 settings and notice a change with one GET. An unknown switch gets the defaults (no country,
-trunk prefix 0, tech prefixes like 78816#, UTC).
+trunk prefix 0, tech prefixes like 78816#, UTC, format rater).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rater.errors import ConfigError
+from rater.pipeline import formats
 from rater.redis import keys, legacy
 from rater.redis.connection import RedisLike
 from rater.tariffs.model import SwitchSettings
@@ -49,6 +50,7 @@ def validate(settings: SwitchSettings) -> SwitchSettings:
             f"switch {settings.name!r}: unknown time zone {settings.timezone!r} "
             "(use an IANA name like UTC or Europe/Amsterdam)"
         ) from None
+    formats.validate(settings)  # the format, its options and mapping (docs/SWITCHES.md)
     return settings
 
 

@@ -237,7 +237,7 @@ def workload(world: World, count: int, *, seed: int, prefix: str) -> Workload:
         if roll < 0.15:
             out.messages.append(
                 rng.choice(
-                    [b"{oops", cdr(f"{prefix}-{i}", billsec=-3), cdr(f"{prefix}-{i}", callee="12")]
+                    [b"{oops", cdr(f"{prefix}-{i}", billsec=-3), cdr(f"{prefix}-{i}", callee="+12")]
                 )
             )
             out.invalid += 1

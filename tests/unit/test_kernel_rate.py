@@ -209,9 +209,9 @@ def test_closed_code_falls_to_shorter_prefix() -> None:
 
 
 def test_number_shorter_than_prefix_does_not_match_it() -> None:
-    tables = _one_table(TariffRow("4", "4", rate=1), TariffRow("4470", "long", rate=2))
-    row, _, _ = _rate_one(tables, "447", 60, T0)
-    assert row == 0  # '4', not '4470'
+    tables = _one_table(TariffRow("4", "4", rate=1), TariffRow("4470000", "long", rate=2))
+    row, _, _ = _rate_one(tables, "447000", 60, T0)
+    assert row == 0  # '4', not '4470000'
 
 
 def test_half_up_and_down_rounding() -> None:
