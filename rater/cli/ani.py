@@ -6,9 +6,10 @@ import click
 
 from rater.accounts.model import Card
 from rater.cli._output import accounts_of, emit_json, json_option, money
+from rater.cli.grammar import Group
 
 
-@click.group()
+@click.group(cls=Group)
 def ani() -> None:
     """Add or remove caller numbers for PIN-less card dialling.
 

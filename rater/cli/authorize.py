@@ -12,6 +12,7 @@ import click
 from rater.accounts.answers import Authorization
 from rater.accounts.authorize import Authorizer
 from rater.accounts.ids import auth_id_problem
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 
 
@@ -23,7 +24,7 @@ def _auth_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
-@click.group(invoke_without_command=True)
+@click.group(cls=Group, invoke_without_command=True)
 @click.option("--account", metavar="ID", help="The SIP account (customer id) calling.")
 @click.option("--card", metavar="NUMBER", help="A calling card number (needs --pin).")
 @click.option("--pin", metavar="PIN", help="The card's PIN.")

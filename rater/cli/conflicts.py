@@ -9,11 +9,12 @@ import click
 from rater import clickhouse
 from rater.cli._output import emit_json, json_option, table
 from rater.cli.db_summaries import DAY
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.pipeline.conflicts import ConflictStore
 
 
-@click.group()
+@click.group(cls=Group)
 def conflicts() -> None:
     """A switch sent the same (switch, cdr_id) again with another account, card, callee,
     billsec or time: the copy was not charged and is kept here for an operator to decide

@@ -7,10 +7,11 @@ import importlib
 import click
 
 from rater import clickhouse
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 
 
-@click.group()
+@click.group(cls=Group)
 def db() -> None:
     """ClickHouse schema: migrations in schemas/clickhouse/NNN_name.sql."""
 

@@ -10,6 +10,7 @@ import click
 from rater.analytics.check import check as check_summaries
 from rater.analytics.check import unbalanced
 from rater.billing.rebuild import rebuild_day
+from rater.cli.grammar import Command
 from rater.cli.main import settings_of
 from rater.clickhouse.executor import DriverExecutor
 
@@ -33,7 +34,7 @@ class DayType(click.ParamType):  # type: ignore[type-arg]  # generic in newer cl
 DAY = DayType()
 
 
-@click.command("check")
+@click.command("check", cls=Command)
 @click.option("--from", "first", type=DAY, help="First UTC day (default: the earliest stored).")
 @click.option("--to", "last", type=DAY, help="Last UTC day, inclusive (default: the latest).")
 @click.pass_context
@@ -58,7 +59,7 @@ def check(ctx: click.Context, first: date | None, last: date | None) -> None:
     click.echo("summaries match rated_cdrs; every CDR nets to one copy")
 
 
-@click.command("rebuild-summaries")
+@click.command("rebuild-summaries", cls=Command)
 @click.option("--day", "days", type=DAY, multiple=True, help="UTC day to rebuild (repeatable).")
 @click.option("--from", "first", type=DAY, help="Rebuild every day from this one ...")
 @click.option("--to", "last", type=DAY, help="... to this one, inclusive.")

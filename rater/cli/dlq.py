@@ -6,6 +6,7 @@ import asyncio
 
 import click
 
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.escape import terminal
 from rater.pipeline import deadletter as dead_letters
@@ -14,7 +15,7 @@ from rater.redis import connection as redis_client
 from rater.stack import broker
 
 
-@click.group()
+@click.group(cls=Group)
 def dlq() -> None:
     """Records that could not be stored as a CDR (bad JSON, missing or mistyped fields,
     impossible times, numbers that cannot be normalised), with where they came from and why."""

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from rater import kafka
+from rater.cli.grammar import Command
 from rater.cli.main import settings_of
 from rater.errors import ConfigError
 from rater.ingest.bridge import bridge
@@ -29,7 +30,7 @@ from rater.tariffs.model import SwitchSettings
 CHUNK = 5_000
 
 
-@click.command("ingest")
+@click.command("ingest", cls=Command)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--switch", "switch_name", required=True, help="The switch whose CDRs these are.")
 @click.option(

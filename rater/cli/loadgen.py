@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from rater.cli.grammar import Command
 from rater.cli.main import settings_of
 from rater.loadgen.generate import GenerationOptions
 from rater.loadgen.manifest import Manifest
@@ -28,7 +29,7 @@ from rater.money import from_micro
 _FRACTION = click.FloatRange(0.0, 1.0)
 
 
-@click.command("loadgen")
+@click.command("loadgen", cls=Command)
 @click.option("--count", type=click.IntRange(min=1), help="Messages to publish.")
 @click.option(
     "--duration", type=click.FloatRange(min=0, min_open=True), help="Seconds to publish for."

@@ -22,6 +22,7 @@ import orjson
 
 from kernels.layout import E164_MIN_DIGITS, MAX_BILLSEC
 from rater import reference
+from rater.cli.grammar import Command
 from rater.errors import NormalisationError
 from rater.money import Rounding, from_micro
 from rater.pipeline.decode import CdrBatch, decode
@@ -189,7 +190,7 @@ def rate_lines(
             yield orjson.dumps(outcomes[record.offset]) + b"\n"
 
 
-@click.command("rate")
+@click.command("rate", cls=Command)
 @click.option(
     "--tariff",
     "tariff_path",

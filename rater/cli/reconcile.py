@@ -8,12 +8,13 @@ import click
 
 from rater.billing.reconcile import reconcile as check_all
 from rater.billing.recovery import Recovery, missing_accounts, rebuild_balances
+from rater.cli.grammar import Command
 from rater.cli.main import settings_of
 from rater.escape import terminal
 from rater.redis import topology as topologies
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--all", "show_all", is_flag=True, help="List every account, not only differences.")
 @click.option(
     "--reseller", "resellers", multiple=True, help="Only this reseller's accounts (repeatable)."

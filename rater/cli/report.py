@@ -12,13 +12,14 @@ import click
 from rater.analytics.reports import Reports, Scope, cards_in_scope, query_report
 from rater.analytics.tables import Report, to_text, write_csv, write_xlsx
 from rater.cli.db_summaries import DAY
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.clickhouse.executor import DriverExecutor, Param
 from rater.errors import NotFound
 from rater.settings import Settings
 
 
-@click.group()
+@click.group(cls=Group)
 def report() -> None:
     """Traffic, destination, margin and card reports from the ClickHouse summaries.
 

@@ -10,12 +10,13 @@ import click
 from rater.analytics.tables import money_text
 from rater.billing.rerate import Rerater, RerateRequest, RerateSummary, unrated_span
 from rater.cli.db_summaries import DAY
+from rater.cli.grammar import Command
 from rater.cli.main import settings_of
 from rater.clickhouse.executor import DriverExecutor
 from rater.redis import connection as redis_client
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--from", "first", type=DAY, help="First UTC day of call starts "
               "[with --unrated: the first day holding unrated CDRs].")  # fmt: skip
 @click.option("--to", "last", type=DAY, help="Last UTC day, inclusive "

@@ -21,6 +21,7 @@ from rater.cli._output import (
     require_tariff,
     table,
 )
+from rater.cli.grammar import Group
 
 if TYPE_CHECKING:
     from rater.accounts.api import Accounts
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from rater.accounts.reservations import Hold
 
 
-@click.group()
+@click.group(cls=Group)
 def reseller() -> None:
     """Create resellers, add credit, show coverage.
 

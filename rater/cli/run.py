@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from rater.cli.grammar import Command
 from rater.cli.main import settings_of
 from rater.pipeline.worker import WorkerSummary, run_workers
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),

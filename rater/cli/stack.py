@@ -9,12 +9,13 @@ import click
 
 from rater import stack as local_stack
 from rater.cli._output import emit_json
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.stack import redis_cluster as redis_cluster_stack
 from rater.stack.broker import MEMORY_ONLY_NOTE
 
 
-@click.group()
+@click.group(cls=Group)
 def stack() -> None:
     """Start, stop and inspect the local Kafka (Tansu), Redis and ClickHouse.
 

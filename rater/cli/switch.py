@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.cli.switch_token import token
 from rater.pipeline.formats import FORMATS
@@ -38,7 +39,7 @@ def _show(settings: SwitchSettings, credentials: Credentials | None = None) -> s
     return text
 
 
-@click.group()
+@click.group(cls=Group)
 def switch() -> None:
     """Per-switch settings: default country, trunk prefix, tech prefixes, time zone."""
 

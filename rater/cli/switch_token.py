@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import click
 
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.redis.connection import connect
 from rater.serve.credentials import Credentials
@@ -17,7 +18,7 @@ def _credentials(ctx: click.Context) -> Credentials:
     return Credentials(connect(settings_of(ctx)))
 
 
-@click.group()
+@click.group(cls=Group)
 def token() -> None:
     """API tokens switches send to `rater serve` (Authorization: Bearer <token>)."""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.errors import NotFound, TariffError
 from rater.money import Rounding, from_micro
@@ -85,7 +86,7 @@ def _describe(table: TariffTable) -> str:
     )
 
 
-@click.group()
+@click.group(cls=Group)
 def tariff() -> None:
     """Import, derive, list, show and export tariff tables.
 
