@@ -221,6 +221,12 @@ def held_json(holds: Sequence[Hold]) -> dict[str, Any]:
     }
 
 
+def echo_line(text: str) -> None:
+    """One line of text on stdout that carries ids, reasons or names from users and records:
+    every control character is shown as an escape, never sent (rater.escape.terminal)."""
+    click.echo(terminal(text))
+
+
 def warn(message: str) -> None:
     click.secho(f"warning: {terminal(message, newlines=True)}", fg="yellow", err=True)
 
@@ -263,6 +269,7 @@ __all__ = [
     "amount_micro",
     "amount_text",
     "block",
+    "echo_line",
     "emit_json",
     "emit_json_lines",
     "expiry_date",

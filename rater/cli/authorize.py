@@ -12,6 +12,7 @@ import click
 from rater.accounts.answers import Authorization
 from rater.accounts.authorize import Authorizer
 from rater.accounts.ids import auth_id_problem
+from rater.cli._output import echo_line
 from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 
@@ -113,7 +114,7 @@ def release(ctx: click.Context, *, auth_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"auth_id": answer.auth_id, "released": True}))
     else:
-        click.echo(answer.message)
+        echo_line(answer.message)
 
 
 def _print(answer: Authorization, as_json: bool) -> None:
@@ -121,9 +122,9 @@ def _print(answer: Authorization, as_json: bool) -> None:
         click.echo(json.dumps(answer.as_dict()))
     else:
         verdict = "ALLOWED" if answer.allowed else "REFUSED"
-        click.echo(f"{verdict} ({answer.reason.value}): {answer.message}")
+        echo_line(f"{verdict} ({answer.reason.value}): {answer.message}")
         if answer.allowed:
-            click.echo(f"auth_id      {answer.auth_id}")
+            echo_line(f"auth_id      {answer.auth_id}")
             click.echo(f"max seconds  {answer.max_seconds}")
             if answer.expires_at is not None:
                 click.echo(f"held until   {answer.expires_at:%Y-%m-%d %H:%M:%S} UTC")

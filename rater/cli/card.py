@@ -13,6 +13,7 @@ from rater.cli._output import (
     amount_micro,
     amount_text,
     block,
+    echo_line,
     emit_json,
     held_json,
     held_text,
@@ -119,7 +120,7 @@ def topup(
     ani = ""
     if after.ani_on != before.ani_on:
         ani = "; ANI recognition back on" if after.ani_on else "; ANI recognition off"
-    click.echo(
+    echo_line(
         f"card {number}: {money(micro)} {cur} added ({reason}); balance "
         f"{money(before.balance)} -> {money(after.balance)} {cur}, {after.status}{ani}"
     )
@@ -150,7 +151,7 @@ def _print_state(number: str, status: str, balance: int, as_json: bool) -> None:
     if as_json:
         emit_json({"card": number, "status": status, "balance": money(balance)})
     else:
-        click.echo(f"card {number}: {status}, balance {money(balance)}")
+        echo_line(f"card {number}: {status}, balance {money(balance)}")
 
 
 def _pin_text(found: Card) -> str:

@@ -33,6 +33,7 @@ from rater.cli._output import (
     amount_micro,
     amount_text,
     block,
+    echo_line,
     emit_json,
     expiry_date,
     expiry_instant,
@@ -265,7 +266,7 @@ def export(ctx: click.Context, *, batch_id: str, output: Path | None, as_json: b
         )
         return
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
-    click.echo(
+    echo_line(
         f"batch {batch_id}: {len(found)} cards ({statuses}), {money(left)} {reseller.currency} "
         f"left on them, written to {target} (no PINs)"
     )

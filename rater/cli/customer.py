@@ -11,6 +11,7 @@ from rater.cli._output import (
     amount_micro,
     amount_text,
     block,
+    echo_line,
     emit_json,
     held_json,
     held_text,
@@ -127,7 +128,7 @@ def topup(
             }
         )
         return
-    click.echo(
+    echo_line(
         f"customer {customer_id}: {money(micro)} {currency} added ({reason}); balance "
         f"{money(before.balance)} -> {money(after.balance)} {currency}, {after.status}"
     )
@@ -179,7 +180,7 @@ def correct(
         )
         return
     verb = "added" if micro > 0 else "deducted"
-    click.echo(
+    echo_line(
         f"customer {customer_id}: {money(abs(micro))} {currency} {verb} ({reason}); balance "
         f"{money(before.balance)} -> {money(after.balance)} {currency}, {after.status}"
     )

@@ -46,6 +46,12 @@ def quiet() -> bool:
     return bool(ctx is not None and ctx.find_root().meta.get(QUIET, False))
 
 
+def be_quiet(ctx: click.Context, _value: object = True) -> None:
+    """What `rater --quiet` does, for an old per-command spelling of it (loadgen's
+    --no-progress)."""
+    ctx.find_root().meta[QUIET] = True
+
+
 def info(message: str) -> None:
     """An informational line on stderr (what was written where, how long it took), unless
     --quiet. Data goes to stdout; errors and warnings are printed whatever --quiet says."""
@@ -195,6 +201,7 @@ __all__ = [
     "Deprecated",
     "DeprecatedArgument",
     "Group",
+    "be_quiet",
     "deprecation",
     "format_of",
     "info",

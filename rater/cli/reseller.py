@@ -12,6 +12,7 @@ from rater.cli._output import (
     amount_micro,
     amount_text,
     block,
+    echo_line,
     emit_json,
     held_json,
     held_text,
@@ -142,7 +143,7 @@ def credit(
         )
         return
     verb = "added" if micro > 0 else "deducted"
-    click.echo(
+    echo_line(
         f"reseller {reseller_id}: {money(abs(micro))} {after.currency} {verb} "
         f"({reason}); credit {money(before.credit)} -> {money(after.credit)} {after.currency}"
     )
@@ -326,7 +327,7 @@ def _print_reseller(found: Reseller, as_json: bool, verb: str) -> None:
             }
         )
         return
-    click.echo(
+    echo_line(
         f"reseller {found.reseller_id} ({found.name}) {verb}: credit {money(found.credit)} "
         f"{found.currency}, buys at {found.buy_tariff!r}, ANI threshold "
         f"{money(found.ani_threshold)} {found.currency}"
@@ -352,4 +353,4 @@ def password(ctx: click.Context, reseller_id: str) -> None:
         secret = sys.stdin.readline().rstrip("\r\n")
     accounts = accounts_of(ctx)
     set_password(accounts.redis, reseller_id, secret)
-    click.echo(f"reseller {reseller_id}: portal password set; earlier sessions ended")
+    echo_line(f"reseller {reseller_id}: portal password set; earlier sessions ended")

@@ -30,20 +30,25 @@ NO_JSON = {
 RETIRED = {"--tz", "--xlsx", "--csv", "--manifest", "--no-progress", "--base-version"}
 
 
-def _walk(command: click.Command, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def _walk(
+    command: click.Command, path: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
         ctx = click.Context(command, info_name=path[-1] if path else "rater")
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
-            assert sub is not None, f"{' '.join(path + (name,))} cannot be loaded"
+            assert sub is not None, f"{' '.join((*path, name))} cannot be loaded"
             yield from _walk(sub, (*path, name))
 
 
 COMMANDS = list(_walk(cli, ()))
-LEAVES = [(path, cmd) for path, cmd in COMMANDS if not isinstance(cmd, click.Group) or (
-    isinstance(cmd, click.Group) and cmd.invoke_without_command
-)]
+LEAVES = [
+    (path, cmd)
+    for path, cmd in COMMANDS
+    if not isinstance(cmd, click.Group)
+    or (isinstance(cmd, click.Group) and cmd.invoke_without_command)
+]
 
 
 def _id(path: tuple[str, ...]) -> str:
@@ -111,7 +116,8 @@ def test_top_level_quiet_and_version() -> None:
     assert "-q, --quiet" in result.output
     assert "--version" in result.output
     version = CliRunner().invoke(cli, ["--version"])
-    assert version.exit_code == 0 and "version" in version.output
+    assert version.exit_code == 0
+    assert "version" in version.output
 
 
 def test_old_group_name_is_hidden_but_answers() -> None:
@@ -119,7 +125,8 @@ def test_old_group_name_is_hidden_but_answers() -> None:
     assert "cards" not in result.output.split("Commands:")[1].split()
     old = CliRunner().invoke(cli, ["cards", "create", "--help"])
     assert old.exit_code == 0
-    assert "`rater cards` is deprecated" in old.stderr and "`rater card`" in old.stderr
+    assert "`rater cards` is deprecated" in old.stderr
+    assert "`rater card`" in old.stderr
 
 
 def test_amount_positional_is_left_out_of_the_usage() -> None:
