@@ -91,7 +91,7 @@ def show(ctx: click.Context, *, number: str, as_json: bool) -> None:
 @click.argument(
     "old_amount", cls=DeprecatedArgument, new="--amount", dest="amount", metavar="AMOUNT"
 )
-@click.option("--amount", metavar="AMOUNT", help="How much to add, e.g. 5 (required).")
+@click.option("--amount", metavar="AMOUNT", help="How much to add, e.g. 5.  [required]")
 @reason_option
 @json_option
 @click.pass_context

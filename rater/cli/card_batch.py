@@ -80,7 +80,13 @@ def _sheet_option(default: str) -> click.Option:
     metavar="DATE",
     help="Last day the cards can be used (YYYY-MM-DD, UTC); none by default.",
 )
-@click.option("--batch-id", metavar="ID", help="Batch id [default: <customer>-<time>-<random>].")
+@click.option(
+    "--batch",
+    "batch_id",
+    metavar="ID",
+    help="The new batch's id [default: <customer>-<time>-<random>].",
+)
+@click.option("--batch-id", "old_batch_id", cls=Deprecated, new="--batch", dest="batch_id")
 @json_option
 @click.pass_context
 def create(
@@ -217,7 +223,8 @@ def create(
     )
 
 
-create.params += [_sheet_option("./cards-<batch>.xlsx"), _old_xlsx()]
+# -o/--output goes before --json in --help, as on every other command
+create.params[-1:-1] = [_sheet_option("./cards-<batch>.xlsx"), _old_xlsx()]
 
 
 @click.command("export", cls=Command)
@@ -272,7 +279,7 @@ def export(ctx: click.Context, *, batch_id: str, output: Path | None, as_json: b
     )
 
 
-export.params += [_sheet_option("./cards-<batch>-export-<time>.xlsx"), _old_xlsx()]
+export.params[-1:-1] = [_sheet_option("./cards-<batch>-export-<time>.xlsx"), _old_xlsx()]
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -96,7 +96,7 @@ def create(
 @click.argument(
     "old_amount", cls=DeprecatedArgument, new="--amount", dest="amount", metavar="AMOUNT"
 )
-@click.option("--amount", metavar="AMOUNT", help="How much to add, e.g. 50 (required).")
+@click.option("--amount", metavar="AMOUNT", help="How much to add, e.g. 50.  [required]")
 @reason_option
 @json_option
 @click.pass_context

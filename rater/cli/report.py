@@ -44,6 +44,7 @@ def _scope_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--timezone",
             "timezone",
+            metavar="ZONE",
             help="Days in this time zone [the reseller's own with --reseller, else UTC].",
         ),
         click.option("--tz", "old_tz", cls=Deprecated, new="--timezone", dest="timezone"),

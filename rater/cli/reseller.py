@@ -58,7 +58,9 @@ def reseller() -> None:
     metavar="AMOUNT",
     help="Cards below this balance lose ANI (PIN-less) recognition.",
 )
-@click.option("--timezone", default="UTC", show_default=True, help="Time zone for reports.")
+@click.option(
+    "--timezone", default="UTC", show_default=True, metavar="ZONE", help="Time zone for reports."
+)
 @json_option
 @click.pass_context
 def create(

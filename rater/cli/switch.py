@@ -72,7 +72,7 @@ def switch() -> None:
 @click.option("--country", help="Country code for national numbers, e.g. 31 or 1.")
 @click.option("--trunk-prefix", help="National trunk prefix, e.g. 0 (1 in North America).")
 @click.option("--tech-prefix", help=r"Regex of carrier tech prefixes to strip, e.g. '^\d{5}#'.")
-@click.option("--timezone", help="IANA time zone of timestamps without an offset.")
+@click.option("--timezone", metavar="ZONE", help="IANA time zone of timestamps without an offset.")
 @click.option(
     "--resellers", help="Resellers its `rater serve` token acts for: r1,r2 or '*' ('' none)."
 )

@@ -257,7 +257,7 @@ def test_cards_whose_sheet_cannot_be_written_are_blocked(
 
     monkeypatch.setattr(rater.cli.card_batch, "write_issue_sheet", disk_full)
     failed = books("card", "create", "--customer", "sip1", "--count", "4", "--value", "2",
-                   "--batch-id", "lost-1", code=1)  # fmt: skip
+                   "--batch", "lost-1", code=1)  # fmt: skip
     assert "batch lost-1: 4 cards were created but their sheet could not be written" in failed.err
     assert "all 4 cards of the batch are now blocked" in failed.err
     shown = books("customer", "show", "sip1", "--json").json()

@@ -36,6 +36,9 @@ CASES: list[tuple[tuple[str, ...], list[str], list[str], str]] = [
      ["--base", "b", "--name", "n", "--markup", "5", "--tariff-version", "2"], "--tariff-version"),
     (("rerate",), ["--unrated", "--version", "3"], ["--unrated", "--tariff-version", "3"],
      "--tariff-version"),
+    (("card", "create"), ["--customer", "c", "--count", "1", "--value", "5", "--batch-id", "b1"],
+     ["--customer", "c", "--count", "1", "--value", "5", "--batch", "b1"], "--batch"),
+    (("run",), ["--batch", "100"], ["--batch-size", "100"], "--batch-size"),
     (("loadgen",), ["--count", "1", "--manifest", "m.json"], ["--count", "1", "-o", "m.json"],
      "-o/--output"),
 ]  # fmt: skip
