@@ -130,11 +130,17 @@ def emit_json(data: Mapping[str, Any]) -> None:
     click.echo(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
 
 
+def json_line(row: Mapping[str, Any]) -> str:
+    """One compact JSON object on one line, escaped as emit_json: a line of a listing's --json
+    and of a .jsonl file (the same bytes in both)."""
+    text = json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
 def emit_json_lines(rows: Iterable[Mapping[str, Any]]) -> None:
-    """One compact JSON object per line on stdout (a listing's --json), escaped as emit_json."""
+    """One JSON object per line on stdout (a listing's --json)."""
     for row in rows:
-        text = json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-        click.echo(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
+        click.echo(json_line(row))
 
 
 #: characters json.dumps(ensure_ascii=False) leaves raw that a terminal would act on
@@ -276,6 +282,7 @@ __all__ = [
     "expiry_instant",
     "held_json",
     "held_text",
+    "json_line",
     "json_lines_option",
     "json_option",
     "last_valid_day",

@@ -194,6 +194,7 @@ def create(
                 "tariff": owner.tariff,
                 "customer_balance": money(after.balance),
                 "output": str(target),
+                "xlsx": str(target),  # the old name of "output", kept for one release
                 "seconds_create": round(created_s, 3),
                 "seconds_sheet": round(written_s, 3),
                 "cards": [card.number for card in made.cards],
@@ -269,6 +270,7 @@ def export(ctx: click.Context, *, batch_id: str, output: Path | None, as_json: b
                 "value_left": money(left),
                 "currency": reseller.currency,
                 "output": str(target),
+                "xlsx": str(target),  # the old name of "output", kept for one release
             }
         )
         return

@@ -3,7 +3,7 @@ CSV / XLSX / JSON-lines files (-o/--output FILE, the format from its extension o
 
 from __future__ import annotations
 
-import json
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ import click
 
 from rater.analytics.reports import Reports, Scope, cards_in_scope, query_report
 from rater.analytics.tables import Kind, Report, money_text, to_text, write_csv, write_xlsx
-from rater.cli._output import emit_json_lines, json_lines_option
+from rater.cli._output import emit_json_lines, json_line, json_lines_option
 from rater.cli.db_summaries import DAY
 from rater.cli.grammar import Deprecated, Group, format_of, info, output_option
 from rater.cli.main import settings_of
@@ -117,7 +117,7 @@ def _emit(result: Report, output: Path | None, output_format: str | None, as_jso
         if as_json or kind == "jsonl":
             emit_json_lines(json_rows(result))
         elif kind == "csv":
-            write_csv(result, Path("/dev/stdout"))
+            _csv_to_stdout(result)
         elif kind == "xlsx":
             raise click.UsageError("an XLSX report goes to a file: add -o FILE.xlsx")
         else:
@@ -129,9 +129,16 @@ def _emit(result: Report, output: Path | None, output_format: str | None, as_jso
         write_xlsx(result, output)
     else:
         with output.open("w", encoding="utf-8") as handle:
-            for row in json_rows(result):
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.writelines(json_line(row) + "\n" for row in json_rows(result))
     info(f"wrote {len(result.rows)} row(s) to {output}")
+
+
+def _csv_to_stdout(result: Report) -> None:
+    """`--format csv` without -o: the file write_csv makes, on stdout."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "report.csv"
+        write_csv(result, path)
+        click.echo(path.read_text(encoding="utf-8"), nl=False)
 
 
 def json_rows(result: Report) -> list[dict[str, Any]]:

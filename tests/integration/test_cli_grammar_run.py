@@ -155,9 +155,10 @@ def test_report_json_is_one_object_per_row_with_money_as_strings(books: Cli) -> 
         assert not any(isinstance(v, float) for v in row.values()), row
     written = books("report", "daily", "--from", "2026-11-01", "--to", "2026-11-03",
                     "-o", "d.jsonl")  # fmt: skip
-    assert (books.cwd / "d.jsonl").read_text().splitlines() == [
-        json.dumps(row, ensure_ascii=False) for row in rows
-    ]
+    assert (books.cwd / "d.jsonl").read_text().splitlines() == out.splitlines()
+    as_csv = books("report", "daily", "--from", "2026-11-01", "--to", "2026-11-03",
+                   "--format", "csv").out  # fmt: skip
+    assert [row["revenue"] for row in csv.DictReader(as_csv.splitlines())] == ["0.12345"] * 3
     assert "wrote 3 row(s)" in written.err
     quiet = books("--quiet", "report", "daily", "--from", "2026-11-01", "--to", "2026-11-03",
                   "-o", "q.jsonl")  # fmt: skip
