@@ -135,3 +135,28 @@ def test_amount_positional_is_left_out_of_the_usage() -> None:
         usage = result.output.splitlines()[0]
         assert "AMOUNT" not in usage, usage
         assert "--amount AMOUNT" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "level"),
+    [
+        (["tariff", "--help"], {}, "WARNING"),
+        (["card", "show", "--help"], {}, "WARNING"),
+        (["run", "--help"], {}, "INFO"),
+        (["serve", "--help"], {}, "INFO"),
+        (["tariff", "--help"], {"RATER_LOG_LEVEL": "INFO"}, "INFO"),
+        (["run", "--help"], {"RATER_LOG_LEVEL": "ERROR"}, "ERROR"),
+        (["--log-level", "debug", "tariff", "--help"], {"RATER_LOG_LEVEL": "ERROR"}, "DEBUG"),
+    ],
+)
+def test_commands_log_at_warning_and_the_services_at_info(
+    args: list[str], env: dict[str, str], level: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rater.cli.main
+
+    seen: list[str] = []
+    monkeypatch.delenv("RATER_LOG_LEVEL", raising=False)
+    monkeypatch.setattr(rater.cli.main, "configure_logging", lambda s: seen.append(s.log_level))
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert seen == [level]
