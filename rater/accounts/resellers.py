@@ -93,7 +93,7 @@ class Resellers:
         zero, in one read-only script call (rater/redis/lua/standing.lua)."""
         store = self.store
         reseller = store.reseller(reseller_id)
-        raw = store.script("standing")(store.route(reseller_id), [reseller_id, named])
+        raw = store.run("standing", reseller_id, [reseller_id, named])
         if int(raw[0]) == 0:
             raise NotFound(f"reseller {reseller_id!r} does not exist")
         credit, total, customers, stopped, listed = raw[1:]

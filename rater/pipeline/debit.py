@@ -391,7 +391,7 @@ class Debiter:
             "records": records.tobytes(),
             "fields": b"".join(fields),
             "external": outside.tobytes(),
-            "global": "1" if self.topology.global_keys else "0",
+            "global": self.topology.global_arg,
         }
         return [args[a] for a in DEBIT_ARGS]
 
@@ -514,7 +514,7 @@ class Debiter:
         parts = self.topology.split([route_of[item.reseller] for item in items])
         calls = []
         for route_key, rows in parts:
-            args: list[Any] = [str(len(rows)), "1" if self.topology.global_keys else "0"]
+            args: list[Any] = [str(len(rows)), self.topology.global_arg]
             for i in rows.tolist():
                 item = items[i]
                 args += [
