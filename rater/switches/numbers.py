@@ -159,14 +159,14 @@ def normalise_many(
     return values, lengths, reasons
 
 
-_DIGITS_HASH = re.compile(r"^\^\\d(?:\{(\d+)(?:,(\d+))?\}|(\+)|(\*))#$")
+_DIGITS_HASH = re.compile(r"\^\\d(?:\{(\d+)(?:,(\d+))?\}|(\+)|(\*))#")
 
 
 def _tech_bounds(tech_prefix: str) -> tuple[int, int]:
     """(min, max) digit count when the tech prefix is 'digits then #' (the default ^\\d{1,6}#,
     also ^\\d{5}#, ^\\d+#): the numba path strips those itself. (0, -1) otherwise: numbers
     with a '#' then take the Python path."""
-    match = _DIGITS_HASH.match(tech_prefix)
+    match = _DIGITS_HASH.fullmatch(tech_prefix)
     if match is None:
         return 0, -1
     low, high, plus, star = match.groups()

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from rater.accounts.api import Accounts
 from rater.accounts.authorize import Authorizer, Reason
+from rater.redis import keys
 from rater.settings import Settings
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 from rater.tariffs.store import TariffStore
@@ -58,17 +59,15 @@ def test_unknown_under_threshold_and_out_of_scope_answer_alike(
     assert below.as_dict() == unknown.as_dict()
     assert elsewhere.as_dict() == unknown.as_dict()
     assert unknown.card_number == ""  # never the card a number belongs to
-    for why in before:
-        assert _refusals(why) == before[why] + 1, why
+    for why, count in before.items():
+        assert _refusals(why) == count + 1, why
 
 
 def test_a_card_turned_off_after_the_index_was_read_answers_alike(
     world: tuple[Accounts, Authorizer, str], redis: Any
 ) -> None:
     """The index says the card answers, its hash says ANI is off (a debit in between)."""
-    accounts, authorizer, low = world
-    from rater.redis import keys
-
+    _, authorizer, low = world
     redis.set(keys.ani_index("31655550001"), low)
     unknown = authorizer.authorize(ani="+31655559999", callee=CALLEE)
     raced = authorizer.authorize(ani="+31655550001", callee=CALLEE)

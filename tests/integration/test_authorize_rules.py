@@ -146,7 +146,8 @@ def test_refusals_name_their_reason(world: tuple[Accounts, Authorizer, str, str]
         authorizer.authorize(account="nobody", callee="31612345678").reason
         is Reason.UNKNOWN_ACCOUNT
     )
-    assert authorizer.authorize(ani="4412345", callee="31612345678").reason is Reason.ANI_NOT_ACCEPTED
+    unknown_ani = authorizer.authorize(ani="4412345", callee="31612345678")
+    assert unknown_ani.reason is Reason.ANI_NOT_ACCEPTED
     assert authorizer.authorize(account="C1", callee="441234").reason is Reason.NO_RATE
     assert authorizer.authorize(account="C1", callee="not a number").reason is Reason.BAD_NUMBER
 
