@@ -160,7 +160,7 @@ SHAPES: dict[str, Shape] = {
         Shape("switch_scope", "switchauth:scope:<switch>"),
         Shape("pin_guard_switch", "pinguard:switch:<switch>:<minute>"),
         Shape("loadgen_scenario", "loadgen:scenario:<scenario>"),
-        # the reseller portal's failed logins (rater/portal/auth.py)
+        # the reseller portal's failed logins (rater/portal/logins.py)
         Shape("portal_failures", "portal:fail:<who>"),
     )
 }
