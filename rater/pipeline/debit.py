@@ -300,7 +300,7 @@ class Debiter:
             batch.fingerprints,
         )  # fmt: skip
 
-    def encode(self, batch: DebitBatch, external: dict[int, bytes] | None = None) -> list[Any]:
+    def encode(self, batch: DebitBatch, external: dict[int, bytes] | None = None) -> list[Any]:  # noqa: PLR0915 - the script's arguments in contract.DEBIT_ARGS order, built in one pass
         """The script's arguments for a validated batch (contract.DEBIT_ARGS order); external:
         records from other slots by 0-based row of this batch (rater/redis/claims.py)."""
         n = len(batch.offsets)

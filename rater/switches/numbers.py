@@ -59,7 +59,7 @@ def international_prefixes(switch: SwitchSettings) -> tuple[str, ...]:
     return ("00",)
 
 
-def normalise_number(raw: str, switch: SwitchSettings) -> str:
+def normalise_number(raw: str, switch: SwitchSettings) -> str:  # noqa: PLR0912 - docs/DESIGN.md section 2's rules in order, one branch each, as _fast_normalise mirrors them
     """E.164 digits without '+'; NormalisationError naming the value and the reason."""
     text = raw.strip()
     if not text:
@@ -206,7 +206,7 @@ def _one(  # noqa: PLR0917 - a hot helper with positional arguments
 
 
 @njit(cache=True, nogil=True)
-def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0917 - numba: positional arrays
+def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0912, PLR0915, PLR0917 - numba: one nopython loop over positional arrays, whose rules mirror normalise_number
     codes, access_codes, access_lens, trunk, trunk_len, country, country_len, nanp,
     tech_min, tech_max, values, lengths, real_lengths,
 ):  # fmt: skip

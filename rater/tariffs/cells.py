@@ -157,22 +157,24 @@ def parse_codes(text: str, notes: list[str] | None = None) -> list[str]:
         if "-" in item:
             codes.extend(_expand_range(item))
             continue
-        groups = item.split()
-        if len(groups) > 1:
-            if len(groups[0]) >= 4 and all(
-                len(g) == len(groups[0]) and g.isdigit() for g in groups
-            ):
-                codes.extend(_one_code(g, item) for g in groups)
-                if notes is not None:
-                    notes.append(f"{item!r} read as a list of {len(groups)} codes")
-                continue
-            joined = "".join(groups)
-            if notes is not None:
-                notes.append(f"{item!r} read as the one code {joined.lstrip('+')} (digit groups)")
-            codes.append(_one_code(joined, item))
-            continue
-        codes.append(_one_code(item, item))
+        codes.extend(_spaced_codes(item, notes))
     return codes
+
+
+def _spaced_codes(item: str, notes: list[str] | None) -> list[str]:
+    """One item of a cell: a code, a list of equal-length codes of 4 digits or more separated
+    by spaces, or one code written in digit groups ('336 07' is 33607); the guess noted."""
+    groups = item.split()
+    if len(groups) == 1:
+        return [_one_code(item, item)]
+    if len(groups[0]) >= 4 and all(len(g) == len(groups[0]) and g.isdigit() for g in groups):
+        if notes is not None:
+            notes.append(f"{item!r} read as a list of {len(groups)} codes")
+        return [_one_code(g, item) for g in groups]
+    joined = "".join(groups)
+    if notes is not None:
+        notes.append(f"{item!r} read as the one code {joined.lstrip('+')} (digit groups)")
+    return [_one_code(joined, item)]
 
 
 def _one_code(code: str, shown: str) -> str:

@@ -63,7 +63,7 @@ def _reference_price(settings: Settings, redis: RedisLike, tariff: str, billsec:
     return rated.price_micro
 
 
-def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, world: Settings) -> None:
+def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, world: Settings) -> None:  # noqa: PLR0915 - the notice's tip 3 as one story, step after step
     settings = world
     # the operator's buy table, and the reseller buying at it
     setup_tariffs(cli)
