@@ -281,7 +281,7 @@ def _title(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def _report(
+def _report(  # noqa: PLR0915 - the demo's printed report, one line after the other; its file belongs to the worker and demo work
     settings: Settings,
     redis: RedisLike,
     manifest: Manifest,

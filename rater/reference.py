@@ -233,7 +233,7 @@ def rate_cdr(
 
 
 # ------------------------------------------------------------ numbers (docs/DESIGN.md section 2)
-def normalise(raw: str, switch: SwitchSettings) -> str:
+def normalise(raw: str, switch: SwitchSettings) -> str:  # noqa: PLR0912 - the reference is one plain cascade of docs/DESIGN.md section 2's rules, read against the text
     """A dialled number as E.164 digits without '+', as docs/DESIGN.md section 2 says, one
     rule after the other; NormalisationError naming the number and the reason.
 

@@ -5,10 +5,27 @@ from __future__ import annotations
 
 import re
 
+from prometheus_client import Counter
+
 from rater.accounts.core import AccountStore
 from rater.accounts.model import Card
 from rater.errors import AccountError, NotFound
+from rater.logs import get_logger
 from rater.redis import keys
+
+log = get_logger(__name__)
+
+#: why calls by caller number were refused: unknown, under_threshold, out_of_scope, gone (the
+#: card vanished between two reads); the switch hears one answer whatever it was
+ANI_REFUSALS = Counter(
+    "rater_ani_refusals_total", "Calls by caller number refused, by the real reason.", ["why"]
+)
+
+
+def ani_refused(digits: str, why: str, card: str = "") -> None:
+    """Count and log the true cause of a caller-number refusal (the answer hides it)."""
+    ANI_REFUSALS.labels(why=why).inc()
+    log.info("caller number refused", why=why, caller=digits, card=card)
 
 
 def normalise_ani(ani: str) -> str:
@@ -23,11 +40,6 @@ def normalise_ani(ani: str) -> str:
     return digits
 
 
-def ani_owner_key(digits: str) -> str:
-    """Caller number -> the card that owns it, permanently (uniqueness)."""
-    return f"aniown:{digits}"
-
-
 class AniNumbers:
     """Add and remove caller numbers; find the card answering for one."""
 
@@ -39,8 +51,8 @@ class AniNumbers:
         store = self.store
         digits = normalise_ani(ani)
         card = store.card(number)
-        if not store.redis.set(ani_owner_key(digits), number, nx=True):
-            owner = store.redis.get(ani_owner_key(digits))
+        if not store.redis.set(keys.ani_owner(digits), number, nx=True):
+            owner = store.redis.get(keys.ani_owner(digits))
             if owner is not None and owner.decode() != number:
                 raise AccountError(
                     f"caller number {digits} already belongs to card {owner.decode()}"
@@ -57,7 +69,7 @@ class AniNumbers:
         card = store.card(number)
         if not store.redis.srem(keys.card_anis(card.reseller_id, number), digits):
             raise NotFound(f"caller number {digits} is not on card {number}")
-        store.redis.delete(keys.ani_index(digits), ani_owner_key(digits))
+        store.redis.delete(keys.ani_index(digits), keys.ani_owner(digits))
         store.bump()
         return store.card(number)
 
@@ -68,5 +80,5 @@ class AniNumbers:
 
     def owner_of(self, ani: str) -> str | None:
         """The card a caller number belongs to, whether ANI recognition answers or not."""
-        raw = self.store.redis.get(ani_owner_key(normalise_ani(ani)))
+        raw = self.store.redis.get(keys.ani_owner(normalise_ani(ani)))
         return raw.decode() if raw is not None else None

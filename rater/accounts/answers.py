@@ -4,7 +4,10 @@ Refusals follow docs/DESIGN.md section 1: blocked, empty, exhausted or expired c
 under the threshold, customer or reseller below zero. Card numbers and PINs get one answer,
 CARD_OR_PIN, whether the number is unknown, the PIN wrong, or the card locked or blocked after
 wrong PINs: a different answer would tell a guesser which numbers exist (the real reason goes
-to the log and rater_pin_refusals_total).
+to the log and rater_pin_refusals_total). Caller numbers likewise get one answer,
+ANI_NOT_ACCEPTED, whether nobody registered the number, its card is under the ANI threshold or
+belongs to a reseller the asker does not act for (the real reason: the log and
+rater_ani_refusals_total).
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ class Reason(StrEnum):
     CARDS_ONLY = "cards_only"  # a card-batch customer calls only through its disposable cards
     CARD_OR_PIN = "card_or_pin"  # unknown card, wrong PIN, or locked/blocked by wrong PINs
     UNKNOWN_CARD = "unknown_card"  # a card that vanished between look-up and reservation
-    UNKNOWN_ANI = "unknown_ani"
-    ANI_DISABLED = "ani_disabled"  # the card is under its reseller's ANI threshold
+    #: unknown caller number, its card under the ANI threshold, or of another reseller
+    ANI_NOT_ACCEPTED = "ani_not_accepted"
     CARD_BLOCKED = "card_blocked"
     CARD_EMPTY = "card_empty"
     CARD_EXHAUSTED = "card_exhausted"
@@ -44,6 +47,8 @@ class Reason(StrEnum):
 
 #: the one answer for every card-or-PIN problem
 CARD_OR_PIN_MESSAGE = "card number or PIN not accepted"
+#: the one answer for every caller-number problem
+ANI_MESSAGE = "caller number not accepted; dial with the card number and PIN"
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,12 @@ def refuse(reason: Reason, message: str, **fields: Any) -> Authorization:
 def card_or_pin(card: str) -> Authorization:
     """The same refusal, field for field, for every card-or-PIN problem."""
     return Authorization(False, Reason.CARD_OR_PIN, CARD_OR_PIN_MESSAGE, card_number=card)
+
+
+def ani_not_accepted() -> Authorization:
+    """The same refusal, field for field, for every caller-number problem: no card number, no
+    account, nothing that differs between an unregistered number and a registered one."""
+    return Authorization(False, Reason.ANI_NOT_ACCEPTED, ANI_MESSAGE)
 
 
 def state_refusal(
@@ -145,7 +156,7 @@ _STATE_REASONS = {
     ("k", "empty"): Reason.CARD_EMPTY,
     ("k", "exhausted"): Reason.CARD_EXHAUSTED,
     ("k", "expired"): Reason.CARD_EXPIRED,
-    ("k", "ani_off"): Reason.ANI_DISABLED,
+    ("k", "ani_off"): Reason.ANI_NOT_ACCEPTED,
     ("k", "unknown"): Reason.UNKNOWN_CARD,
     ("c", "blocked"): Reason.CUSTOMER_BLOCKED,
     ("c", "negative"): Reason.CUSTOMER_NEGATIVE,

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rater.accounts.ani import normalise_ani
+from rater.accounts.ani import ani_refused, normalise_ani
 from rater.accounts.answers import (
     LEVEL_NAMES,
     Authorization,
     Reason,
+    ani_not_accepted,
     card_or_pin,
     refuse,
     state_reason,
@@ -269,6 +270,9 @@ class Authorizer:
                 )  # fmt: skip
             if code is ReserveCode.REFUSED:  # blocked or emptied since it was read
                 level, state = str(details[0]), str(details[1])
+                if state_reason(level, state) is Reason.ANI_NOT_ACCEPTED:
+                    ani_refused("", "under_threshold", ids["card_number"])
+                    return ani_not_accepted()
                 return refuse(
                     state_reason(level, state), f"{LEVEL_NAMES[level]} is {state}", **base
                 )
@@ -324,7 +328,8 @@ class Authorizer:
     def _card(
         self, carry: _Carry, card: str, pin: str, *, caller: str | None, switch: str, scope: Scope
     ) -> tuple[Snapshot, bool] | Authorization:
-        """Two waits before the reservation, the same for a known and an unknown number:
+        """Two waits before the reservation, the same for a known and an unknown number (and
+        for a card of a reseller out of scope, which answers like an unknown one):
         1. the switch's delay, the caller's attempt counted, the card's owner, the switch
            generation; 2. pin.lua and the snapshot reads (used only when the PIN is right).
         What the PIN check leaves to do (the attempt taken back, the refusal counted) goes
@@ -338,12 +343,12 @@ class Authorizer:
         self.switches.seen(replies[generation])
         owner = self.payers.remember_card(card, replies[owner_at])
         if owner is not None and scope is not None and not scope(owner[0]):
-            turn = (
-                gate.guard.turn(start.caller[0], replies[start.caller[1]]) if start.caller else None
-            )
-            if turn is not None and turn.go:
-                gate.guard.queue_undo(carry.rt, turn)
-            raise OutOfScope(owner[0])
+            # answered like a number no card has (a 403 would tell the asker the card
+            # exists): nothing counted against that card, the attempt counted per caller and
+            # switch as for an unknown number
+            log.warning("card of a reseller out of scope", card=card, reseller=owner[0],
+                        switch=switch)  # fmt: skip
+            owner = None
         turn = gate.started(replies, start)
         check, snap = None, None
         if turn is None or turn.go:
@@ -364,38 +369,43 @@ class Authorizer:
         return snap, False
 
     def _ani(self, ani: str, scope: Scope) -> tuple[Snapshot, bool] | Authorization:
-        """The caller number's card (and the switch generation) in one wait, the snapshot in
-        another; the card's owner is known from earlier calls of this process."""
+        """The caller number's card, its permanent owner (and the switch generation) in one
+        wait, the snapshot in another; the card's owner is known from earlier calls of this
+        process. Every refusal is ani_not_accepted(), the same whatever the cause (docs/DESIGN.md
+        section 1, "Calls and PINs"); the cause goes to the log and rater_ani_refusals_total.
+        A card of a reseller out of scope is refused so too, not answered 403: a 403 would tell
+        the asker that the number is registered."""
         digits = normalise_ani(ani)
         rt = RoundTrip(self.redis)
         card_at = rt.command("GET", keys.ani_index(digits))
+        owner_at = rt.command("GET", keys.ani_owner(digits))  # the same wait, found or not
         generation = rt.command("GET", SwitchCache.GENERATION_KEY)
         replies = rt.run()
         self.switches.seen(replies[generation])
         raw = replies[card_at]
         if raw is None:
-            owner_card = self.accounts.anis.owner_of(digits)
-            if owner_card is None:
-                return refuse(Reason.UNKNOWN_ANI, f"caller {digits} is not on any card")
-            return refuse(
-                Reason.ANI_DISABLED,
-                f"caller {digits}: card {owner_card} is under its ANI threshold; "
-                "dial with the PIN or top the card up",
-                card_number=owner_card,
-            )
+            registered = replies[owner_at]
+            if registered is None:
+                ani_refused(digits, "unknown")
+            else:
+                ani_refused(digits, "under_threshold", registered.decode())
+            return ani_not_accepted()
         number = raw.decode()
         owner = self.payers.owner_of_card(number)
         if owner is None:
-            return refuse(Reason.UNKNOWN_CARD, f"card {number} does not exist")
-        _check_scope(scope, owner[0])
+            ani_refused(digits, "gone", number)
+            return ani_not_accepted()
+        if scope is not None and not scope(owner[0]):
+            ani_refused(digits, "out_of_scope", number)
+            return ani_not_accepted()
         try:
             snap = self.payers.read(owner[0], owner[1], number)
-        except NotFound as error:
-            return refuse(Reason.UNKNOWN_CARD, str(error))
+        except NotFound:
+            ani_refused(digits, "gone", number)
+            return ani_not_accepted()
         if snap.card is not None and not snap.card.ani_on:
-            return refuse(
-                Reason.ANI_DISABLED, f"card {number}: ANI recognition is off", card_number=number
-            )
+            ani_refused(digits, "under_threshold", number)
+            return ani_not_accepted()
         return snap, True
 
     # ---------------------------------------------------------------- renew, release

@@ -14,7 +14,6 @@ from rater.accounts.replies import AdjustCode, Subject, raise_for, reply
 from rater.errors import AccountError
 from rater.logs import get_logger
 from rater.money import from_micro
-from rater.redis import cluster as debit_cluster
 
 log = get_logger(__name__)
 
@@ -49,17 +48,16 @@ class Balances:
             level=level.value, reseller=reseller.reseller_id, customer=customer_id, card=card,
             kind=kind, amount=micro, currency=reseller.currency, reason=reason, actor=store.actor,
         )  # fmt: skip
-        raw = store.script("adjust")(
-            store.route(reseller.reseller_id),
-            [
-                level.code, reseller.reseller_id, account_id, micro, 1,
-                1 if refuse_disposable else 0, 0 if store.cluster else 1,
-                *applied_record_args(entry, store.settings.recovery_horizon_s),
-            ],
-        )  # fmt: skip
+        raw = store.run("adjust", reseller.reseller_id, [
+            level.code, reseller.reseller_id, account_id, micro, 1,
+            1 if refuse_disposable else 0, store.topology.global_arg,
+            *applied_record_args(entry, store.settings.recovery_horizon_s),
+        ])  # fmt: skip
         code, details = reply(AdjustCode, raw)
-        if store.cluster and level is Level.CARD and code is AdjustCode.APPLIED:
-            debit_cluster.sync_ani(store.redis, reseller.reseller_id, account_id)
+        if level is Level.CARD and code is AdjustCode.APPLIED:
+            # Redis Cluster: the card's global ani: keys follow its anion flag (one server:
+            # the script did it)
+            store.topology.sync_ani(reseller.reseller_id, account_id)
         what = f"card {account_id}" if level is Level.CARD else f"{level.value} {account_id!r}"
         raise_for(code, Subject(what, reseller, micro), details[0] if details else 0)
         balance = int(details[0])

@@ -18,7 +18,6 @@ from rater.accounts.replies import CreateCardsCode, Subject, raise_for, reply
 from rater.errors import AccountError, RaterError
 from rater.logs import get_logger
 from rater.money import from_micro
-from rater.redis import cluster as debit_cluster
 from rater.redis import keys
 
 log = get_logger(__name__)
@@ -107,14 +106,14 @@ class CardBatches:
         )  # fmt: skip
 
         # phase 1: the batch id and its funding, atomically with the coverage check
-        fund_args: list[str | int] = ["fund", made.reseller_id, customer_id, batch, fund]
-        if store.cluster:
-            raw = debit_cluster.fund_card_batch(
-                store.redis, store.script("create_cards"), reseller_id=made.reseller_id,
-                customer_id=customer_id, batch_id=batch, args=fund_args,
-            )  # fmt: skip
-        else:
-            raw = store.script("create_cards")([], fund_args)
+        topology = store.topology
+        fund_args: list[str | int] = [
+            "fund", topology.global_arg, made.reseller_id, customer_id, batch, fund,
+        ]  # fmt: skip
+        raw = topology.fund_card_batch(
+            store.script("create_cards"), reseller_id=made.reseller_id, customer_id=customer_id,
+            batch_id=batch, args=fund_args,
+        )  # fmt: skip
         code, details = reply(CreateCardsCode, raw)
         what = f"batch {batch!r}" if code is CreateCardsCode.BATCH_TAKEN else ""
         raise_for(
@@ -168,7 +167,8 @@ class CardBatches:
         """Create cards made.numbers[first:last]; a number some other card already has is
         drawn again (in place, with its PIN's hash) and the chunk sent again."""
         store = self.store
-        head: list[str | int] = ["cards", made.reseller_id, made.customer_id, made.batch_id]
+        head: list[str | int] = ["cards", store.topology.global_arg, made.reseller_id]
+        head += [made.customer_id, made.batch_id]
         head += [made.value, 1 if made.disposable else 0, made.expires, made.key.key_id]
         numbers = made.numbers
         in_batch: set[str] | None = None
@@ -176,13 +176,10 @@ class CardBatches:
             args = list(head)
             for i in range(first, last):
                 args += [numbers[i], made.hashes[i]]
-            if store.cluster:
-                raw = debit_cluster.create_cards(
-                    store.redis, store.script("create_cards"), reseller_id=made.reseller_id,
-                    customer_id=made.customer_id, numbers=numbers[first:last], args=args,
-                )  # fmt: skip
-            else:
-                raw = store.script("create_cards")([], args)
+            raw = store.topology.create_card_chunk(
+                store.script("create_cards"), reseller_id=made.reseller_id,
+                customer_id=made.customer_id, numbers=numbers[first:last], args=args,
+            )  # fmt: skip
             code, details = reply(CreateCardsCode, raw)
             if code is not CreateCardsCode.NUMBER_TAKEN:
                 raise_for(code, Subject(f"customer {made.customer_id!r}"), details)

@@ -16,12 +16,12 @@ from rater.accounts.ledger import LedgerWriter
 from rater.accounts.model import Card, Customer, Reseller
 from rater.errors import AccountError, NotFound
 from rater.money import from_micro, to_micro
-from rater.redis import cluster as debit_cluster
 from rater.redis import connection as redis_client
 from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.redis.contract import MAX_AMOUNT
 from rater.redis.scripts import Script
+from rater.redis.topology import Topology, route, topology_of
 from rater.settings import Settings
 
 Amount = Decimal | str | int
@@ -64,8 +64,9 @@ class AccountStore:
         self.redis: Any = client if client is not None else redis_client.connect(settings)
         self.ledger = ledger if ledger is not None else LedgerWriter(settings, self.redis)
         self.actor = actor
-        #: Redis Cluster: scripts run per reseller slot (rater/redis/cluster.py)
-        self.cluster = debit_cluster.is_cluster(self.redis)
+        #: one server or Redis Cluster (rater/redis/topology.py): every script runs on the
+        #: slot of its reseller's keys
+        self.topology: Topology = topology_of(self.redis)
         self._scripts: dict[str, Script] = {}
 
     def script(self, name: str) -> Script:
@@ -76,9 +77,13 @@ class AccountStore:
         return found
 
     def route(self, reseller_id: str) -> list[str]:
-        """KEYS of a per-reseller script call: on Redis Cluster the reseller's slot; none on one
-        server (the scripts build their key names from the ids in ARGV)."""
-        return debit_cluster.route(reseller_id) if self.cluster else []
+        """KEYS of a per-reseller script call: the reseller's hash, whose slot Redis Cluster
+        routes the call by (the scripts build their other key names from the ids in ARGV)."""
+        return [route(reseller_id)]
+
+    def run(self, name: str, reseller_id: str, args: list[object]) -> Any:
+        """rater/redis/lua/<name>.lua on the slot of the reseller's keys."""
+        return self.topology.run(self.script(name), route(reseller_id), args)
 
     def bump(self) -> None:
         """Tell every AccountLookup cache that accounts changed."""

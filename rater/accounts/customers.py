@@ -1,8 +1,17 @@
-"""Customers: SIP accounts and card-batch customers under a reseller (docs/DESIGN.md section 1)."""
+"""Customers: SIP accounts and card-batch customers under a reseller (docs/DESIGN.md section 1).
+
+Search by id or name (the portal's customer list) reads an index, `{r:R}:customers:search`: a
+set with one member per customer, '<id lowered>\x1f<name lowered>\x1f<id>', matched inside
+Redis by SSCAN with a glob pattern, so a search costs one or two commands and sends back only
+the matches (docs/PORTAL.md, "Speed": one HGET per customer took 232 ms p95 for 10,000).
+Ids and names hold no \x1f (ids are id characters; names lose their control characters in the
+index), so a query cannot match across two fields.
+"""
 
 from __future__ import annotations
 
 import builtins
+import re
 from datetime import UTC, datetime
 
 from rater.accounts.balances import Balances
@@ -12,6 +21,18 @@ from rater.accounts.tariff_check import check_customer_tariff
 from rater.errors import AccountError, CoverageError
 from rater.money import from_micro
 from rater.redis import keys
+
+#: the index's field separator (a control character: never in an id, removed from names)
+_SEP = "\x1f"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: glob characters of SSCAN MATCH, taken literally in a query
+_GLOB = re.compile(r"([\\*?\[\]])")
+#: SSCAN's COUNT: buckets looked at per call (10,000 customers: one or two calls)
+_SCAN_COUNT = 10_000
+
+
+def _search_member(customer_id: str, name: str) -> str:
+    return f"{customer_id.lower()}{_SEP}{_CONTROL.sub(' ', name).lower()}{_SEP}{customer_id}"
 
 
 class Customers:
@@ -56,6 +77,7 @@ class Customers:
             },
         )
         store.redis.sadd(keys.customers_of(reseller_id), customer_id)
+        store.redis.sadd(keys.customer_search(reseller_id), _search_member(customer_id, name))
         if opening:
             try:
                 self.balances.change(
@@ -64,6 +86,9 @@ class Customers:
             except CoverageError:
                 # nothing of a refused customer stays behind
                 store.redis.srem(keys.customers_of(reseller_id), customer_id)
+                store.redis.srem(
+                    keys.customer_search(reseller_id), _search_member(customer_id, name)
+                )
                 store.redis.delete(key, keys.account_index(customer_id))
                 raise
         store.bump()
@@ -92,6 +117,43 @@ class Customers:
         for cid in ids:
             pipe.hget(keys.customer(reseller_id, cid), "name")
         return [(raw or b"").decode() for raw in pipe.execute()]
+
+    def search(self, reseller_id: str, query: str) -> builtins.list[str]:
+        """The ids, sorted, of the reseller's customers whose id or name holds `query` (any
+        case). The index is built here when it is missing or counts other than the customers
+        set (customers written by an earlier version): one HGET per customer, once."""
+        redis = self.store.redis
+        index = keys.customer_search(reseller_id)
+        pipe = redis.pipeline(transaction=False)
+        pipe.scard(index)
+        pipe.scard(keys.customers_of(reseller_id))
+        indexed, customers = pipe.execute()
+        if indexed != customers:
+            self._index(reseller_id)
+        needle = _GLOB.sub(r"\\\1", _CONTROL.sub(" ", query).lower())
+        found: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, members = redis.sscan(index, cursor, match=f"*{needle}*", count=_SCAN_COUNT)
+            for member in members:
+                found.add(member.decode().rsplit(_SEP, 1)[1])
+            if cursor == 0:
+                break
+        return sorted(found)
+
+    def _index(self, reseller_id: str) -> None:
+        ids = self.ids(reseller_id)
+        names = self.names(reseller_id, ids)
+        index = keys.customer_search(reseller_id)
+        pipe = self.store.redis.pipeline(transaction=False)
+        pipe.delete(index)
+        for at in range(0, len(ids), 2_000):
+            members = [
+                _search_member(c, n)
+                for c, n in zip(ids[at : at + 2_000], names[at : at + 2_000], strict=True)
+            ]
+            pipe.sadd(index, *members)
+        pipe.execute()
 
     def get_many(self, reseller_id: str, ids: builtins.list[str]) -> builtins.list[Customer]:
         """These customers of one reseller (those that exist), in the order given."""

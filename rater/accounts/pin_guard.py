@@ -203,9 +203,19 @@ class PinGate:
         )  # fmt: skip
         return False
 
-    def check(self, card: str, pin: str, *, caller: str | None, switch: str) -> bool:
+    def check(
+        self,
+        card: str,
+        pin: str,
+        *,
+        caller: str | None,
+        switch: str,
+        scope: Callable[[str], bool] | None = None,
+    ) -> bool:
         """True when the PIN is right. A refused attempt is counted per card, per caller and per
-        switch, and its real reason logged; the caller hears the same answer whatever it was."""
+        switch, and its real reason logged; the caller hears the same answer whatever it was.
+        scope: the resellers the asker acts for; a card of another one is checked like a number
+        no card has (nothing counted against it), so the answer does not tell it exists."""
         redis = self.pins.store.redis
         rt = RoundTrip(redis)
         start = self.queue_start(rt, caller, switch)
@@ -215,8 +225,13 @@ class PinGate:
         check: PinCheck | None = None
         if turn is None or turn.go:
             raw = replies[owner]
+            reseller_id = raw.decode().split(":", 1)[0] if raw else ""
+            if reseller_id and scope is not None and not scope(reseller_id):
+                log.warning("card of a reseller out of scope", card=card, reseller=reseller_id,
+                            switch=switch)  # fmt: skip
+                reseller_id = ""
             rt = RoundTrip(redis)
-            at = self.queue_check(rt, raw.decode().split(":", 1)[0] if raw else "", card, pin)
+            at = self.queue_check(rt, reseller_id, card, pin)
             check = Pins.result(rt.run()[at])
         rt = RoundTrip(redis)
         right = self.queue_finish(rt, check, turn, card=card, caller=caller, switch=switch)

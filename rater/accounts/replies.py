@@ -6,7 +6,9 @@ Every script answers `{code, detail...}`. `reply(Enum, raw)` reads the code as t
 enum (an unknown code is a bug, reported with the script's name); `raise_for` maps the codes
 that are errors for a person (not found, not covered, disposable, ...) to rater's errors.
 PIN and reservation codes are results rather than errors: rater/accounts/pins.py and
-rater/accounts/authorize.py turn them into answers.
+rater/accounts/authorize.py turn them into answers. rater/redis/codes.py `raise_for` maps the
+debit side's codes; it cannot map these, whose messages need the account model, because
+rater/redis imports nothing of rater/accounts (docs/ARCHITECTURE.md, "Layers").
 """
 
 from __future__ import annotations

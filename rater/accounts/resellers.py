@@ -17,7 +17,7 @@ from rater.accounts.tariff_check import check_tariff
 from rater.errors import AccountError, NotFound
 from rater.redis import keys
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class Resellers:
@@ -44,7 +44,7 @@ class Resellers:
     ) -> Reseller:
         store = self.store
         keys.check_id("reseller", reseller_id)
-        if not _CURRENCY.match(currency):
+        if not _CURRENCY.fullmatch(currency):
             raise AccountError(f"currency {currency!r} is not an ISO 4217 code like EUR")
         credit_micro = amount_micro(credit, "credit")
         threshold = amount_micro(ani_threshold, "ani_threshold")
@@ -93,7 +93,7 @@ class Resellers:
         zero, in one read-only script call (rater/redis/lua/standing.lua)."""
         store = self.store
         reseller = store.reseller(reseller_id)
-        raw = store.script("standing")(store.route(reseller_id), [reseller_id, named])
+        raw = store.run("standing", reseller_id, [reseller_id, named])
         if int(raw[0]) == 0:
             raise NotFound(f"reseller {reseller_id!r} does not exist")
         credit, total, customers, stopped, listed = raw[1:]

@@ -112,27 +112,28 @@ class Reservations:
         """reserve.lua 'reserve' (see its header for `args`), sent with whatever `also` holds
         (one wait). The auth_id's index is written by the script on one server; on Redis
         Cluster beside it, and taken back when the script refused."""
-        store = self.store
+        store, topology = self.store, self.store.topology
         rt = also if also is not None else RoundTrip(store.redis)
         auth_id, ttl = str(args[2]), int(args[3])
         at = rt.script(store.script("reserve"), store.route(reseller_id),
-                       ["reserve", reseller_id, *args, 0 if store.cluster else 1])  # fmt: skip
-        if store.cluster:
-            rt.command("SET", auth_index(auth_id), reseller_id, "EX", ttl + 60)
+                       ["reserve", reseller_id, *args, topology.global_arg])  # fmt: skip
+        topology.beside(rt.command, "SET", auth_index(auth_id), reseller_id, "EX", ttl + 60)
         code, details = reply(ReserveCode, rt.run()[at])
-        if code is not ReserveCode.DONE and store.cluster:
-            store.redis.delete(auth_index(auth_id))
+        if code is not ReserveCode.DONE:
+            topology.beside(store.redis.execute_command, "DEL", auth_index(auth_id))
         return code, details
 
     def renew(self, reseller_id: str, args: Sequence[Any]) -> tuple[ReserveCode, list[Any]]:
         """reserve.lua 'renew'; on success the index lives as long as the reservation."""
-        store = self.store
+        store, topology = self.store, self.store.topology
         rt = RoundTrip(store.redis)
         at = rt.script(store.script("reserve"), store.route(reseller_id),
-                       ["renew", reseller_id, *args, 0 if store.cluster else 1])  # fmt: skip
+                       ["renew", reseller_id, *args, topology.global_arg])  # fmt: skip
         code, details = reply(ReserveCode, rt.run()[at])
-        if code is ReserveCode.DONE and store.cluster:
-            store.redis.expire(auth_index(str(args[0])), int(args[1]) + 60)
+        if code is ReserveCode.DONE:
+            topology.beside(
+                store.redis.execute_command, "EXPIRE", auth_index(str(args[0])), int(args[1]) + 60
+            )
         return code, details
 
     def release(self, auth_id: str, reseller_id: str | None = None) -> bool:
@@ -145,9 +146,8 @@ class Reservations:
             return False
         rt = RoundTrip(store.redis)
         at = rt.script(store.script("reserve"), store.route(reseller_id),
-                       ["release", reseller_id, auth_id, 0 if store.cluster else 1])  # fmt: skip
-        if store.cluster:
-            rt.command("DEL", auth_index(auth_id))
+                       ["release", reseller_id, auth_id, store.topology.global_arg])  # fmt: skip
+        store.topology.beside(rt.command, "DEL", auth_index(auth_id))
         code, details = reply(ReserveCode, rt.run()[at])
         return code is ReserveCode.DONE and int(details[0]) == 1
 
@@ -190,12 +190,7 @@ class Reservations:
 
     def server_now(self, reseller_id: str) -> int:
         """Redis' clock (epoch s) on the node of the reseller's slot."""
-        if self.store.cluster:
-            node = self.store.redis.get_node_from_key(keys.reseller(reseller_id))
-            seconds, _ = self.store.redis.time(target_nodes=node)
-        else:
-            seconds, _ = self.store.redis.time()
-        return int(seconds)
+        return self.store.topology.server_time(keys.reseller(reseller_id))
 
 
 def live_holds(raw: dict[bytes, bytes], now: float) -> list[Hold]:

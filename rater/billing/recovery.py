@@ -107,11 +107,7 @@ class Recovery:
     def server_changed(self) -> bool:
         """True the first time, and whenever a Redis server answering is another process
         (a restart, a promoted replica) than at the last call."""
-        info: Any = self.topology.client.info("server")
-        if "run_id" in info:
-            run_id = str(info["run_id"])
-        else:  # Redis Cluster: node -> its INFO
-            run_id = ",".join(sorted(str(node.get("run_id", "")) for node in info.values()))
+        run_id = self.topology.run_id()
         changed = run_id != self._run_id
         self._run_id = run_id
         return changed
@@ -266,7 +262,7 @@ class Recovery:
                 route(entry.reseller),
                 [
                     _LEVEL_CODE[entry.level], entry.reseller, account, entry.amount, 0, 0,
-                    "1" if self.topology.global_keys else "0",
+                    self.topology.global_arg,
                     *applied_record_args(entry, self.settings.recovery_horizon_s),
                 ],
             )  # fmt: skip
@@ -406,7 +402,7 @@ def rebuild_balances(topology: Topology, checks: Sequence[AccountCheck]) -> list
             route(check.reseller),
             [
                 _LEVEL_CODE[check.level], check.reseller, check.account, -check.difference, 0, 0,
-                "1" if topology.global_keys else "0", "", 0, 0,
+                topology.global_arg, "", 0, 0,
             ],
         )  # fmt: skip
         if AdjustCode(int(raw[0])) is AdjustCode.APPLIED:

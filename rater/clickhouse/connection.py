@@ -25,7 +25,7 @@ from rater.errors import ConfigError, MigrationError, ServiceUnavailable
 from rater.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "schemas"
-_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
 
 
 def client(settings: Settings, *, database: str | None = None, numpy: bool = True) -> Client:
@@ -91,7 +91,7 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """All migration files, in order; MigrationError for a badly named or duplicated one."""
     found: dict[int, Migration] = {}
     for path in sorted(directory.glob("*.sql")):
-        match = _NAME.match(path.name)
+        match = _NAME.fullmatch(path.name)
         if not match:
             raise MigrationError(f"{path.name}: migration files are named NNN_name.sql")
         number = int(match[1])

@@ -204,7 +204,7 @@ _REQUIRED = (
     "billsec",
     "disposition",
 )
-_DIGITS = re.compile(r"^(\d{1,6}#)?\+?\d{3,}$")
+_DIGITS = re.compile(r"(\d{1,6}#)?\+?\d{3,}")
 
 
 def diagnose(value: bytes) -> InvalidKind | None:
@@ -235,7 +235,7 @@ def diagnose(value: bytes) -> InvalidKind | None:
         return InvalidKind.BAD_TIMESTAMP
     if end < start:
         return InvalidKind.END_BEFORE_START
-    if not _DIGITS.match(obj["callee"]):
+    if not _DIGITS.fullmatch(obj["callee"]):
         return InvalidKind.BAD_NUMBER
     return None
 

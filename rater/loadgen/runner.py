@@ -102,7 +102,7 @@ def run(
     return asyncio.run(run_async(settings, options, scenario, tariffs))
 
 
-async def run_async(
+async def run_async(  # noqa: PLR0915 - a run's steps in order: generate, publish, price, write the manifest
     settings: Settings,
     options: LoadgenOptions,
     scenario: Scenario,

@@ -3,7 +3,7 @@
 `setup_scenario` creates, through the real APIs, what a small VoIP reseller business looks like:
 - a wholesale (buy) deck of about 29,000 prefixes from phonenumbers' data (or a given table);
 - per reseller a retail sell table (markup over buy, 30/6 billing) and a calling-card table
-  (+40% markup, 60/60 billing: the seed's tip 3);
+  (+40% markup, 60/60 billing: the reseller notice's tip 3, docs/DESIGN.md section 1);
 - resellers with enough credit to cover what they issue (the coverage rule), SIP customers with
   an opening balance and a few normal cards (spending limits), and per reseller one
   "Calling card user batch 1" customer holding disposable cards (funded by the batch);

@@ -300,7 +300,7 @@ class Debiter:
             batch.fingerprints,
         )  # fmt: skip
 
-    def encode(self, batch: DebitBatch, external: dict[int, bytes] | None = None) -> list[Any]:
+    def encode(self, batch: DebitBatch, external: dict[int, bytes] | None = None) -> list[Any]:  # noqa: PLR0915 - the script's arguments in contract.DEBIT_ARGS order, built in one pass
         """The script's arguments for a validated batch (contract.DEBIT_ARGS order); external:
         records from other slots by 0-based row of this batch (rater/redis/claims.py)."""
         n = len(batch.offsets)
@@ -391,7 +391,7 @@ class Debiter:
             "records": records.tobytes(),
             "fields": b"".join(fields),
             "external": outside.tobytes(),
-            "global": "1" if self.topology.global_keys else "0",
+            "global": self.topology.global_arg,
         }
         return [args[a] for a in DEBIT_ARGS]
 
@@ -514,7 +514,7 @@ class Debiter:
         parts = self.topology.split([route_of[item.reseller] for item in items])
         calls = []
         for route_key, rows in parts:
-            args: list[Any] = [str(len(rows)), "1" if self.topology.global_keys else "0"]
+            args: list[Any] = [str(len(rows)), self.topology.global_arg]
             for i in rows.tolist():
                 item = items[i]
                 args += [

@@ -87,7 +87,7 @@ def _retriable(error: BaseException) -> bool:
     )
 
 
-async def run_worker(
+async def run_worker(  # noqa: PLR0915 - the worker's whole lifecycle on one screen; its file belongs to the worker and consume-loop work
     settings: Settings,
     *,
     index: int = 0,

@@ -1,6 +1,11 @@
 """The codes the Lua scripts answer with, one IntEnum per script, and where a code becomes an
 error (`raise_for` here for the debit side; rater/accounts/replies.py for the account scripts).
 
+Why two places: an account script's refusal becomes an error a person acts on, whose message
+names the reseller's credit, currency and the shortfall (rater.accounts.model.Reseller), and
+rater/redis imports nothing of rater/accounts (docs/ARCHITECTURE.md, "Layers"); the debit
+side's errors need only the values of the call. Each code is mapped in exactly one of them.
+
 The Lua header (rater/redis/contract.py) defines every enum below as a Lua table of the same
 names (`DEBIT.APPLIED`, `CORRECT.OUT_OF_RANGE`, `ADJUST.NOT_FOUND`, ...), so a script returns
 a named constant, never a bare number.

@@ -196,8 +196,6 @@ def lua_header() -> str:
         "local K = {}",
         *(_lua_key_function(shape) for shape in keys.SHAPES.values()),
         _lua_table("FIXED", dict(keys.FIXED_KEYS)),
-        # the scripts of rater/accounts/ build keys from the tag
-        "local function tagof(res) return K.tag(res) end",
         *(
             _lua_table(lua_name, {m.name: int(m) for m in enum})
             for lua_name, enum in codes.ENUMS.items()

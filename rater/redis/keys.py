@@ -115,6 +115,7 @@ SHAPES: dict[str, Shape] = {
         Shape("tag", "{r:<res>}"),
         Shape("reseller", "{r:<res>}:res"),
         Shape("customers_of", "{r:<res>}:customers"),
+        Shape("customer_search", "{r:<res>}:customers:search"),
         Shape("customer", "{r:<res>}:c:<cust>"),
         Shape("cards_of", "{r:<res>}:c:<cust>:cards"),
         Shape("card", "{r:<res>}:k:<card>"),
@@ -159,7 +160,7 @@ SHAPES: dict[str, Shape] = {
         Shape("switch_scope", "switchauth:scope:<switch>"),
         Shape("pin_guard_switch", "pinguard:switch:<switch>:<minute>"),
         Shape("loadgen_scenario", "loadgen:scenario:<scenario>"),
-        # the reseller portal's failed logins (rater/portal/auth.py)
+        # the reseller portal's failed logins (rater/portal/logins.py)
         Shape("portal_failures", "portal:fail:<who>"),
     )
 }
@@ -217,6 +218,12 @@ def reseller(reseller_id: str) -> str:
 
 def customers_of(reseller_id: str) -> str:
     return SHAPES["customers_of"](reseller_id)
+
+
+def customer_search(reseller_id: str) -> str:
+    """The portal's search index of a reseller's customers: a set of
+    '<id lowered>\x1f<name lowered>\x1f<id>' (rater/accounts/customers.py)."""
+    return SHAPES["customer_search"](reseller_id)
 
 
 def customer(reseller_id: str, customer_id: str) -> str:

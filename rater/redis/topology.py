@@ -9,12 +9,19 @@ Callers see one interface and never ask which one they have:
 - `mget`, `raise_to`: global keys, whichever slots they live in;
 - `global_keys`: whether a script may also touch keys outside its slot (one server: the ANI
   index inside `settle_card`, the de-duplication records of every reseller in `d:<bucket>`);
+  `global_arg` is the same as the scripts' `global` argument ('1' or '0');
+- `beside(queue, *command)`: a command on a global key that a script does itself on one
+  server, queued by its caller beside the script call on Redis Cluster (the auth index of a
+  reservation);
+- `server_time(route)`: Redis' clock (epoch s) on the node that holds the slot of `route`;
+- `run_id()`: which server processes answer (another one after a restart or a failover);
 - `sync_ani_after` / `sync_ani`: on Redis Cluster, the global `ani:` keys brought in line with a
   card's `anion` flag after a script changed it (on one server the script already did);
 - `claim(script, rows)`: cross-reseller de-duplication before a batch's per-slot debit calls
   (Redis Cluster, rater/redis/claims.py; on one server debit.lua finds every copy itself);
 - `fund_card_batch` / `create_card_chunk`: create_cards.lua with its global `batchid:` / `card:`
-  keys reserved first (SET NX) on Redis Cluster and released when the script refuses.
+  keys reserved first (SET NX) on Redis Cluster and released when the script refuses (its
+  `global` argument, global_arg, tells it which).
 
 `topology_of(client)` is the only place that looks at the client's type.
 """
@@ -66,6 +73,11 @@ class Topology(ABC):
     def __init__(self, client: RedisLike) -> None:
         self.client: Any = client  # bytes replies (redis-py's stubs say bytes | str)
 
+    @property
+    def global_arg(self) -> str:
+        """The scripts' `global` argument: '1' when they may touch keys of other slots."""
+        return "1" if self.global_keys else "0"
+
     # ------------------------------------------------------------------ scripts
     def script(self, name: str) -> Script:
         return Script(self.client, name)
@@ -98,6 +110,20 @@ class Topology(ABC):
     @abstractmethod
     def mget(self, names: Sequence[str]) -> list[Any]:
         """GET of many keys, whatever their slots."""
+
+    @abstractmethod
+    def beside(self, queue: Callable[..., object], *command: object) -> None:
+        """`queue(*command)` on Redis Cluster, where a script cannot reach a global key its
+        one-server run writes itself (global_arg); nothing on one server."""
+
+    @abstractmethod
+    def server_time(self, route_key: str) -> int:
+        """Redis' clock (epoch s) on the node holding the slot of route_key."""
+
+    @abstractmethod
+    def run_id(self) -> str:
+        """The run id of the Redis process answering (of every primary on Redis Cluster):
+        another one after a restart or a promoted replica (rater/billing/recovery.py)."""
 
     def raise_to(self, key: str, value: int) -> None:
         """Set key to value unless it already holds a higher one."""
@@ -155,19 +181,29 @@ class SingleServer(Topology):
     def sync_ani(self, reseller_id: str, number: str) -> None:
         return None  # the scripts keep the ANI index themselves (global_keys)
 
-    # create_cards.lua keeps the global card:/batchid: keys itself when it gets no KEYS
+    def beside(self, queue: Callable[..., object], *command: object) -> None:
+        return None  # the script did it (global_arg '1')
+
+    def server_time(self, route_key: str) -> int:
+        seconds, _ = self.client.time()
+        return int(seconds)
+
+    def run_id(self) -> str:
+        return str(self.client.info("server")["run_id"])
+
+    # create_cards.lua keeps the global card:/batchid: keys itself (its global argument '1')
     def fund_card_batch(
         self, script: Script, *, reseller_id: str, customer_id: str, batch_id: str,
         args: Sequence[Any],
     ) -> tuple[int, Any]:  # fmt: skip
-        code, detail = script([], list(args))
+        code, detail = self.run(script, route(reseller_id), args)
         return int(code), detail
 
     def create_card_chunk(
         self, script: Script, *, reseller_id: str, customer_id: str, numbers: Sequence[str],
         args: Sequence[Any],
     ) -> tuple[int, Any]:  # fmt: skip
-        code, detail = script([], list(args))
+        code, detail = self.run(script, route(reseller_id), args)
         return int(code), detail
 
 
@@ -228,6 +264,18 @@ class Cluster(Topology):
             else:
                 pipe.delete(keys.ani_index(digits))
         pipe.execute()
+
+    def beside(self, queue: Callable[..., object], *command: object) -> None:
+        queue(*command)
+
+    def server_time(self, route_key: str) -> int:
+        node = self.client.get_node_from_key(route_key)
+        seconds, _ = self.client.time(target_nodes=node)
+        return int(seconds)
+
+    def run_id(self) -> str:
+        info: Any = self.client.info("server")  # node -> its INFO
+        return ",".join(sorted(str(node.get("run_id", "")) for node in info.values()))
 
     def fund_card_batch(
         self, script: Script, *, reseller_id: str, customer_id: str, batch_id: str,

@@ -3,8 +3,10 @@
 An authorization names exactly one payer: `account`, `card` with its PIN (body field `pin` or
 header `X-Card-PIN`), or `ani` (PIN-less card dialling by caller number). The same Authorizer
 as `rater authorize` decides, with the switch's scope: as soon as it has found the payer's
-reseller, one the switch does not act for is answered 403 before anything else happens, so
-the switch cannot spend that reseller's money nor count wrong PINs against its cards. A
+reseller, one the switch does not act for is refused before anything else happens, so the
+switch cannot spend that reseller's money nor count wrong PINs against its cards. An account
+of such a reseller answers 403; a card or a caller number answers like an unknown one
+(`card_or_pin`, `ani_not_accepted`), since a 403 would tell the switch that it exists. A
 refusal is a 200 with `allowed: false` and the reason.
 """
 

@@ -4,8 +4,9 @@ The PIN travels in the `X-Card-PIN` header only: never in the URL (it would land
 logs and proxies' caches) nor in a GET body. The check is the authorization's own
 (the Authorizer's PIN gate): a wrong PIN counts towards the card's lockout and the switch's
 slow-down, and a locked card is refused even with the right PIN. Like an authorization, every
-card-or-PIN problem (unknown card, wrong PIN, locked or blocked) is the same 200 with
-`ok: false` and reason `card_or_pin`.
+card-or-PIN problem (unknown card, wrong PIN, locked or blocked, or a card of a reseller the
+switch does not act for) is the same 200 with `ok: false` and reason `card_or_pin`: a 403
+would tell the switch that the number exists.
 """
 
 from __future__ import annotations
@@ -34,11 +35,9 @@ async def balance(request: Request) -> Response:
         raise bad_request(Code.MISSING_FIELD, "X-Card-PIN", "send the card's PIN in X-Card-PIN")
     if len(pin) > 32:
         raise bad_request(Code.BAD_VALUE, "X-Card-PIN", "X-Card-PIN is at most 32 characters")
-    control = service_of(request).control
-    reseller = control.reseller_of(card=number)
-    if reseller is not None:
-        principal.check_reseller(reseller, f"card {number}")
-    found = control.card_balance(number, pin, switch=principal.switch)
+    found = service_of(request).control.card_balance(
+        number, pin, switch=principal.switch, scope=principal.scope.allows_reseller
+    )
     body: dict[str, object] = {
         "ok": found.ok,
         "reason": found.reason.value,

@@ -41,7 +41,7 @@ from rater.redis.connection import RedisLike
 GENERATION = keys.SWITCH_AUTH_GENERATION
 SWITCHES = keys.SWITCH_AUTH_SWITCHES
 ALL_RESELLERS = "*"
-_TOKEN = re.compile(r"^([0-9a-f]{12})\.([A-Za-z0-9_-]{43})$")
+_TOKEN = re.compile(r"([0-9a-f]{12})\.([A-Za-z0-9_-]{43})")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -57,7 +57,7 @@ def digest(secret: str) -> str:
 
 def split_token(token: str) -> tuple[str, str] | None:
     """(id, secret) of a well-formed token, else None."""
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     return (match.group(1), match.group(2)) if match else None
 
 

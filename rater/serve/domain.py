@@ -83,15 +83,18 @@ class CallControl(Protocol):
         """The reseller whose credit a live reservation holds, or None (unknown, ended)."""
 
     def authorize(self, ask: AuthorizeAsk, scope: Callable[[str], bool]) -> Authorization:
-        """OutOfScope (rater/accounts/authorize.py) when the payer's reseller is not one
-        `scope` admits, before anything is counted or held."""
+        """OutOfScope (rater/accounts/authorize.py) when an account's reseller is not one
+        `scope` admits, before anything is counted or held; a card or caller number of such a
+        reseller is refused like an unknown one."""
 
     def renew(self, auth_id: str, reseller_id: str | None = None) -> Authorization: ...
 
     def release(self, auth_id: str, reseller_id: str | None = None) -> None:
         """Drop the reservation; nothing (and no error) when there is none any more."""
 
-    def card_balance(self, number: str, pin: str, *, switch: str) -> CardBalance: ...
+    def card_balance(
+        self, number: str, pin: str, *, switch: str, scope: Callable[[str], bool] | None = None
+    ) -> CardBalance: ...
 
     def account(self, account_id: str) -> AccountView:
         """NotFound when the account does not exist."""
@@ -149,11 +152,15 @@ class AuthorizerControl:
     def release(self, auth_id: str, reseller_id: str | None = None) -> None:
         self.authorizer.release(auth_id, reseller_id)
 
-    def card_balance(self, number: str, pin: str, *, switch: str) -> CardBalance:
+    def card_balance(
+        self, number: str, pin: str, *, switch: str, scope: Callable[[str], bool] | None = None
+    ) -> CardBalance:
         # the authorization's own gate: wrong PINs count per card and per switch, and every
-        # card-or-PIN problem (unknown, wrong, locked, blocked) is the same answer
+        # card-or-PIN problem (unknown, wrong, locked, blocked, a reseller out of scope) is the
+        # same answer
         refused = CardBalance(False, Reason.CARD_OR_PIN, CARD_OR_PIN_MESSAGE, number)
-        if not self.authorizer.pin_gate.check(number, pin, caller=None, switch=switch):
+        gate = self.authorizer.pin_gate
+        if not gate.check(number, pin, caller=None, switch=switch, scope=scope):
             return refused
         try:
             card = self.accounts.get_card(number)
@@ -218,8 +225,10 @@ class LazyControl:
     def release(self, auth_id: str, reseller_id: str | None = None) -> None:
         self._get().release(auth_id, reseller_id)
 
-    def card_balance(self, number: str, pin: str, *, switch: str) -> CardBalance:
-        return self._get().card_balance(number, pin, switch=switch)
+    def card_balance(
+        self, number: str, pin: str, *, switch: str, scope: Callable[[str], bool] | None = None
+    ) -> CardBalance:
+        return self._get().card_balance(number, pin, switch=switch, scope=scope)
 
     def account(self, account_id: str) -> AccountView:
         return self._get().account(account_id)

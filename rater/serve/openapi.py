@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 description of the service, served at /openapi.json and checked in as
-docs/openapi.json (tests/unit/test_serve_openapi.py keeps the two equal and every route
+docs/openapi.json (tests/unit/test_serve_parts.py keeps the two equal and every route
 documented). Regenerate the file with `python -m rater.serve.openapi > docs/openapi.json`.
 """
 

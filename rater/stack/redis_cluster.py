@@ -50,7 +50,7 @@ def folder(settings: Settings) -> Path:
 
 
 def nodes_file(settings: Settings) -> Path:
-    """Holds the seed list ('127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3') once the cluster is up."""
+    """Holds the startup nodes ('127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3') once the cluster is up."""
     return folder(settings) / "nodes"
 
 

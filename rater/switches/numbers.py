@@ -59,7 +59,7 @@ def international_prefixes(switch: SwitchSettings) -> tuple[str, ...]:
     return ("00",)
 
 
-def normalise_number(raw: str, switch: SwitchSettings) -> str:
+def normalise_number(raw: str, switch: SwitchSettings) -> str:  # noqa: PLR0912 - docs/DESIGN.md section 2's rules in order, one branch each, as _fast_normalise mirrors them
     """E.164 digits without '+'; NormalisationError naming the value and the reason."""
     text = raw.strip()
     if not text:
@@ -159,14 +159,14 @@ def normalise_many(
     return values, lengths, reasons
 
 
-_DIGITS_HASH = re.compile(r"^\^\\d(?:\{(\d+)(?:,(\d+))?\}|(\+)|(\*))#$")
+_DIGITS_HASH = re.compile(r"\^\\d(?:\{(\d+)(?:,(\d+))?\}|(\+)|(\*))#")
 
 
 def _tech_bounds(tech_prefix: str) -> tuple[int, int]:
     """(min, max) digit count when the tech prefix is 'digits then #' (the default ^\\d{1,6}#,
     also ^\\d{5}#, ^\\d+#): the numba path strips those itself. (0, -1) otherwise: numbers
     with a '#' then take the Python path."""
-    match = _DIGITS_HASH.match(tech_prefix)
+    match = _DIGITS_HASH.fullmatch(tech_prefix)
     if match is None:
         return 0, -1
     low, high, plus, star = match.groups()
@@ -206,7 +206,7 @@ def _one(  # noqa: PLR0917 - a hot helper with positional arguments
 
 
 @njit(cache=True, nogil=True)
-def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0917 - numba: positional arrays
+def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0912, PLR0915, PLR0917 - numba: one nopython loop over positional arrays, whose rules mirror normalise_number
     codes, access_codes, access_lens, trunk, trunk_len, country, country_len, nanp,
     tech_min, tech_max, values, lengths, real_lengths,
 ):  # fmt: skip

@@ -22,10 +22,10 @@ PREFIX_MAX_DIGITS = 15
 #: a range cell like 447400-447409 expands to this many codes at most (a typo guard)
 RANGE_MAX_CODES = 10_000
 
-_MONEY = re.compile(r"^([0-9]*)(?:\.([0-9]*))?$")
+_MONEY = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
 #: ASTPP and FreeSWITCH-style patterns: ^93.*  ^93  93.*  ^93$ (only plain digit prefixes)
-_REGEX_PREFIX = re.compile(r"^\^?\+?([0-9]+)(?:\.\*|\.\+|\*)?\$?$")
-_DMY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+_REGEX_PREFIX = re.compile(r"\^?\+?([0-9]+)(?:\.\*|\.\+|\*)?\$?")
+_DMY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _IMMEDIATE = frozenset({"", "asap", "now", "immediate", "immediately"})
 _TRUE = frozenset({"1", "y", "yes", "true", "x"})
 _FALSE = frozenset({"", "0", "n", "no", "false"})
@@ -40,10 +40,10 @@ def parse_money(text: str) -> int:
     """'0.0123' or '0,0123' -> 12300 micro-units; CellError when negative, not a number or
     more than 6 decimals (trailing zeros beyond the 6th are fine: '0.1000000')."""
     raw = text.strip()
-    match = _MONEY.match(raw)
+    match = _MONEY.fullmatch(raw)
     if match is None:
         raw = _normalise_decimal_comma(raw)
-        match = _MONEY.match(raw)
+        match = _MONEY.fullmatch(raw)
         if match is None:
             if raw.startswith("-"):
                 raise CellError(f"{text!r} is negative")
@@ -96,7 +96,7 @@ def parse_date(text: str) -> datetime | None:
     raw = text.strip()
     if raw.lower() in _IMMEDIATE:
         return None
-    match = _DMY.match(raw)
+    match = _DMY.fullmatch(raw)
     try:
         if match:
             day, month, year, hour, minute, second = match.groups()
@@ -143,7 +143,7 @@ def parse_codes(text: str, notes: list[str] | None = None) -> list[str]:
             raise CellError(f"prefix {raw!r} is longer than {PREFIX_MAX_DIGITS} digits")
         return [raw]
     if raw.startswith("^") or raw.endswith(("*", "$")):
-        match = _REGEX_PREFIX.match(raw)
+        match = _REGEX_PREFIX.fullmatch(raw)
         if match is None:
             raise CellError(f"pattern {raw!r} is not a plain prefix (only ^DIGITS.* is understood)")
         return [_one_code(match[1], raw)]
@@ -157,22 +157,24 @@ def parse_codes(text: str, notes: list[str] | None = None) -> list[str]:
         if "-" in item:
             codes.extend(_expand_range(item))
             continue
-        groups = item.split()
-        if len(groups) > 1:
-            if len(groups[0]) >= 4 and all(
-                len(g) == len(groups[0]) and g.isdigit() for g in groups
-            ):
-                codes.extend(_one_code(g, item) for g in groups)
-                if notes is not None:
-                    notes.append(f"{item!r} read as a list of {len(groups)} codes")
-                continue
-            joined = "".join(groups)
-            if notes is not None:
-                notes.append(f"{item!r} read as the one code {joined.lstrip('+')} (digit groups)")
-            codes.append(_one_code(joined, item))
-            continue
-        codes.append(_one_code(item, item))
+        codes.extend(_spaced_codes(item, notes))
     return codes
+
+
+def _spaced_codes(item: str, notes: list[str] | None) -> list[str]:
+    """One item of a cell: a code, a list of equal-length codes of 4 digits or more separated
+    by spaces, or one code written in digit groups ('336 07' is 33607); the guess noted."""
+    groups = item.split()
+    if len(groups) == 1:
+        return [_one_code(item, item)]
+    if len(groups[0]) >= 4 and all(len(g) == len(groups[0]) and g.isdigit() for g in groups):
+        if notes is not None:
+            notes.append(f"{item!r} read as a list of {len(groups)} codes")
+        return [_one_code(g, item) for g in groups]
+    joined = "".join(groups)
+    if notes is not None:
+        notes.append(f"{item!r} read as the one code {joined.lstrip('+')} (digit groups)")
+    return [_one_code(joined, item)]
 
 
 def _one_code(code: str, shown: str) -> str:

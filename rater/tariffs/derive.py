@@ -1,6 +1,6 @@
-"""Deriving a sell table from a buy table (docs/DESIGN.md section 1, the seed's tip 3).
+"""Deriving a sell table from a buy table (docs/DESIGN.md section 1, the reseller notice's tip 3).
 
-`markup P`: sell = buy x (1 + P/100) (the seed's "40% margin" is `markup 40`);
+`markup P`: sell = buy x (1 + P/100) (the notice's "40% margin" is `markup 40`);
 `margin P`: sell = buy / (1 - P/100), so that P% of the sell price is margin.
 Rates, first-step rates and connect fees are scaled exactly (integer micro-units times a
 Fraction) and rounded UP to the micro-unit, 6 decimals, so the reseller never sells below

@@ -92,6 +92,29 @@ def read_tariff(
     return summary.table
 
 
+def _deck_currency(
+    preamble: list[Line], summary: ImportSummary, currency: str | None, *, strict: bool
+) -> str | None:
+    """The table's currency: `currency`, or the one the deck's letterhead states when None.
+    A stated currency other than the one asked for is a note, or a problem when strict."""
+    stated = _stated_currency(preamble)
+    if stated is None:
+        return currency
+    summary.deck_currency = stated[1]
+    if currency is None:
+        return stated[1]
+    if stated[1] != currency.upper():
+        message = (
+            f"the deck says its currency is {stated[1]}, but the table is in {currency} "
+            f"(import with --currency {stated[1]})"
+        )
+        if strict:
+            summary.problems.append(TariffProblem(stated[0], "", message))
+        else:
+            summary.notes.append(f"line {stated[0]}: {message}")
+    return currency
+
+
 def read_tariff_rows(
     path: Path,
     *,
@@ -120,20 +143,7 @@ def read_tariff_rows(
     summary = ImportSummary(
         source=deck.name, layout=deck.layout.describe(), header_line=deck.layout.header_line
     )
-    stated = _stated_currency(deck.preamble)
-    if stated is not None:
-        summary.deck_currency = stated[1]
-        if currency is None:
-            currency = stated[1]
-        elif stated[1] != currency.upper():
-            message = (
-                f"the deck says its currency is {stated[1]}, but the table is in {currency} "
-                f"(import with --currency {stated[1]})"
-            )
-            if strict_currency:
-                summary.problems.append(TariffProblem(stated[0], "", message))
-            else:
-                summary.notes.append(f"line {stated[0]}: {message}")
+    currency = _deck_currency(deck.preamble, summary, currency, strict=strict_currency)
     try:
         table = TariffTable(
             name=name,
@@ -250,7 +260,8 @@ class _RowReader:
 
     def read(self, line: int, cells: list[str], out: list[TariffRow]) -> None:
         """Append the rows of one line to `out` (several for a list or range of codes; none
-        for a bad line). Written for speed: this runs once per line of a 100,000-line deck."""
+        for a bad line). Written for speed: this runs once per line of a 100,000-line deck,
+        so the common case (a plain code, cached amounts, no extra columns) makes few calls."""
         blank = self.blank
         if len(cells) > blank:
             cells[blank] = ""  # no role reads this column: it becomes the blank cell
@@ -259,80 +270,35 @@ class _RowReader:
         prefix_text = cells[self.i_prefix].strip()
         rate_text = cells[self.i_rate].strip()
         if not prefix_text and not rate_text:
-            if any(c.strip() for c in cells):
-                self.summary.skipped += 1
-                self.summary.notes.append(f"line {line}: skipped, no prefix and no rate")
+            self._empty(line, cells)
             return
         summary = self.summary
         summary.rows_read += 1
-        problems = summary.problems
-        problems_before = len(problems)
+        problems_before = len(summary.problems)
 
         if prefix_text.isdigit() and prefix_text[0] != "0" and len(prefix_text) <= 15:
             codes = [prefix_text]  # the common case, without a call
         else:
             codes = self._codes(line, prefix_text)
-
-        money = self.money_cache
-        rate = money.get(rate_text)
-        if rate is None:
-            rate = self._money(line, Role.RATE, rate_text)
-        first_rate = None
-        text = cells[self.i_first].strip()
-        if text:
-            first_rate = money.get(text)
-            if first_rate is None:
-                first_rate = self._money(line, Role.FIRST_RATE, text)
-        fee: int | None = 0
-        text = cells[self.i_fee].strip()
-        if text:
-            fee = money.get(text)
-            if fee is None:
-                fee = self._money(line, Role.CONNECT_FEE, text)
-        text = cells[self.i_steps].strip()
-        if text:
-            steps = self.steps_cache.get(text) or self._steps_text(line, text)
-        elif self.has_intervals:
-            first, nxt = cells[self.i_min].strip(), cells[self.i_inc].strip()
-            steps = self._intervals(line, first, nxt) if first or nxt else None
-        else:
-            steps = None
+        rate, first_rate, fee = self._amounts(line, cells, rate_text)
+        steps = self._steps_of(line, cells)
         text = cells[self.i_from].strip()
         effective = self._date(line, Role.EFFECTIVE_FROM, text) if text else None
         until = None
         closed = forbidden = False
         if self.has_extras:
             closed, forbidden, until = self._extras(line, cells)
-        if len(problems) > problems_before or rate is None or fee is None:
+        if len(summary.problems) > problems_before or rate is None or fee is None:
             return
         if self.has_extras:
-            if forbidden:
-                summary.skipped += 1
-                summary.notes.append(f"line {line}: forbidden code(s) {prefix_text} not imported")
+            dates = self._closing(
+                line, prefix_text, closed=closed, forbidden=forbidden, effective=effective,
+                until=until,
+            )  # fmt: skip
+            if dates is None:
                 return
-            if closed:
-                if effective is None:
-                    summary.skipped += 1
-                    summary.notes.append(f"line {line}: {prefix_text} closed at once, not imported")
-                    return
-                if until is not None and until != effective:
-                    self._problem(line, Role.EFFECTIVE_TO, "a closed code has one date, not two")
-                    return
-                until, effective = effective, None
-                self.closed += 1
-            if until is not None and effective is not None and until <= effective:
-                self._problem(
-                    line, Role.EFFECTIVE_TO, "the end date is not after the effective date"
-                )
-                return
-
-        if self.combined_destination:
-            parts = (cells[self.i_country], cells[self.i_network], cells[self.i_dest])
-            destination = " - ".join(p.strip() for p in parts if p.strip())
-        else:
-            destination = cells[self.i_dest].strip()
-        destination = uncell(destination)  # an export's formula escape (rater/escape.py)
-        destination = self.destinations.setdefault(destination, destination)
+            effective, until = dates
+        destination = self._destination(cells)
         if first_rate == rate:
             first_rate = None
         seen = self.seen
@@ -351,6 +317,90 @@ class _RowReader:
             out.append(
                 TariffRow(code, destination, rate, fee, steps, first_rate, effective, until, line)
             )
+
+    def _empty(self, line: int, cells: list[str]) -> None:
+        """A line without prefix and rate: skipped, and noted unless it is wholly blank."""
+        if any(c.strip() for c in cells):
+            self.summary.skipped += 1
+            self.summary.notes.append(f"line {line}: skipped, no prefix and no rate")
+
+    def _amounts(
+        self, line: int, cells: list[str], rate_text: str
+    ) -> tuple[int | None, int | None, int | None]:
+        """(rate, first rate, connect fee) of a line; None where a cell is bad (its problem
+        recorded). Each distinct text is parsed once per deck."""
+        money = self.money_cache
+        rate = money.get(rate_text)
+        if rate is None:
+            rate = self._money(line, Role.RATE, rate_text)
+        first_rate = None
+        text = cells[self.i_first].strip()
+        if text:
+            first_rate = money.get(text)
+            if first_rate is None:
+                first_rate = self._money(line, Role.FIRST_RATE, text)
+        fee: int | None = 0
+        text = cells[self.i_fee].strip()
+        if text:
+            fee = money.get(text)
+            if fee is None:
+                fee = self._money(line, Role.CONNECT_FEE, text)
+        return rate, first_rate, fee
+
+    def _steps_of(self, line: int, cells: list[str]) -> Steps | None:
+        """The line's billing steps: a steps cell, or first/next interval columns; None for the
+        table's own."""
+        text = cells[self.i_steps].strip()
+        if text:
+            return self.steps_cache.get(text) or self._steps_text(line, text)
+        if self.has_intervals:
+            first, nxt = cells[self.i_min].strip(), cells[self.i_inc].strip()
+            return self._intervals(line, first, nxt) if first or nxt else None
+        return None
+
+    def _closing(
+        self,
+        line: int,
+        prefix_text: str,
+        *,
+        closed: bool,
+        forbidden: bool,
+        effective: datetime | None,
+        until: datetime | None,
+    ) -> tuple[datetime | None, datetime | None] | None:
+        """(effective, until) of a line with the rarer columns, or None when the line is not
+        imported (forbidden, closed at once) or its dates disagree (a problem recorded). A
+        closed code's one date is its end."""
+        summary = self.summary
+        if forbidden:
+            summary.skipped += 1
+            summary.notes.append(f"line {line}: forbidden code(s) {prefix_text} not imported")
+            return None
+        if closed:
+            if effective is None:
+                summary.skipped += 1
+                summary.notes.append(f"line {line}: {prefix_text} closed at once, not imported")
+                return None
+            if until is not None and until != effective:
+                self._problem(line, Role.EFFECTIVE_TO, "a closed code has one date, not two")
+                return None
+            until, effective = effective, None
+            self.closed += 1
+        if until is not None and effective is not None and until <= effective:
+            self._problem(line, Role.EFFECTIVE_TO, "the end date is not after the effective date")
+            return None
+        return effective, until
+
+    def _destination(self, cells: list[str]) -> str:
+        """The destination's name (country - network - destination when given apart), without
+        an export's formula escape (rater/escape.py), interned."""
+        if self.combined_destination:
+            parts = (cells[self.i_country], cells[self.i_network], cells[self.i_dest])
+            destination = " - ".join(p.strip() for p in parts if p.strip())
+        else:
+            destination = cells[self.i_dest].strip()
+        destination = uncell(destination)
+        return self.destinations.setdefault(destination, destination)
 
     def _codes(self, line: int, text: str) -> list[str]:
         notes: list[str] = []

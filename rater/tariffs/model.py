@@ -13,7 +13,7 @@ from datetime import datetime
 from rater.errors import TariffError
 from rater.money import DECIMALS_MAX, Rounding
 
-_STEPS = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_STEPS = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 
 @dataclass(frozen=True, order=True)
@@ -30,7 +30,7 @@ class Steps:
     @classmethod
     def parse(cls, text: str) -> Steps:
         """'60/60' -> Steps(60, 60); TariffError for anything else."""
-        match = _STEPS.match(text)
+        match = _STEPS.fullmatch(text)
         if not match:
             raise TariffError(f"billing steps {text!r} are not of the form X/Y (e.g. 60/60)")
         return cls(int(match[1]), int(match[2]))

@@ -146,7 +146,8 @@ def test_refusals_name_their_reason(world: tuple[Accounts, Authorizer, str, str]
         authorizer.authorize(account="nobody", callee="31612345678").reason
         is Reason.UNKNOWN_ACCOUNT
     )
-    assert authorizer.authorize(ani="4412345", callee="31612345678").reason is Reason.UNKNOWN_ANI
+    unknown_ani = authorizer.authorize(ani="4412345", callee="31612345678")
+    assert unknown_ani.reason is Reason.ANI_NOT_ACCEPTED
     assert authorizer.authorize(account="C1", callee="441234").reason is Reason.NO_RATE
     assert authorizer.authorize(account="C1", callee="not a number").reason is Reason.BAD_NUMBER
 
@@ -181,7 +182,7 @@ def test_ani_refused_under_threshold_and_disposable_exhausted(
     assert ok.card_number == card
     accounts.adjust("card", card, "-9.01", "spent elsewhere")  # 0.99: under the 1.00 threshold
     refused = authorizer.authorize(ani="31611112222", callee="31612345678")
-    assert refused.reason is Reason.ANI_DISABLED
+    assert refused.reason is Reason.ANI_NOT_ACCEPTED
 
     accounts.create_customer(
         "B1", "Calling card user batch 1", reseller_id="R1", tariff="retail", kind="card_batch"

@@ -1,4 +1,5 @@
-"""The debit script against real Redis: replays, duplicates, the seed's rules, corrections."""
+"""The debit script against real Redis: replays, duplicates, the reseller notice's rules
+(docs/DESIGN.md section 1), corrections."""
 
 from __future__ import annotations
 

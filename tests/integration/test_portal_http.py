@@ -301,3 +301,41 @@ def test_reports_and_their_downloads_escape_formulas(
     book = load_workbook(io.BytesIO(xlsx.content), read_only=True)
     assert next(book.active.iter_rows(values_only=True))[0] == "day"
     assert client.get("/portal/reports/daily.exe").status_code in (303, 404)
+
+
+def test_customer_search_costs_the_same_few_commands_for_any_number_of_customers(
+    client: TestClient, books: Books, redis: Any
+) -> None:
+    """A name search reads an index in a handful of commands, not one HGET per customer
+    (docs/PORTAL.md, "Speed"); it finds ids and names, in any case, and takes `*?[` literally."""
+    for i in range(300):
+        books.accounts.create_customer(
+            f"ra-s{i:03d}", f"Shop {i:03d} [north]*" if i % 100 == 7 else f"Shop {i:03d}",
+            reseller_id="RA", tariff="cards RA",
+        )  # fmt: skip
+    assert login(client, "RA").status_code == 303
+    client.get("/portal/customers?q=warm")  # an index written before this version is built once
+
+    def search(query: str) -> tuple[str, dict[str, int]]:
+        redis.config_resetstat()
+        page = client.get("/portal/customers", params={"q": query})
+        assert page.status_code == 200
+        calls = {
+            k.removeprefix("cmdstat_"): v["calls"] for k, v in redis.info("commandstats").items()
+        }
+        return page.text, calls
+
+    text, calls = search("SHOP 25")  # a name, another case: Shop 250-259
+    # the page's 50 customers are one HGETALL each; nothing more per customer
+    assert calls.get("hget", 0) < 5, calls  # the session's generation
+    assert sum(calls.values()) - calls.get("hgetall", 0) < 30, calls
+    assert all(f"ra-s{i}" in text for i in range(250, 260))
+    assert not any(other in text for other in ("ra-s199", "ra-s260", "rb-"))
+    text, _ = search("ra-s00")
+    assert "ra-s005" in text
+    assert "ra-s015" not in text
+    text, _ = search("[north]*")
+    assert all(f"ra-s{i:03d}" in text for i in (7, 107, 207))
+    assert "ra-s100" not in text
+    text, _ = search("n?rth")
+    assert "ra-s107" not in text

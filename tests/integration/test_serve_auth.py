@@ -104,9 +104,6 @@ def test_resellers_the_switch_does_not_act_for_are_403(
     w.accounts.add_ani(w.other_card, "+31207654321")
     refused = [
         ("POST", "/v1/authorize", {"account": "C2", "callee": CALLEE}),
-        ("POST", "/v1/authorize", {"card": w.other_card, "pin": "0000", "callee": CALLEE}),
-        ("POST", "/v1/authorize", {"ani": "31207654321", "callee": CALLEE}),
-        ("GET", f"/v1/cards/{w.other_card}/balance", None),
         ("GET", "/v1/accounts/C2", None),
     ]
     for method, path, body in refused:
@@ -114,6 +111,27 @@ def test_resellers_the_switch_does_not_act_for_are_403(
             served, method, path, body, token=tok, headers={"X-Card-PIN": "0000"}
         )
         assert (status, answer["error"]["code"]) == (403, "forbidden"), (path, body, answer)
+    # a card or caller number of that reseller answers like one nobody has: a 403 would tell
+    # the switch that it exists (docs/SERVE.md)
+    unknown_card = "8" + "0" * (len(w.other_card) - 1)
+    alike = [
+        (("POST", "/v1/authorize", {"card": w.other_card, "pin": "0000", "callee": CALLEE}),
+         ("POST", "/v1/authorize", {"card": unknown_card, "pin": "0000", "callee": CALLEE})),
+        (("POST", "/v1/authorize", {"ani": "31207654321", "callee": CALLEE}),
+         ("POST", "/v1/authorize", {"ani": "31207659999", "callee": CALLEE})),
+        (("GET", f"/v1/cards/{w.other_card}/balance", None),
+         ("GET", f"/v1/cards/{unknown_card}/balance", None)),
+    ]  # fmt: skip
+    for theirs_ask, nobodys_ask in alike:
+        seen = []
+        for method, path, body in (theirs_ask, nobodys_ask):
+            status, answer, _ = call(
+                served, method, path, body, token=tok, headers={"X-Card-PIN": "0000"}
+            )
+            answer.pop("card", None)  # the number asked about, echoed
+            seen.append((status, answer))
+        assert seen[0] == seen[1], (theirs_ask, seen)
+        assert seen[0][0] == 200
     # nor may it renew or release the other reseller's reservations
     theirs = token(redis, _name(), "R2")
     _, granted, _ = call(served, "POST", "/v1/authorize", {**BODY, "account": "C2"}, token=theirs)

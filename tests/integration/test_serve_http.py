@@ -92,7 +92,7 @@ def test_refusals_are_200_with_the_reason(served: Served, ours: tuple[World, str
          "card_or_pin"),
         ({"card": "80000000", "pin": "1234", "callee": CALLEE}, "card_or_pin"),
         ({"account": "C1", "callee": "+4420000000"}, "no_rate"),
-        ({"ani": "+999123456", "callee": CALLEE}, "unknown_ani"),
+        ({"ani": "+999123456", "callee": CALLEE}, "ani_not_accepted"),
     ]  # fmt: skip
     for body, reason in cases:
         status, answer = _authorize(served, tok, **body)

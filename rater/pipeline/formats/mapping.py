@@ -143,7 +143,7 @@ def _error(text: str, table: str, key: str, message: str) -> ConfigError:
 
 
 @lru_cache(maxsize=64)
-def load(text: str) -> Mapping:
+def load(text: str) -> Mapping:  # noqa: PLR0912 - one check per key of a mapping's TOML, each with its own message
     """Parse and check a mapping's text; ConfigError naming the line of a problem."""
     try:
         doc = tomllib.loads(text)
@@ -195,7 +195,9 @@ def _path(text: str, name: str, path: str, kind: str, columns: tuple[str, ...]) 
     return tuple(path.split("."))
 
 
-def _field(text: str, name: str, spec: object, kind: str, columns: tuple[str, ...]) -> FieldSpec:
+def _field(  # noqa: PLR0912 - one check per option of a field, each with its own message
+    text: str, name: str, spec: object, kind: str, columns: tuple[str, ...]
+) -> FieldSpec:
     if not isinstance(spec, dict):
         raise _error(text, "fields", name, f'{name} must be a table like {{ path = "..." }}')
     unknown = set(spec) - _SPEC_KEYS

@@ -16,8 +16,8 @@ from rater.accounts.cardsheet import (
     export_sheet_bytes,
     issue_sheet_bytes,
 )
+from rater.accounts.expiry import expiry_instant, last_valid_day
 from rater.accounts.pinkeys import PinKeys
-from rater.cli._output import expiry_instant, last_valid_day
 from rater.errors import AccountError, RaterError
 from rater.logs import get_logger
 from rater.portal.pages.customers import _amount

@@ -28,13 +28,8 @@ def _amount(text: str, what: str) -> int:
 
 def customers(ctx: Ctx) -> Response:
     api = ctx.accounts.customers
-    query = ctx.field("q").lower()
-    ids = api.ids(ctx.reseller_id)
-    if query:
-        names = api.names(ctx.reseller_id, ids)
-        ids = [
-            c for c, n in zip(ids, names, strict=True) if query in c.lower() or query in n.lower()
-        ]
+    query = ctx.field("q")
+    ids = api.search(ctx.reseller_id, query) if query else api.ids(ctx.reseller_id)
     page = max(int(ctx.field("page")) if ctx.field("page").isdigit() else 1, 1)
     pages = max((len(ids) + PAGE - 1) // PAGE, 1)
     page = min(page, pages)

@@ -12,13 +12,13 @@ local level, res, id = ARGV[1], ARGV[2], ARGV[3]
 local amount = tonumber(ARGV[4])
 local check, refuse_disp, global = ARGV[5] == '1', ARGV[6] == '1', ARGV[7] == '1'
 local entry, day, expire_at = ARGV[8] or '', ARGV[9] or '0', ARGV[10] or '0'
-local rkey = tagof(res) .. ':res'
+local rkey = K.reseller(res)
 local credit = tonumber(redis.call('HGET', rkey, 'bal') or 'nan')
 if credit ~= credit then return {ADJUST.NOT_FOUND, 0} end
 local applied = K.ledger_applied(res, day)
 local function balance_key()
-  if level == 'r' then return rkey elseif level == 'c' then return tagof(res) .. ':c:' .. id end
-  return tagof(res) .. ':k:' .. id
+  if level == 'r' then return rkey elseif level == 'c' then return K.customer(res, id) end
+  return K.card(res, id)
 end
 if entry ~= '' and redis.call('HEXISTS', applied, entry) == 1 then
   return {ADJUST.ALREADY_APPLIED, tonumber(redis.call('HGET', balance_key(), 'bal') or '0')}
@@ -41,7 +41,7 @@ if level == 'r' then
   record()
   return {ADJUST.APPLIED, bal}
 elseif level == 'c' then
-  local key = tagof(res) .. ':c:' .. id
+  local key = K.customer(res, id)
   local old = tonumber(redis.call('HGET', key, 'bal') or 'nan')
   if old ~= old then return {ADJUST.NOT_FOUND, 0} end
   if check and amount > 0 then
@@ -56,7 +56,7 @@ elseif level == 'c' then
   record()
   return {ADJUST.APPLIED, bal}
 else
-  local key = tagof(res) .. ':k:' .. id
+  local key = K.card(res, id)
   local f = redis.call('HMGET', key, 'bal', 'disp', 'st')
   if not f[1] then return {ADJUST.NOT_FOUND, 0} end
   if amount > 0 and f[2] == '1' and refuse_disp then return {ADJUST.DISPOSABLE, 0} end

@@ -11,12 +11,12 @@
 --         | {3, 0} no card | {4, failures} blocked
 local key = KEYS[1]
 local f = redis.call('HMGET', key, 'pin', 'pinkey', 'pinfail', 'pinlock', 'pinblk')
-if not f[1] then return {3, 0} end
+if not f[1] then return {PIN.NO_CARD, 0} end
 local fails = tonumber(f[3] or '0')
-if f[5] == '1' then return {4, fails} end
+if f[5] == '1' then return {PIN.BLOCKED, fails} end
 local now = tonumber(redis.call('TIME')[1])
 local locked = tonumber(f[4] or '0')
-if locked > now then return {2, locked} end
+if locked > now then return {PIN.LOCKED, locked} end
 
 -- a card written before key ids (no pinkey) is compared under every known key
 local stored, kid = f[1], f[2]
@@ -31,19 +31,19 @@ if right then
   else
     redis.call('HSET', key, 'pinfail', '0', 'pinlock', '0')
   end
-  return {0, rehash and 1 or 0}
+  return {PIN.RIGHT, rehash and 1 or 0}
 end
 
 fails = redis.call('HINCRBY', key, 'pinfail', 1)
 local per = tonumber(ARGV[1])
-if fails % per ~= 0 then return {1, fails} end
+if fails % per ~= 0 then return {PIN.WRONG, fails} end
 local schedule = {}
 for s in string.gmatch(ARGV[2], '%d+') do schedule[#schedule + 1] = tonumber(s) end
 local round = fails / per
 if round > #schedule then
   redis.call('HSET', key, 'pinblk', '1')
-  return {4, fails}
+  return {PIN.BLOCKED, fails}
 end
 local untils = now + schedule[round]
 redis.call('HSET', key, 'pinlock', fmt(untils))
-return {2, untils}
+return {PIN.LOCKED, untils}

@@ -14,10 +14,10 @@ if op == 'undo' then
   local fails = redis.call('HINCRBY', key, 'fail', -1)
   if (fails + 1) % per == 0 then redis.call('HSET', key, 'lock', '0') end
   if fails <= 0 then redis.call('DEL', key) end
-  return {0, fails}
+  return {PIN_GUARD.GO, fails}
 end
 local lock = tonumber(redis.call('HGET', key, 'lock') or '0')
-if lock > now then return {2, lock} end
+if lock > now then return {PIN_GUARD.LOCKED, lock} end
 local fails = redis.call('HINCRBY', key, 'fail', 1)
 local ttl = idle
 if fails % per == 0 then
@@ -28,4 +28,4 @@ if fails % per == 0 then
   ttl = length + idle
 end
 if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
-return {0, fails}
+return {PIN_GUARD.GO, fails}

@@ -25,25 +25,24 @@
 -- global = 1 (one server): the script also keeps the global auth index; on Redis Cluster the
 -- caller does (rater/accounts/reservations.py).
 local op, res = ARGV[1], ARGV[2]
-local tag = tagof(res)
 local now = tonumber(redis.call('TIME')[1])
 
 local function levels_of(cust, card)
-  local levels = {{'r', tag .. ':res', res}, {'c', tag .. ':c:' .. cust, cust}}
-  if card ~= '' then levels[3] = {'k', tag .. ':k:' .. card, card} end
+  local levels = {{'r', K.reseller(res), res}, {'c', K.customer(res, cust), cust}}
+  if card ~= '' then levels[3] = {'k', K.card(res, card), card} end
   return levels
 end
 
 -- {2, level, state} when an account may not call now, else nil and its balance
 local function refusal(level, key, via_ani)
   local f = redis.call('HMGET', key, 'bal', 'st', 'blk', 'exp', 'anion')
-  if not f[1] then return {2, level, 'unknown'} end
-  if f[3] == '1' then return {2, level, 'blocked'} end
-  if f[2] ~= 'active' then return {2, level, f[2]} end
+  if not f[1] then return {RESERVE.REFUSED, level, 'unknown'} end
+  if f[3] == '1' then return {RESERVE.REFUSED, level, 'blocked'} end
+  if f[2] ~= 'active' then return {RESERVE.REFUSED, level, f[2]} end
   if level == 'k' then
     local exp = tonumber(f[4] or '0')
-    if exp > 0 and exp <= now then return {2, level, 'expired'} end
-    if via_ani and f[5] ~= '1' then return {2, level, 'ani_off'} end
+    if exp > 0 and exp <= now then return {RESERVE.REFUSED, level, 'expired'} end
+    if via_ani and f[5] ~= '1' then return {RESERVE.REFUSED, level, 'ani_off'} end
   end
   return nil, tonumber(f[1])
 end
@@ -66,31 +65,31 @@ if op == 'reserve' then
     if bad then return bad end
     local h, z, s = rsv_keys(res, l[1], l[3])
     local held, calls = rsv_live(h, z, s, now)
-    if most[l[1]] and calls >= most[l[1]] then return {3, l[1], calls} end
-    if want[l[1]] > balance - held then return {1, l[1], fmt(balance - held)} end
+    if most[l[1]] and calls >= most[l[1]] then return {RESERVE.TOO_MANY_CALLS, l[1], calls} end
+    if want[l[1]] > balance - held then return {RESERVE.SHORT, l[1], fmt(balance - held)} end
   end
   local expires = now + ttl
   hold(levels, auth, want, expires, true)
-  local record = tag .. ':auth:' .. auth
+  local record = K.auth_record(res, auth)
   redis.call('HSET', record, 'cust', cust, 'card', card, 'ani', ARGV[10], 'num', ARGV[14],
     'at', ARGV[15], 'start', fmt(now), 'exp', fmt(expires), 'secs', ARGV[11],
     'r', fmt(want.r), 'c', fmt(want.c), 'k', fmt(want.k))
   redis.call('EXPIRE', record, ttl + 60)
   if ARGV[16] == '1' then redis.call('SET', K.auth_index(auth), res, 'EX', ttl + 60) end
-  return {0, expires}
+  return {RESERVE.DONE, expires}
 end
 
 if op == 'renew' then
   local auth, ttl, ring = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-  local record = tag .. ':auth:' .. auth
+  local record = K.auth_record(res, auth)
   local rec = redis.call('HMGET', record, 'cust', 'card', 'ani', 'start', 'exp', 'secs')
-  if not rec[1] then return {4, 'unknown'} end
-  if tonumber(rec[5]) <= now then return {4, 'expired'} end
+  if not rec[1] then return {RESERVE.GONE, 'unknown'} end
+  if tonumber(rec[5]) <= now then return {RESERVE.GONE, 'expired'} end
   -- debited (the CDR came) or released
-  if redis.call('HEXISTS', K.reservations(res, 'r', res), auth) == 0 then return {4, 'ended'} end
-  if rec[6] ~= ARGV[7] then return {6, rec[6]} end
+  if redis.call('HEXISTS', K.reservations(res, 'r', res), auth) == 0 then return {RESERVE.GONE, 'ended'} end
+  if rec[6] ~= ARGV[7] then return {RESERVE.CHANGED, rec[6]} end
   local cap = now - tonumber(rec[4]) + ttl - ring
-  if tonumber(ARGV[6]) > cap then return {5, fmt(cap)} end
+  if tonumber(ARGV[6]) > cap then return {RESERVE.OVER_LIFETIME, fmt(cap)} end
   local want = {r = tonumber(ARGV[8]), c = tonumber(ARGV[9]), k = tonumber(ARGV[10])}
   local levels = levels_of(rec[1], rec[2])
   for _, l in ipairs(levels) do
@@ -101,7 +100,7 @@ if op == 'renew' then
     -- what this reservation holds already is its own to keep
     local mine = redis.call('HGET', h, auth)
     if mine then held = held - tonumber(string.match(mine, '^(-?%d+):')) end
-    if want[l[1]] > balance - held then return {1, l[1], fmt(balance - held)} end
+    if want[l[1]] > balance - held then return {RESERVE.SHORT, l[1], fmt(balance - held)} end
   end
   local expires = now + ttl
   hold(levels, auth, want, expires, false)
@@ -109,12 +108,12 @@ if op == 'renew' then
     'r', fmt(want.r), 'c', fmt(want.c), 'k', fmt(want.k))
   redis.call('EXPIRE', record, ttl + 60)
   if ARGV[11] == '1' then redis.call('EXPIRE', K.auth_index(auth), ttl + 60) end
-  return {0, expires}
+  return {RESERVE.DONE, expires}
 end
 
 if op == 'release' then
   local auth = ARGV[3]
-  local record = tag .. ':auth:' .. auth
+  local record = K.auth_record(res, auth)
   local rec = redis.call('HMGET', record, 'cust', 'card')
   local held = rsv_release(res, 'r', res, auth) and 1 or 0
   if rec[1] then
@@ -123,7 +122,7 @@ if op == 'release' then
   end
   redis.call('DEL', record)
   if ARGV[4] == '1' then redis.call('DEL', K.auth_index(auth)) end
-  return {0, held}
+  return {RESERVE.DONE, held}
 end
 
 return redis.error_reply('reserve: unknown operation ' .. tostring(op))
