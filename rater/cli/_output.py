@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from rater.accounts.expiry import expiry_instant, last_valid_day
 from rater.cli.main import settings_of
 from rater.errors import MoneyError, NotFound
 from rater.escape import terminal
@@ -74,20 +75,6 @@ def expiry_date(text: str | None, option: str = "--expires") -> date | None:
     if day < datetime.now(UTC).date():
         raise click.BadParameter(f"{text} is in the past", param_hint=option)
     return day
-
-
-def expiry_instant(day: date | None) -> datetime | None:
-    """Cards are valid through their last day: they expire at the next midnight UTC."""
-    if day is None:
-        return None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-
-
-def last_valid_day(expires: datetime | None) -> date | None:
-    """The inverse of expiry_instant: the last day a card may be used (UTC)."""
-    if expires is None:
-        return None
-    return (expires.astimezone(UTC) - timedelta(microseconds=1)).date()
 
 
 # ---------------------------------------------------------------------------- output
