@@ -226,7 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     unexpected error is printed as well. Everything printed from the error passes through
     rater.escape.terminal."""
     try:
-        cli.main(args=argv, prog_name="rater", standalone_mode=False)
+        # without standalone mode click returns a command's `ctx.exit(N)` status instead of
+        # exiting with it: pass it on, or a failed command would exit 0 to a script
+        status = cli.main(args=argv, prog_name="rater", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -250,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             traceback.print_exc()
         _fail(describe(error))
+    if isinstance(status, int) and not isinstance(status, bool) and status:
+        sys.exit(status)
 
 
 def _fail(message: str, *, lines: bool = False, status: int = 1) -> NoReturn:

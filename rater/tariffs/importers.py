@@ -175,6 +175,8 @@ def read_tariff_rows(
     if bar is not None:
         bar.update(done)
         bar.close()
+    if deck.problems:
+        summary.problems = sorted([*summary.problems, *deck.problems], key=lambda p: p.line)
     # duplicates were refused, so prefixes repeat only across effective dates
     dated = any(key[1] is not None for key in reader.seen)
     summary.prefixes = len({key[0] for key in reader.seen}) if dated else len(rows)

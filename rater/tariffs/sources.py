@@ -34,6 +34,9 @@ class DeckSource:
     lines: Iterator[Line]
     #: the lines above the header (a vendor's letterhead: issue date, currency)
     preamble: list[Line] = field(default_factory=list)
+    #: lines the file's own syntax breaks (a line break inside an unquoted CSV cell), found
+    #: while `lines` is read: reported with the rows' problems, never a crash
+    problems: list[TariffProblem] = field(default_factory=list)
 
 
 def open_deck(path: Path) -> DeckSource:
@@ -84,24 +87,47 @@ def _open_csv(path: Path) -> DeckSource:
     for delimiter in DELIMITERS:
         if delimiter not in head:
             continue
-        layout = find_layout(_csv_lines(head, delimiter))
+        layout = find_layout(_csv_lines(head, delimiter, []))
         if layout is not None:
             lines_in_file = text.count("\n") + (0 if text.endswith("\n") else 1)
             total = lines_in_file - layout.header_line
-            lines = _csv_lines(text, delimiter)
+            problems: list[TariffProblem] = []
+            lines = _csv_lines(text, delimiter, problems)
             preamble = []
             for line, cells in lines:  # up to and including the header
                 if line >= layout.header_line:
                     break
                 preamble.append((line, cells))
-            return DeckSource(path.name, layout, total, lines, preamble)
+            return DeckSource(path.name, layout, total, lines, preamble, problems)
     raise _no_header(path.name)
 
 
-def _csv_lines(text: str, delimiter: str) -> Iterator[Line]:
+def _csv_lines(
+    text: str, delimiter: str, problems: list[TariffProblem] | None = None
+) -> Iterator[Line]:
+    """(line, cells) of each CSV record; a record the csv module cannot read (a carriage return
+    or line feed inside an unquoted cell) is added to `problems` with its line, and reading
+    goes on with the next line, so every such line is reported at once."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            if problems is None:
+                raise
+            problems.append(TariffProblem(reader.line_num, "", _csv_error(error)))
+            continue
         yield reader.line_num, cells
+
+
+def _csv_error(error: csv.Error) -> str:
+    if "new-line character" in str(error):  # the csv module's words suit a programmer
+        return (
+            "a line break or carriage return inside an unquoted cell: quote the cell or remove it"
+        )
+    return f"not a CSV row: {error}"
 
 
 def _open_xlsx(path: Path) -> DeckSource:

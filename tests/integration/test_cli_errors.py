@@ -199,3 +199,21 @@ def test_dlq_show_escapes_what_the_records_hold(settings: Settings) -> None:
     assert "\\x1b[2J\\x1b]0;owned\\x07" in done.stdout
     assert "\\u202e123\\x0d" in done.stdout
     assert "bad JSON near \\x1b[31m" in done.stdout
+
+
+# ---------------------------------------------------------------------------- bad tariff rows
+def test_a_deck_with_bad_rows_names_each_line_and_exits_1(tmp_path: Path) -> None:
+    """Every bad row is reported with its line, nothing is imported, and the exit status says
+    so to a script (a line break inside an unquoted cell is a bad row too, not a fault)."""
+    deck = tmp_path / "deck.csv"
+    deck.write_bytes(
+        b"prefix,destination,rate\n31,Nether\rlands,0.01\n32,Belgium,abc\n33,France,0.02\n"
+    )
+    done = _run(_dead_env(tmp_path), "tariff", "import", str(deck), "--name", "t", "--dry-run")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "fault in rater" not in done.stderr, done.stderr
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    errors = [line.strip() for line in done.stderr.splitlines() if "error:" in line]
+    assert [e.split(":")[1].split(",")[0].strip() for e in errors] == ["line 2", "line 3"]
+    assert "line break or carriage return inside an unquoted cell" in errors[0]
+    assert "nothing imported" in done.stderr
