@@ -49,3 +49,49 @@ def test_dead_letters_are_rated_after_the_switch_is_fixed_and_replayed(
     )
     assert len(rows) == 5
     assert {tuple(r) for r in rows} == {("rated", "49301234567", "Berlin")}
+
+
+def test_every_dead_letter_is_read_from_a_topic_of_many_record_batches(
+    kafka_topics: Settings,
+) -> None:
+    """The local broker answers ListOffsets(latest) with its last record batch's base offset
+    + 1, not the log's end; a reader that stops there misses the rest of that batch."""
+    import asyncio
+
+    from rater import kafka
+    from rater.pipeline import deadletter as dlq
+
+    tag = uuid.uuid4().hex[:6]
+    settings = kafka_topics.replace(topic_dlq=f"{kafka_topics.topic_dlq}-{tag}")
+    batches, per_batch = 6, 50
+
+    async def publish_batches() -> None:
+        await kafka.create_topics(settings, {settings.topic_dlq: 2})
+        producer = kafka.producer(settings, linger_ms=0)
+        await producer.start()
+        try:
+            for b in range(batches):
+                for partition in (0, 1):
+                    batch = producer.create_batch()
+                    for i in range(per_batch):
+                        offset = b * per_batch + i
+                        headers = [("reason", b"bad JSON"), ("topic", b"cdrs"),
+                                   ("topic_id", tag.encode()),
+                                   ("partition", str(partition).encode()),
+                                   ("offset", str(offset).encode())]  # fmt: skip
+                        assert batch.append(
+                            key=None, value=f"{tag}-{partition}-{offset}".encode(),
+                            timestamp=None, headers=headers,
+                        ) is not None  # fmt: skip
+                    batch.close()
+                    await (await producer.send_batch(batch, settings.topic_dlq, partition=partition))
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish_batches())
+    letters = asyncio.run(dlq.read_all(settings))
+    assert len(letters) == 2 * batches * per_batch
+    assert len({letter.identity for letter in letters}) == len(letters)
+    for partition in (0, 1):
+        offsets = [x.dlq_offset for x in letters if x.dlq_partition == partition]
+        assert offsets == list(range(batches * per_batch))
