@@ -10,6 +10,7 @@ progress line every settings.progress_interval_s.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -102,11 +103,11 @@ class Reporter:
         return sum(p.summary.records for p in self.latest.values())
 
     def lag(self) -> int | None:
-        current = self._current()
-        known = [p.lag for p in current if p.lag is not None]
-        if not current or (not known and any(p.partitions for p in current)):
+        """Records left on all workers' partitions; None while any worker's is unknown."""
+        lags = [p.lag for p in self._current()]
+        if not lags or any(lag is None for lag in lags):
             return None
-        return sum(known)
+        return sum(lag for lag in lags if lag is not None)
 
     def _current(self) -> list[Progress]:
         """The latest run of each slot that has not ended."""
@@ -124,7 +125,8 @@ class Reporter:
         now = time.monotonic()
         if not force and now - self.logged_at < self.interval_s:
             return
-        rate = (records - self.logged_records) / max(now - self.logged_at, 1e-9)
+        since, before = (self.started, 0) if force else (self.logged_at, self.logged_records)
+        rate = (records - before) / max(now - since, 1e-9)  # the last line: the whole run's
         eta = lag / rate if lag is not None and rate > 0 else None
         log.info(
             "progress",
@@ -138,9 +140,13 @@ class Reporter:
 
     def _draw(self, records: int, lag: int | None) -> None:
         if self.bar is None:
+            # a terminal that reports no width (a bare pty) would get a line cut to nothing
+            sized = _columns(self.stream) > 0
             self.bar = tqdm(
                 total=None, unit=" CDRs", unit_scale=True, file=self.stream, smoothing=0.1,
-                dynamic_ncols=True, desc="rating", leave=True, mininterval=0.25,
+                dynamic_ncols=sized, ncols=None if sized else 100, nrows=None if sized else 24,
+                desc="rating", leave=True,
+                mininterval=0.25,
             )  # fmt: skip
         bar = self.bar
         bar.total = records + lag if lag is not None else None
@@ -158,3 +164,10 @@ class Reporter:
             self.bar = None
         elif not self.live and self.latest:
             self.show(force=True)
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0

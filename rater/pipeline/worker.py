@@ -476,7 +476,8 @@ class Worker:
             if consumer is not None:
                 lags = consumer.lag()
                 known = [lag for lag in lags.values() if lag is not None]
-                health.lag = sum(known) if known or not lags else None
+                settled = consumer.changed_at > 0 and not consumer.rebalancing
+                health.lag = sum(known) if settled and (known or not lags) else None
                 health.partitions = sorted(consumer.assigned)
                 health.rebalancing_since = (
                     consumer.rebalancing_since if consumer.rebalancing else None
