@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import queue
 import signal
@@ -579,6 +580,9 @@ def worker_main(
     """One worker as the whole of its process: its own loop, metrics port, signal handlers and
     watchdog that may end the process (os._exit) when the worker cannot stop by itself."""
     configure_logging(settings)
+    # the driver logs a traceback at warning level for each connection it cannot open; the
+    # worker's retry line ("ClickHouse unreachable: retrying ...") says it once, in one line
+    logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
     if settings.metrics_port:  # 0: no endpoint (benchmarks, several runs at once)
         metrics.serve(settings.metrics_port + index)
 

@@ -84,7 +84,8 @@ def test_every_dead_letter_is_read_from_a_topic_of_many_record_batches(
                             timestamp=None, headers=headers,
                         ) is not None  # fmt: skip
                     batch.close()
-                    await (await producer.send_batch(batch, settings.topic_dlq, partition=partition))
+                    sent = await producer.send_batch(batch, settings.topic_dlq, partition=partition)
+                    await sent
         finally:
             await producer.stop()
 
