@@ -65,3 +65,26 @@ async def read_to_end(
             raise ServiceUnavailable(
                 f"the broker sent nothing for {idle_timeout_s:.0f} s; not read to the end: {short}"
             )
+
+
+async def high_watermarks(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], *, timeout_s: float = 15.0
+) -> dict[TopicPartition, int]:
+    """Each partition's log end, as a fetch response says it (the partitions are assigned to
+    `consumer`; their positions move to the end). ServiceUnavailable when no fetch response
+    came within timeout_s."""
+    # ListOffsets(latest) lands at or before the true end on the local broker; a fetch from
+    # there brings the high watermark
+    await asyncio.wait_for(consumer.seek_to_end(*partitions), timeout_s)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        await asyncio.wait_for(consumer.getmany(*partitions, timeout_ms=100), timeout_s)
+        highs = {tp: consumer.highwater(tp) for tp in partitions}
+        if all(high is not None for high in highs.values()):
+            return {tp: int(high) for tp, high in highs.items()}
+        if loop.time() > deadline:
+            unknown = ", ".join(
+                f"{tp.topic}[{tp.partition}]" for tp in partitions if highs[tp] is None
+            )
+            raise ServiceUnavailable(f"no fetch response within {timeout_s:.0f} s for {unknown}")

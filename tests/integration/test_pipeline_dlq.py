@@ -96,3 +96,43 @@ def test_every_dead_letter_is_read_from_a_topic_of_many_record_batches(
     for partition in (0, 1):
         offsets = [x.dlq_offset for x in letters if x.dlq_partition == partition]
         assert offsets == list(range(batches * per_batch))
+
+
+def test_the_end_of_a_log_is_the_high_watermark_of_a_fetch_not_end_offsets(
+    kafka_topics: Settings,
+) -> None:
+    """Five batches of 100 records: the log ends at 500, where the local broker's ListOffsets
+    answers 401 (its last batch's base offset + 1)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from rater import kafka
+    from rater.kafka.ends import high_watermarks
+
+    topic = f"{kafka_topics.topic_cdrs}-ends-{uuid.uuid4().hex[:6]}"
+
+    async def scenario() -> dict[TopicPartition, int]:
+        await kafka.create_topics(kafka_topics, {topic: 2})
+        producer = kafka.producer(kafka_topics, linger_ms=0)
+        await producer.start()
+        try:
+            for _ in range(5):
+                batch = producer.create_batch()
+                for i in range(100):
+                    batch.append(key=None, value=str(i).encode(), timestamp=None)
+                batch.close()
+                await (await producer.send_batch(batch, topic, partition=0))
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_topics.kafka_bootstrap)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+            consumer.assign(tps)
+            return await high_watermarks(consumer, tps)
+        finally:
+            await consumer.stop()
+
+    ends = asyncio.run(scenario())
+    assert [ends[tp] for tp in sorted(ends)] == [500, 0]

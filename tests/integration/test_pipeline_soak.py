@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline_world import RESELLER, Workload, make_world, publish, spawn, workload
 
 from rater import kafka
+from rater.kafka import ends
 from rater.pipeline import deadletter as dlq
 from rater.redis import keys
 from rater.redis.connection import RedisLike
@@ -75,15 +76,9 @@ async def _behind(settings: Settings) -> int:
     try:
         tps = [TopicPartition(settings.topic_cdrs, p) for p in range(settings.partitions)]
         consumer.assign(tps)
+        highs = await ends.high_watermarks(consumer, tps)
         committed = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
-        for tp, offset in committed.items():
-            consumer.seek(tp, offset)
-        for _ in range(20):
-            await consumer.getmany(timeout_ms=100)
-            highs = {tp: consumer.highwater(tp) for tp in tps}
-            if all(high is not None for high in highs.values()):
-                return sum(max(0, (highs[tp] or 0) - committed[tp]) for tp in tps)
-        return -1  # no fetch response yet: unknown
+        return sum(max(0, highs[tp] - committed[tp]) for tp in tps)
     finally:
         await consumer.stop()
 
