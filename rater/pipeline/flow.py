@@ -154,6 +154,11 @@ class Pipeline:
         self.topic_id = topic_id
         self.store.forget_all()
 
+    def watermark(self, partition: int) -> int:
+        """Highest offset of a partition whose debit Redis holds (-1: none): where a new owner
+        may have to replay from (docs/DESIGN.md section 3, "Replays")."""
+        return self.debiter.watermark(self.topic_id, partition)
+
     def partitions_revoked(self, partitions: list[int]) -> None:
         """These partitions moved to another worker, which may store them from now on."""
         self.store.forget(partitions)

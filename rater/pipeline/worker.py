@@ -373,10 +373,7 @@ class Worker:
         pipeline = self.pipeline
 
         async def read() -> dict[int, int]:
-            return {
-                p: await asyncio.to_thread(pipeline.debiter.watermark, pipeline.topic_id, p)
-                for p in partitions
-            }
+            return {p: await asyncio.to_thread(pipeline.watermark, p) for p in partitions}
 
         return await self._retrying("read watermarks", read, deadline=deadline)
 

@@ -3,7 +3,7 @@ watchdog's verdicts, which errors are retried, the progress line and the supervi
 
 The pipeline stages here are stand-ins recording calls (rater/pipeline/checkpoint.py needs only
 their order and their results); the services themselves are exercised in
-tests/integration/test_pipeline_liveness.py and test_run_cli.py.
+tests/integration/test_pipeline_liveness.py and test_pipeline_run_cli.py.
 """
 
 from __future__ import annotations
