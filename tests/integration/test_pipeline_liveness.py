@@ -19,7 +19,7 @@ import pytest
 from pipeline_world import cdr, make_world
 
 from rater import kafka
-from rater.pipeline.worker import run_worker
+from rater.pipeline.worker import Worker, run_worker
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
@@ -77,24 +77,27 @@ async def _intrude(settings: Settings, hold_s: float) -> None:
 
 
 class ThreadWorker:
-    """run_worker on a loop of its own in a daemon thread: a worker that hangs fails the test
+    """A Worker on a loop of its own in a daemon thread: a worker that hangs fails the test
     (bounded waits here) instead of hanging it."""
 
-    def __init__(self, settings: Settings, **options: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.loop = asyncio.new_event_loop()
         self.stop_event = asyncio.Event()
+        self.worker = Worker(settings, stop=self.stop_event)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(
-            target=self._run, args=(settings, options), daemon=True, name="worker"
-        )
+        self.thread = threading.Thread(target=self._run, daemon=True, name="worker")
         self.thread.start()
 
-    def _run(self, settings: Settings, options: dict[str, Any]) -> None:
+    def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.loop.run_until_complete(run_worker(settings, stop=self.stop_event, **options))
+            self.loop.run_until_complete(self.worker.run())
         except BaseException as error:
             self.error = error
+
+    def state(self) -> str:
+        """What the worker says about itself, for failure messages."""
+        return repr(self.worker.health)
 
     def stop(self, timeout_s: float) -> bool:
         """Ask the worker to stop; True when it ended within timeout_s."""
@@ -107,8 +110,16 @@ def test_a_worker_keeps_rating_through_rebalances_and_stops_promptly(
     kafka_topics: Settings, redis: RedisLike, ch: Any
 ) -> None:
     # a fetch wait longer than the broker's fetch long-poll (500 ms): the loop is nearly always
-    # inside the fetch when a rebalance starts
-    settings = kafka_topics.replace(**FAST, batch_timeout_ms=1000)
+    # inside the fetch when a rebalance starts. Topics and a group of its own: a worker left
+    # hanging by a failure cannot hold the session's partitions
+    own = uuid.uuid4().hex[:6]
+    settings = kafka_topics.replace(
+        **FAST, batch_timeout_ms=1000, topic_cdrs=f"{kafka_topics.topic_cdrs}-{own}",
+        topic_dlq=f"{kafka_topics.topic_cdrs}-{own}.dlq",
+        topic_meta=f"{kafka_topics.topic_cdrs}-{own}.meta",
+        consumer_group=f"{kafka_topics.consumer_group}-{own}",
+    )  # fmt: skip
+    asyncio.run(kafka.ensure_topics(settings))
     make_world(settings, redis)
     tag = uuid.uuid4().hex[:6]
     sent: list[int] = []
@@ -118,11 +129,13 @@ def test_a_worker_keeps_rating_through_rebalances_and_stops_promptly(
         stop_trickle = asyncio.Event()
         trickle = asyncio.create_task(_trickle(settings, tag, sent, stop_trickle))
         try:
-            assert await _grows(ch, tag, 60), "the worker never stored anything"
+            assert await _grows(ch, tag, 60), f"the worker never stored anything: {worker.state()}"
             for round_ in range(4):
                 await _intrude(settings, hold_s=0.5 + 0.4 * round_)
                 # after each join and leave the worker rates again within a bound
-                assert await _grows(ch, tag, 30), f"no progress after rebalance {round_ + 1}"
+                assert await _grows(ch, tag, 30), (
+                    f"no progress after rebalance {round_ + 1}: {worker.state()}"
+                )
         finally:
             stop_trickle.set()
             await trickle
@@ -132,10 +145,10 @@ def test_a_worker_keeps_rating_through_rebalances_and_stops_promptly(
     finally:
         # a stop request ends the worker within seconds, everything stored committed
         started = time.monotonic()
-        assert worker.stop(15), "the worker did not stop within 15 s of a stop request"
+        assert worker.stop(15), f"the worker did not stop within 15 s: {worker.state()}"
     assert time.monotonic() - started < 15
     assert worker.error is None, repr(worker.error)
     # what was published is stored once: a second worker run finds nothing left to do
     asyncio.run(run_worker(settings, until_idle_s=2.0))
     count, distinct = _stored(ch, tag)
-    assert count == distinct == len(sent)
+    assert count == distinct == len(sent), f"{count} rows, {distinct} distinct, {len(sent)} sent"
