@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -82,9 +83,16 @@ class Reporter:
     """Adds workers' Progress up and shows it (a live line on a terminal, log lines else)."""
 
     def __init__(
-        self, *, interval_s: float, stream: TextIO | None = None, live: bool | None = None
+        self,
+        *,
+        interval_s: float,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        emit: Callable[..., object] | None = None,
     ) -> None:
         self.stream = stream or sys.stderr
+        #: where progress lines go when not live (the log, at info level)
+        self.emit = emit or log.info
         self.live = self.stream.isatty() if live is None else live
         self.interval_s = interval_s
         #: (slot, run) -> latest progress; runs of a slot add up (a restart starts from 0)
@@ -128,7 +136,7 @@ class Reporter:
         since, before = (self.started, 0) if force else (self.logged_at, self.logged_records)
         rate = (records - before) / max(now - since, 1e-9)  # the last line: the whole run's
         eta = lag / rate if lag is not None and rate > 0 else None
-        log.info(
+        self.emit(
             "progress",
             rated=records,
             cdrs_per_s=round(rate),

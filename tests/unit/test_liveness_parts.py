@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis as redis_lib
+import structlog
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
 from clickhouse_driver import errors as ch_errors
 from structlog.testing import capture_logs
@@ -213,14 +216,27 @@ def _watchdog(health: Health, failing: list[str]) -> tuple[Watchdog, list[str]]:
     return watchdog, stopped
 
 
-def test_the_watchdog_stops_a_stalled_worker_only_while_the_services_answer() -> None:
+@pytest.fixture
+def all_logs() -> Iterator[list[dict[str, Any]]]:
+    """Every log event, whatever level an earlier test configured (restored afterwards)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.configure(**saved)
+
+
+def test_the_watchdog_stops_a_stalled_worker_only_while_the_services_answer(
+    all_logs: list[dict[str, Any]],
+) -> None:
     health = Health(tick_at=100.0, progress_at=100.0, step_since=100.0, lag=50, partitions=[0])
     health.tick_at = 170.0
     watchdog, stopped = _watchdog(health, ["ClickHouse"])
-    with capture_logs() as logs:
-        watchdog.check(170.0)
+    watchdog.check(170.0)
     assert stopped == []  # ClickHouse does not answer: the worker is waiting, not stalled
-    assert any("ClickHouse does not answer" in e["event"] for e in logs)
+    assert any("ClickHouse does not answer" in e["event"] for e in all_logs)
 
     watchdog, stopped = _watchdog(health, [])
     health.infra_at, health.infra_what = 150.0, "Redis"
@@ -228,11 +244,11 @@ def test_the_watchdog_stops_a_stalled_worker_only_while_the_services_answer() ->
     assert stopped == []  # it retried Redis 20 s ago: waiting
 
     health.infra_at = 0.0
-    with capture_logs() as logs:
-        watchdog.check(170.0)
+    all_logs.clear()
+    watchdog.check(170.0)
     assert len(stopped) == 1
     assert "lag 50" in stopped[0]
-    errors = [e for e in logs if e["log_level"] == "error"]
+    errors = [e for e in all_logs if e["log_level"] == "error"]
     assert len(errors) == 1
     assert "worker stalled" in errors[0]["event"]
     watchdog.check(171.0)
@@ -244,12 +260,15 @@ def _progress(index: int, records: int, lag: int | None, *, run: int = 0) -> Pro
 
 
 def test_the_progress_line_adds_the_workers_up() -> None:
-    reporter = Reporter(interval_s=0, stream=io.StringIO(), live=False)
-    with capture_logs() as logs:
-        reporter.update(_progress(0, 1000, 400))
-        reporter.update(_progress(1, 500, None))
-        reporter.update(_progress(1, 800, 300))
-    lines = [e for e in logs if e["event"] == "progress"]
+    lines: list[dict[str, Any]] = []
+    reporter = Reporter(
+        interval_s=0, stream=io.StringIO(), live=False,
+        emit=lambda event, **fields: lines.append({"event": event, **fields}),
+    )  # fmt: skip
+    reporter.update(_progress(0, 1000, 400))
+    reporter.update(_progress(1, 500, None))
+    reporter.update(_progress(1, 800, 300))
+    assert [line["event"] for line in lines] == ["progress"] * 3
     assert lines[1]["lag"] == "?"  # one worker's lag unknown: the total is unknown
     last = lines[-1]
     assert last["rated"] == 1800
@@ -258,10 +277,9 @@ def test_the_progress_line_adds_the_workers_up() -> None:
     assert isinstance(last["cdrs_per_s"], int)
     assert last["eta_s"] != "?"
     # a restarted worker's new run adds to what its first run committed
-    with capture_logs() as logs:
-        reporter.update(_progress(1, 50, 250, run=1))
-    assert logs[-1]["rated"] == 1850
-    assert logs[-1]["lag"] == 650
+    reporter.update(_progress(1, 50, 250, run=1))
+    assert lines[-1]["rated"] == 1850
+    assert lines[-1]["lag"] == 650
 
 
 def test_on_a_terminal_the_progress_is_one_live_line() -> None:
