@@ -41,6 +41,8 @@ EXIT_STALLED = 3
 EXIT_FAILED = 1
 
 PROBE_TIMEOUT_S = 10.0
+#: the loop reports every 0.5 s; a report older than this is out of date
+FRESH_S = 3.0
 
 
 @dataclass
@@ -71,8 +73,11 @@ class Health:
     def stall(self, now: float, timeout_s: float) -> str | None:
         """Why the worker is stalled, or None."""
         doing = f"step {self.step!r} for {now - self.step_since:.0f} s"
-        if now - self.tick_at > timeout_s:
-            return f"the event loop has not run for {now - self.tick_at:.0f} s ({doing})"
+        silent = now - self.tick_at
+        if silent > timeout_s:
+            return f"the event loop has not run for {silent:.0f} s ({doing})"
+        if silent > FRESH_S:
+            return None  # what the loop last said is out of date: no verdict from it
         if self.rebalancing_since is not None and now - self.rebalancing_since > timeout_s:
             return f"a rebalance has not finished in {now - self.rebalancing_since:.0f} s ({doing})"
         if self.lag and now - self.progress_at > timeout_s:
