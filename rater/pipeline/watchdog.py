@@ -41,8 +41,6 @@ EXIT_STALLED = 3
 EXIT_FAILED = 1
 
 PROBE_TIMEOUT_S = 10.0
-#: the loop reports every 0.5 s; a report older than this is out of date
-FRESH_S = 3.0
 
 
 @dataclass
@@ -71,19 +69,20 @@ class Health:
             self.step, self.step_since = step, time.monotonic()
 
     def stall(self, now: float, timeout_s: float) -> str | None:
-        """Why the worker is stalled, or None."""
+        """Why the worker is stalled, or None. What the loop reported is judged as of when it
+        reported it (tick_at): a loop that froze right after saying "rebalancing" has a frozen
+        loop, not a rebalance that lasts."""
         doing = f"step {self.step!r} for {now - self.step_since:.0f} s"
         silent = now - self.tick_at
         if silent > timeout_s:
             return f"the event loop has not run for {silent:.0f} s ({doing})"
-        if silent > FRESH_S:
-            return None  # what the loop last said is out of date: no verdict from it
-        if self.rebalancing_since is not None and now - self.rebalancing_since > timeout_s:
-            return f"a rebalance has not finished in {now - self.rebalancing_since:.0f} s ({doing})"
-        if self.lag and now - self.progress_at > timeout_s:
+        if self.rebalancing_since is not None and self.tick_at - self.rebalancing_since > timeout_s:
+            lasted = self.tick_at - self.rebalancing_since
+            return f"a rebalance has not finished in {lasted:.0f} s ({doing})"
+        if self.lag and self.tick_at - self.progress_at > timeout_s:
             return (
                 f"lag {self.lag} on partitions {self.partitions} and nothing committed for "
-                f"{now - self.progress_at:.0f} s ({doing})"
+                f"{self.tick_at - self.progress_at:.0f} s ({doing})"
             )
         return None
 
