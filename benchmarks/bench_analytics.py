@@ -170,9 +170,9 @@ def _rerate(
     store = TariffStore(redis, settings, clickhouse=False)  # type: ignore[arg-type]
     rows = (TariffRow("31", "Netherlands", 20_000), TariffRow("316", "NL Mobile", 60_000))
     table = TariffTable("rr_retail", decimals=4, rounding=Rounding.UP, steps=Steps(1, 1), rows=rows)
-    v1 = store.save(table)
+    v1 = store.save(table, owner="rr")  # the reseller's own sell table
     store.save(replace(table, rows=tuple(replace(r, rate=r.rate * 2) for r in rows)),
-               effective_from=datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
+               effective_from=datetime(2026, 1, 1, tzinfo=UTC), owner="rr")  # fmt: skip
     store.save(replace(table, name="rr_wholesale"))
     accounts = Accounts(settings, redis)  # type: ignore[arg-type]
     accounts.create_reseller("rr", "Bench", credit="1000000", buy_tariff="rr_wholesale")

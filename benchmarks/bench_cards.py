@@ -34,8 +34,6 @@ from rater.accounts.cards import (
     new_card_numbers,
     new_pin,
     new_pins,
-    pin_hash,
-    pin_hashes,
 )
 from rater.accounts.cardsheet import (
     ISSUE_COLUMNS,
@@ -46,6 +44,7 @@ from rater.accounts.cardsheet import (
     write_sheet_openpyxl,
 )
 from rater.accounts.ledger import CardIssues, LedgerEntry, LedgerWriter
+from rater.accounts.pinkeys import PinKeys
 from rater.redis import connection as redis_client
 from rater.settings import Settings
 
@@ -264,17 +263,20 @@ def _create_cards_parts(
 
     numbers = new_card_numbers(settings, n)
     pins = new_pins(settings, n)
+    key = PinKeys.from_settings(settings).current
     parts = [
         ("card numbers", timed(lambda: new_card_numbers(settings, n)),
          timed(lambda: [new_card_number(settings) for _ in range(n)])),
         ("PINs", timed(lambda: new_pins(settings, n)),
          timed(lambda: [new_pin(settings) for _ in range(n)])),
-        ("PIN HMAC-SHA256", timed(lambda: pin_hashes(settings, numbers, pins)),
-         timed(lambda: [pin_hash(settings, a, b) for a, b in zip(numbers, pins, strict=True)])),
+        ("PIN HMAC-SHA256", timed(lambda: key.hmacs(numbers, pins)),
+         timed(lambda: [key.hmac(a, b) for a, b in zip(numbers, pins, strict=True)])),
         ("card_issue ledger rows",
          timed(lambda: CardIssues("r", "c", numbers, 5_000_000, "EUR", "card issued").columns()),
-         timed(lambda: [LedgerEntry("card", "r", "c", number, "card_issue", 5_000_000, "EUR",
-                                    "card issued", "batch", "bench").row() for number in numbers])),
+         timed(lambda: [LedgerEntry(level="card", reseller="r", customer="c", card=number,
+                                    kind="card_issue", amount=5_000_000, currency="EUR",
+                                    reason="card issued", ref="batch", actor="bench").row()
+                        for number in numbers])),
     ]  # fmt: skip
     for name, bulk, single in parts:
         report.measurements.append(

@@ -208,7 +208,7 @@ def dedup_memory(client: Any, debiter: Debiter, records: int) -> tuple[float, fl
         )
     after = int(client.info("memory")["used_memory"])
     bucket = int(client.time()[0]) // debiter.settings.dedup_window_s
-    key = keys.dedup_bucket("", bucket)
+    key = debiter.topology.record_bucket("", bucket)
     usage = int(client.memory_usage(key, samples=0) or 0) / max(1, int(client.hlen(key)))
     return (after - before) / n, usage
 

@@ -1,8 +1,9 @@
 """The debit stage on one Redis node and on the three-node Redis Cluster, same CDRs, same run.
 
-On the cluster each batch is split per reseller slot (rater/redis/cluster.py): one script call
-per reseller, sent in one cluster pipeline so the three nodes work at once, plus the orphan
-look-up in the `{r:}` slot and the partition watermark. The mix is bench_debit's (Zipf-skewed
+On the cluster each batch is split per slot (rater/redis/topology.py): the cross-reseller
+de-duplication claims first (one claim.lua call per claim shard, rater/redis/claims.py), then one
+debit call per reseller slot, each set sent in one cluster pipeline so the three nodes work at
+once, and the partition watermark. The mix is bench_debit's (Zipf-skewed
 customers, a third on cards, unanswered, unknown accounts, resent duplicates) over 12
 resellers, so every node owns some. Balances are checked against a Python sum on both.
 
@@ -140,7 +141,7 @@ def run(ctx: BenchContext) -> BenchReport:
             f"accounts; {one['duplicates']:,} and {three['duplicates']:,} resent CDRs caught). "
             f"Share of the cluster's Redis CPU per node: {shares}. This machine has 2 cores for "
             "three Redis servers, the Python client and everything else, so the wall-clock "
-            "ratio shows the split's overhead (a call per reseller, the orphan look-up, the "
+            "ratio shows the split's overhead (the claims, a call per reseller slot, the "
             "partition watermark) more than the gain; the per-busiest-node rate is what the "
             "split gives when each node has a core of its own.",
         ],

@@ -85,8 +85,10 @@ def run_child(module_name: str, quick: bool, result_path: Path) -> int:
     """Run one module in this (child) process and pickle its report or error to result_path."""
     module = importlib.import_module(f"benchmarks.{module_name}")
     settings = Settings.from_env()
-    PLOTS.mkdir(exist_ok=True)
-    ctx = BenchContext(settings=settings, out_dir=PLOTS, quick=quick)
+    # a quick run's plots go beside its pickled result: benchmarks/plots/ holds the full run's
+    out_dir = result_path.parent / "plots" if quick else PLOTS
+    out_dir.mkdir(exist_ok=True)
+    ctx = BenchContext(settings=settings, out_dir=out_dir, quick=quick)
     payload: dict[str, object]
     try:
         report = module.run(ctx)
@@ -311,18 +313,22 @@ def main(argv: list[str] | None = None) -> int:
         state = "ok" if outcome.report else "FAILED: " + outcome.error.strip().splitlines()[-1]
         print(f"[bench] {name}: {state} ({outcome.seconds:.1f} s)", file=sys.stderr, flush=True)
         outcomes.append(outcome)
+    partial = args.quick or bool(args.only)
+    output = args.output or (None if partial else RESULTS)
+    # only a full run rewrites benchmarks/plots/ (beside RESULTS.md); a partial one puts its
+    # plot beside its own output, or nowhere when it prints
+    plot_dir = PLOTS if not partial else (output.parent / "plots" if output else None)
     with contextlib.suppress(Exception):  # a plot must never cost RESULTS.md its numbers
         from benchmarks import plots  # matplotlib: imported only when a run is over
 
-        summary = plots.stage_summary({o.module: o.report for o in outcomes if o.report}, PLOTS)
+        reports = {o.module: o.report for o in outcomes if o.report}
+        summary = plots.stage_summary(reports, plot_dir) if plot_dir else None
         if summary is not None:
             outcomes.append(Outcome("plots", summary.title, 0.0, report=summary))
     command = "python -m benchmarks" + (
         f" {' '.join(argv or sys.argv[1:])}" if (argv or sys.argv[1:]) else ""
     )
     text = render(outcomes, command, args.quick, settings)
-    partial = args.quick or bool(args.only)
-    output = args.output or (None if partial else RESULTS)
     if output is None:
         print(text)
     else:

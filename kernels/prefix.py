@@ -1,12 +1,15 @@
 """Longest-prefix match against compiled tariff versions, for numba kernels.
 
 The arrays are those of rater.tariffs.compile.CompiledTariffs (its docstring explains the
-layout). A match has three steps, split so a batch kernel can interleave many CDRs:
+layout; kernels/layout.py names the columns). A match has three steps, split so a batch
+kernel can interleave many CDRs:
 
-1. `walk_start`: the version in force, the number in the 18-digit padded space, the root entry;
+1. `walk_start`: the version in force, the number in the PAD_DIGITS-digit padded space (17),
+   the root entry;
 2. `walk_step` per trie level (at most 6 below the root): one dependent array read each;
 3. `row_in_force`: from the longest prefix's node, the latest started row; if that code is
-   closed, not yet started, or longer than the number, the parent (next shorter) prefix.
+   closed, not yet started, or longer than the number, the parent (next shorter) prefix. A
+   short number (fewer than E164_MIN_DIGITS digits) matches only a prefix of its own length.
 
 `match_row` chains them for one number. Helpers take arrays as arguments: callers must be
 compiled with `_nrt=False` (no reference counting), else each call pays atomic
@@ -18,25 +21,27 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-PAD_DIGITS = 17
-LEVELS = 7  # the root (5 digits) and 6 levels of 2 digits
+from kernels.layout import (
+    E164_MIN_DIGITS,
+    LEVELS,
+    NO_NODE,
+    NODE_LEN,
+    NODE_PARENT,
+    NODE_ROW_HI,
+    NODE_ROW_LO,
+    PAD_DIGITS,
+    ROW_FROM,
+    ROW_NODE,
+    ROW_TO,
+)
+
 POW10 = np.array([10**k for k in range(PAD_DIGITS + 1)], dtype=np.int64)
-
-# rater.tariffs.compile NODE_* and ROW_* columns
-NODE_LEN = 0
-NODE_PARENT = 1
-NODE_ROW_LO = 2
-NODE_ROW_HI = 3
-ROW_FROM = 0
-ROW_TO = 1
-ROW_NODE = 7
-
-NO_NODE = -1  # the leaf entry of "no prefix" (leaves are -(code + 2), code 2*node or 2*row+1)
 
 
 @njit(inline="always", cache=True)
 def padded_number(digits, length):  # type: ignore[no-untyped-def]
-    """Digits of `length` digits in the 17-digit padded space; -1 when it cannot be matched."""
+    """Digits of `length` digits in the PAD_DIGITS-digit padded space; -1 when it cannot be
+    matched."""
     if length <= 0 or length > PAD_DIGITS or digits < 0 or digits >= POW10[length]:
         return -1
     return digits * POW10[PAD_DIGITS - length]
@@ -105,11 +110,14 @@ def row_in_force(entry, length, at, node_data, row_data):  # type: ignore[no-unt
     if entry == NO_NODE:
         return -1
     code = -entry - 2
+    short = length < E164_MIN_DIGITS  # matched by its own length only
     if code & 1:  # a prefix with one row: check it without reading the node record
         row = code >> 1
         node_and_length = row_data[row, ROW_NODE]
+        prefix_length = node_and_length & 31
         if (
-            (node_and_length & 31) <= length
+            prefix_length <= length
+            and (prefix_length == length or not short)
             and row_data[row, ROW_FROM] <= at
             and row_data[row, ROW_TO] > at
         ):
@@ -118,7 +126,10 @@ def row_in_force(entry, length, at, node_data, row_data):  # type: ignore[no-unt
     else:
         node = code >> 1
     while node >= 0:
-        if node_data[node, NODE_LEN] <= length:
+        prefix_length = node_data[node, NODE_LEN]
+        if short and prefix_length < length:
+            return -1  # parents are shorter still
+        if prefix_length == length or (prefix_length < length and not short):
             # The latest started row of this prefix; rows are ordered by date.
             row = node_data[node, NODE_ROW_HI] - 1
             row_lo = node_data[node, NODE_ROW_LO]

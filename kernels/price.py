@@ -9,16 +9,14 @@ one division by a literal (60 * unit) rounds it. Never floating point.
 When that product could overflow int64 (rest > the row's safe_rest: a huge rate times a very
 long call) the amount is kept as whole micro-units plus a remainder in 60ths instead, which
 stays inside int64 for every rate and call the compiler and driver accept (MONEY_MAX,
-MAX_BILLSEC in rater.tariffs.compile).
+MAX_BILLSEC in kernels/layout.py).
 """
 
 from __future__ import annotations
 
 from numba import njit
 
-ROUND_UP = 0  # rater.money.Rounding.UP.code
-ROUND_HALF_UP = 1
-ROUND_DOWN = 2
+from kernels.layout import ROUND_DOWN, ROUND_UP
 
 
 @njit(inline="always", cache=True)

@@ -2,7 +2,7 @@
 
 Pure numba over arrays: numbers (int64 digits + int8 length), start times (epoch s), billsec,
 the sell and buy table of each CDR, and the compiled tariff arrays as one tuple in
-CompiledTariffs.kernel_args() order (rater.tariffs.compile). Outputs are written into
+kernels.layout.TARIFF_ARGS order (CompiledTariffs.kernel_args() builds it). Outputs are written into
 preallocated arrays; a CDR with no match gets row -1 and zero billable seconds and money
 (sentinels, never exceptions).
 
@@ -19,7 +19,8 @@ from typing import Any
 
 from numba import njit, prange
 
-from kernels.prefix import LEVELS, padded_number, row_in_force, walk_start, walk_step
+from kernels.layout import LEVELS, ROW_BASE60, ROW_RATE, ROW_ROUND, ROW_SAFE_REST, ROW_STEPS
+from kernels.prefix import padded_number, row_in_force, walk_start, walk_step
 from kernels.price import price_micro
 from kernels.steps import billable_seconds
 
@@ -29,12 +30,6 @@ SCRATCH_ROWS = 3  # padded number, sell entry, buy entry
 #: numba without its reference-counting runtime: the kernels allocate nothing, and helpers
 #: taking arrays then cost nothing per call (with it: ~12 ns of atomic refcounts per call).
 NO_REFCOUNT: dict[str, Any] = {"_nrt": False}
-
-ROW_RATE = 2  # rater.tariffs.compile ROW_* columns
-ROW_BASE60 = 3
-ROW_SAFE_REST = 4
-ROW_STEPS = 5
-ROW_ROUND = 6
 
 
 @njit(inline="always", cache=True)

@@ -1,8 +1,10 @@
-"""`make demo` / `python -m rater.demo [--count N] [--workers N]`: the whole job on the stack.
+"""`make demo` / `python -m rater.demo [--count N] [--workers N] [--clean]`: the whole job on
+the local stack.
 
 1. the local stack up (Kafka protocol broker, Redis, ClickHouse), this run's topics and database;
 2. a buy tariff imported from a CSV deck (every country and mobile prefix), a sell table derived
-   from it (+25%, 30/6) for SIP customers and a calling-card table (+40%, 60/60: the seed's tip 3);
+   from it (+25%, 30/6) for SIP customers and a calling-card table (+40%, 60/60: tip 3 of the
+   reseller notice, docs/DESIGN.md section 1);
 3. a reseller, SIP customers with normal cards, and "Calling card user batch 1" with a batch of
    disposable cards, all through the account API;
 4. N CDRs published by the load generator (some invalid, some resent duplicates), with its
@@ -11,27 +13,37 @@
    balances, outcomes by reason, dead letters, a few rows read back from ClickHouse and the
    reconciliation of every balance.
 
-Each run has its own topics, ClickHouse database and account ids (printed at the end) so the
-numbers are this run's only; the stack keeps running afterwards for exploring.
+The demo keeps to itself: its accounts, tariffs and switch settings live in Redis database
+DEMO_REDIS_DB of the stack's Redis (not the database `rater run`, `rater reconcile` and
+`rater tariff list` use), its CDRs in the ClickHouse database DEMO_DATABASE, its records in
+topics named `cdrs-demo-<run>`. Each run first removes what the previous run left (so repeated
+runs do not pile up); `--clean` removes it and exits; `rater stack down --purge` deletes the
+whole state folder, the demo's data with it. The stack keeps running afterwards for exploring.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import shutil
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse, urlunparse
 
-from rater import clickhouse
+from aiokafka.admin import AIOKafkaAdminClient
+
+from rater import clickhouse, kafka
 from rater import stack as local_stack
 from rater.accounts.api import Accounts
-from rater.accounts.model import CustomerKind
+from rater.accounts.model import Card, Customer, CustomerKind
 from rater.billing.reconcile import reconcile
+from rater.errors import ConfigError, RaterError
 from rater.loadgen.generate import GenerationOptions
 from rater.loadgen.manifest import Manifest
 from rater.loadgen.prefixes import wholesale_table
@@ -43,6 +55,7 @@ from rater.money import from_micro
 from rater.pipeline import deadletter as dead_letters
 from rater.pipeline.worker import WorkerSummary, run_workers
 from rater.redis import connection as redis_client
+from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.derive import derive
 from rater.tariffs.export import write_tariff
@@ -56,6 +69,21 @@ NORMAL_CARDS_PER_HOLDER = 5
 CARD_HOLDERS = 4
 DISPOSABLE_CARDS = 200
 
+#: the demo's Redis database: the last of Redis' 16 default databases, away from the 0 that
+#: rater uses unless told otherwise
+DEMO_REDIS_DB = 15
+#: the demo's ClickHouse database (dropped and created again by every run)
+DEMO_DATABASE = "demo"
+#: topics `cdrs-demo-<run>`, `cdrs-demo-<run>.dlq`, `cdrs-demo-<run>.meta`
+TOPIC_PREFIX = "cdrs-demo-"
+#: set in the demo's Redis database: a database with keys but without it is not the demo's
+#: and is never flushed
+MARKER_KEY = "rater:demo"
+#: ClickHouse databases of demo runs before DEMO_DATABASE existed (demo_<MMDDHHMM><hex4>)
+_OLD_DATABASES = re.compile(r"demo_\d{8}[0-9a-f]{4}")
+
+Echo = Callable[[str], None]
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rater.demo", description=__doc__.split("\n")[0])
@@ -63,38 +91,125 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--invalid", type=float, default=0.002, help="share of invalid records")
     parser.add_argument("--duplicates", type=float, default=0.005, help="share of resends")
+    parser.add_argument(
+        "--clean", action="store_true", help="remove what demo runs left on the stack, and exit"
+    )
     args = parser.parse_args(argv)
-    base = Settings.from_env()
-    tag = time.strftime("%m%d%H%M") + uuid.uuid4().hex[:4]
-    settings = base.replace(
-        topic_cdrs=f"cdrs-demo-{tag}",
-        topic_dlq=f"cdrs-demo-{tag}.dlq",
-        topic_meta=f"cdrs-demo-{tag}.meta",
+    try:
+        return _clean_only(Settings.from_env()) if args.clean else _demo(args)
+    except RaterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def demo_settings(base: Settings, tag: str = "") -> Settings:
+    """The demo's settings on the stack of `base`: its own Redis database, ClickHouse database
+    and topics (this run's `tag`), on the stack's single Redis (never a cluster: a cluster has
+    one database only)."""
+    url = urlparse(base.redis_url)
+    return base.replace(
+        redis_url=urlunparse(url._replace(path=f"/{DEMO_REDIS_DB}")),
+        redis_cluster_nodes="",
+        topic_cdrs=f"{TOPIC_PREFIX}{tag}",
+        topic_dlq=f"{TOPIC_PREFIX}{tag}.dlq",
+        topic_meta=f"{TOPIC_PREFIX}{tag}.meta",
         consumer_group=f"rater-demo-{tag}",
-        clickhouse_database=f"demo_{tag}",
-        workers=args.workers,
+        clickhouse_database=DEMO_DATABASE,
         log_level="WARNING",
     )
-    configure_logging(settings)
-    _title("1. the local stack")
-    local_stack.up(settings, echo=lambda line: print("  " + line))
+
+
+def _clean_only(base: Settings) -> int:
+    removed = clean(demo_settings(base), echo=print)
+    print("nothing of the demo was left" if not removed else "demo data removed")
+    return 0
+
+
+def clean(settings: Settings, echo: Echo) -> list[str]:
+    """Remove every demo run's Redis database, ClickHouse database(s), topics and files;
+    returns what was removed. ConfigError when the demo's Redis database holds data that is
+    not the demo's (then nothing is removed)."""
     redis = redis_client.connect(settings)
+    try:
+        size = redis.dbsize()
+        if size and not redis.exists(MARKER_KEY):
+            raise ConfigError(
+                f"Redis database {DEMO_REDIS_DB} ({settings.redis_url}) holds {size} keys that "
+                f"the demo did not write (no {MARKER_KEY!r} key); the demo does not touch it"
+            )
+        removed = []
+        if size:
+            redis.flushdb()
+            removed.append(f"Redis database {DEMO_REDIS_DB} ({size:,} keys)")
+    finally:
+        redis.close()
+    admin = clickhouse.client(settings, database="default", numpy=False)
+    try:
+        for (name,) in admin.execute("SHOW DATABASES"):
+            if name == DEMO_DATABASE or _OLD_DATABASES.fullmatch(name):
+                admin.execute(f"DROP DATABASE IF EXISTS {name}")
+                removed.append(f"ClickHouse database {name}")
+    finally:
+        admin.disconnect()
+    topics = asyncio.run(_delete_demo_topics(settings))
+    if topics:
+        removed.append(f"{len(topics)} topics {TOPIC_PREFIX}*")
+    files = settings.stack_dir / "demo"
+    if files.is_dir():
+        shutil.rmtree(files)
+        removed.append(f"files in {files}")
+    for line in removed:
+        echo(f"  removed {line}")
+    return removed
+
+
+async def _delete_demo_topics(settings: Settings) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(TOPIC_PREFIX)]
+        if topics:
+            await admin.delete_topics(topics)
+        return topics
+    finally:
+        await admin.close()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    base = Settings.from_env()
+    tag = time.strftime("%m%d%H%M") + uuid.uuid4().hex[:4]
+    settings = demo_settings(base, tag).replace(workers=args.workers)
+    configure_logging(settings)
+    _title("1. the local stack, and the demo's own Redis database, ClickHouse database, topics")
+    # the services, the shared topics and database (what `rater stack up` does)
+    local_stack.up(base.replace(redis_cluster_nodes=""), echo=lambda line: print("  " + line))
+    clean(settings, echo=print)  # what the previous run left
+    redis = redis_client.connect(settings)
+    redis.set(MARKER_KEY, "the demo's database (rater/demo.py); `python -m rater.demo --clean`")
+    asyncio.run(kafka.ensure_topics(settings))
+    clickhouse.migrate(settings)
+    print(f"  Redis database {DEMO_REDIS_DB}, ClickHouse database {DEMO_DATABASE}, topic "
+          f"{settings.topic_cdrs}")  # fmt: skip
     accounts = Accounts(settings, redis, actor="demo")
 
     _title("2. tariffs: import a buy deck, derive sell tables")
     store = TariffStore(redis, settings)
-    buy_name, retail_name, cards_name = f"{tag}-buy", f"{tag}-retail", f"{tag}-cards"
+    buy_name, retail_name, cards_name = "demo-buy", "demo-retail", "demo-cards"
     deck = _write_deck(settings, buy_name)
     started = time.perf_counter()
     buy = store.save(read_tariff(deck, name=buy_name, decimals=6))
     print(f"  imported {deck.name}: {len(buy.rows):,} prefixes as {buy.key} "
           f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
-    retail = store.save(derive(buy, name=retail_name, markup=Decimal(25), steps=Steps(30, 6)))
-    cards_table = store.save(derive(buy, name=cards_name, markup=Decimal(40), steps=Steps(60, 60)))
+    reseller_id = f"demo{tag}"  # the sell tables are the demo reseller's own
+    retail = store.save(
+        derive(buy, name=retail_name, markup=Decimal(25), steps=Steps(30, 6)), owner=reseller_id
+    )
+    cards_table = store.save(
+        derive(buy, name=cards_name, markup=Decimal(40), steps=Steps(60, 60)), owner=reseller_id
+    )
     print(f"  derived {retail.key} (+25% markup, 30/6) and {cards_table.key} (+40%, 60/60)")
 
     _title("3. accounts: a reseller, SIP customers, cards")
-    reseller_id = f"demo{tag}"
     credit = SIP_CUSTOMERS * SIP_BALANCE + DISPOSABLE_CARDS * 10 + 1000
     accounts.create_reseller(reseller_id, "Demo Telecom", credit=str(credit), buy_tariff=buy_name)
     customers = [f"{reseller_id}-c{i + 1:02d}" for i in range(SIP_CUSTOMERS)]
@@ -131,9 +246,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  manifest: {manifest_path}")
 
     _title(f"5. {args.workers} workers rate them")
-    summaries = run_workers(settings, args.workers, until_idle_s=5.0)
-    _report(settings, redis, manifest, summaries, reseller_id)
-    return 0
+    # LIVE LINE: {"progress": sys.stderr.isatty()} here once run_workers takes that option
+    live: dict[str, Any] = {}
+    summaries = run_workers(settings, args.workers, until_idle_s=5.0, **live)
+    ok = _report(settings, redis, manifest, summaries, reseller_id)
+    return 0 if ok else 1
+
+
+def negative_balances_note(customers: Sequence[Customer], cards: Sequence[Card]) -> str:
+    """Why balances ended below zero ("" when none did)."""
+    below = sum(1 for c in customers if c.balance < 0)
+    cards_below = sum(1 for card in cards if card.balance < 0)
+    if not below and not cards_below:
+        return ""
+    return (
+        f"{below} of {len(customers)} customers and {cards_below} of {len(cards)} cards ended "
+        "below zero. The load generator publishes CDRs of calls nobody authorized: a switch "
+        "asks `rater authorize` before a call and is refused once the money is gone, and these "
+        "calls were never asked about. A call that happened is debited all the same "
+        "(docs/DESIGN.md section 4), so the balance goes below zero and the account is blocked "
+        "for new calls."
+    )
 
 
 def _write_deck(settings: Settings, name: str) -> Path:
@@ -150,11 +283,11 @@ def _title(text: str) -> None:
 
 def _report(
     settings: Settings,
-    redis: Any,
+    redis: RedisLike,
     manifest: Manifest,
     summaries: list[WorkerSummary],
     reseller_id: str,
-) -> None:
+) -> bool:
     records = sum(s.records for s in summaries)
     span = max(s.last_at for s in summaries) - min(s.first_at for s in summaries if s.first_at)
     print(f"  {records:,} records in {span:.1f} s: {records / span:,.0f} CDRs/s end to end "
@@ -209,12 +342,17 @@ def _report(
     accounts = Accounts(settings, redis)
     reseller = accounts.get_reseller(reseller_id)
     print(f"  reseller {reseller_id}: credit {reseller.credit_str} EUR ({reseller.status})")
-    for customer in accounts.list_customers(reseller_id)[:8]:
+    customers = accounts.list_customers(reseller_id)
+    for customer in customers[:8]:
         print(
             f"  customer {customer.customer_id:<24} {customer.balance_str:>16} EUR  "
             f"{customer.status}"
         )
     print("  ...")
+    cards = [card for c in customers for card in accounts.list_cards(c.customer_id)]
+    note = negative_balances_note(customers, cards)
+    if note:
+        print(f"  {note}")
 
     _title("outcomes by reason")
     counted: dict[tuple[str, str], int] = {}
@@ -260,7 +398,11 @@ def _report(
     for check in bad[:10]:
         print("  " + "  ".join(check.row()))
     print(f"\n{'ALL TOTALS EQUAL THE MANIFEST' if ok else 'SOME TOTALS DIFFER'}; this run's data: "
-          f"database {settings.clickhouse_database}, topic {settings.topic_cdrs}")  # fmt: skip
+          f"Redis database {DEMO_REDIS_DB}, ClickHouse database {settings.clickhouse_database}, "
+          f"topic {settings.topic_cdrs}. `rater reconcile`, `rater tariff list` and `rater run` "
+          f"do not see it; the next run replaces it; `python -m rater.demo --clean` removes "
+          f"it.")  # fmt: skip
+    return ok
 
 
 if __name__ == "__main__":

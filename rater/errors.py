@@ -98,6 +98,10 @@ class AuthorizationError(AccountError):
     """A switch's authorization request is malformed (a refusal is a result, not an error)."""
 
 
+class KeyNameError(RaterError):
+    """A Redis key cannot be built from these values (docs/REDIS_KEYS.md)."""
+
+
 class DebitError(RaterError):
     """A debit batch is malformed (mismatched array lengths, offsets not ascending, ...)."""
 

@@ -1,7 +1,7 @@
-"""Card numbers (prefix + random digits + Luhn check digit) and PINs (secrets, HMAC-SHA256).
+"""Card numbers (prefix + random digits + Luhn check digit) and PINs (random digits).
 
-A clear PIN exists only in the CardBatch returned at creation; Redis keeps HMAC-SHA256(pin)
-keyed with settings.pin_secret, so a copy of the database does not reveal PINs.
+A clear PIN exists only in the CardBatch returned at creation; Redis keeps its HMAC under the
+current PIN key (rater/accounts/pinkeys.py), so a copy of the database does not reveal PINs.
 
 Batches draw their digits in bulk (`new_card_numbers`, `new_pins`): one `secrets.token_bytes`
 call per round, turned into uniform decimal values by rejection sampling (no modulo bias), and
@@ -11,8 +11,6 @@ second instead of the ~10 s that one `secrets.randbelow(10)` per digit took.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from collections.abc import Sequence
 
@@ -83,21 +81,6 @@ def new_card_numbers(
 def new_pins(settings: Settings, count: int) -> list[str]:
     """`count` PINs of settings.pin_length uniform random digits (repeats allowed)."""
     return random_digit_strings(count, _check_pin_length(settings))
-
-
-def pin_hash(settings: Settings, number: str, pin: str) -> str:
-    """HMAC-SHA256 of 'number:pin' with the server secret (the number salts equal PINs apart)."""
-    key = str(settings.pin_secret).encode()
-    return hmac.new(key, f"{number}:{pin}".encode(), hashlib.sha256).hexdigest()
-
-
-def pin_hashes(settings: Settings, numbers: Sequence[str], pins: Sequence[str]) -> list[str]:
-    """pin_hash for many cards: the one-shot C HMAC (hmac.digest), same digests."""
-    key = str(settings.pin_secret).encode()
-    digest = hmac.digest
-    return [
-        digest(key, f"{n}:{p}".encode(), "sha256").hex() for n, p in zip(numbers, pins, strict=True)
-    ]
 
 
 def random_digit_strings(count: int, width: int) -> list[str]:

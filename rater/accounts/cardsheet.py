@@ -11,7 +11,9 @@ Two sheets exist:
 Both are formatted for printing: a bold header row that stays frozen on screen and repeats on
 every printed page, column widths that fit the content, landscape pages fitted to one page
 wide, and card numbers and PINs as text cells (number format ``@``) so leading zeros survive a
-round trip through Excel or LibreOffice.
+round trip through Excel or LibreOffice. Every text cell goes through rater.escape.cell, so a
+tariff or batch named like a formula ("=2+3") is shown as text, never run; read_sheet undoes
+the escape.
 
 Speed. openpyxl spends about 25 us per cell serialising through its cell objects, so 100,000
 cards x 7 columns take 12-25 s even in write-only mode (benchmarks/bench_cards.py measures it).
@@ -36,7 +38,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
 
 from openpyxl import Workbook, load_workbook
@@ -46,6 +48,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 
 from rater.errors import CardSheetError, MoneyError
+from rater.escape import cell as safe_cell
+from rater.escape import uncell
 from rater.money import MICRO, to_micro
 
 SHEET_TITLE = "Cards"
@@ -194,6 +198,35 @@ def write_export_sheet(
     )
 
 
+def issue_sheet_bytes(batch: BatchInfo, cards: Sequence[IssuedRow]) -> bytes:
+    """The issue sheet (with PINs) in memory, for a download that is never stored (the
+    portal's answer to creating a batch)."""
+    return sheet_bytes(
+        ISSUE_COLUMNS, _constants(batch), ((card.number, card.pin) for card in cards),
+        len(cards), _title(batch, "issue"),
+    )  # fmt: skip
+
+
+def export_sheet_bytes(batch: BatchInfo, cards: Sequence[ExportRow]) -> bytes:
+    """The export sheet (no PINs) in memory."""
+    rows = ((card.number, card.balance, card.status) for card in cards)
+    return sheet_bytes(EXPORT_COLUMNS, _constants(batch), rows, len(cards), _title(batch, "export"))
+
+
+def sheet_bytes(
+    columns: Sequence[Column],
+    constants: dict[str, Any],
+    rows: Iterable[tuple[Any, ...]],
+    count: int,
+    title: str,
+) -> bytes:
+    """write_sheet's workbook as bytes, written nowhere."""
+    frame = _frame(columns, constants, _widths(columns, constants), count, title)
+    buffer = io.BytesIO()
+    _splice(frame, rows, count, buffer, None)
+    return buffer.getvalue()
+
+
 def _constants(batch: BatchInfo) -> dict[str, Any]:
     return {
         "Value": batch.value,
@@ -280,7 +313,10 @@ def _row_values(
     given = iter(values)
     for i, col in enumerate(columns):
         raw = next(given) if i in per_card else constants[col.header]
-        full.append(_money_decimal(raw) if col.kind is Kind.MONEY else raw)
+        if col.kind is Kind.MONEY:
+            full.append(_money_decimal(raw))
+        else:
+            full.append(safe_cell(raw) if col.kind is Kind.TEXT else raw)
     return full
 
 
@@ -297,7 +333,7 @@ def _widths(columns: Sequence[Column], constants: dict[str, Any]) -> list[int]:
     widths = []
     for col in columns:
         width = max(col.width, len(col.header) + 2)
-        value = constants.get(col.header)
+        value = safe_cell(constants.get(col.header))
         if isinstance(value, str):
             width = max(width, min(len(value) + 2, 80))
         widths.append(width)
@@ -400,6 +436,8 @@ def _frame(
             value = constants[col.header]
             if col.kind is Kind.MONEY:
                 value = _money_decimal(value)
+            elif col.kind is Kind.TEXT:
+                value = safe_cell(value)
         cell = WriteOnlyCell(ws, value)
         cell.number_format = styles[col.kind]
         cells.append(cell)
@@ -436,7 +474,7 @@ def _splice(
     frame: _Frame,
     rows: Iterable[tuple[Any, ...]],
     count: int,
-    out: io.BufferedWriter,
+    out: BinaryIO,
     progress: Progress | None,
 ) -> None:
     """Copy the frame's parts into `out`, with the template row repeated once per card."""
@@ -476,7 +514,7 @@ def _renderers(kinds: tuple[Kind, ...]) -> list[Callable[[Any], str]]:
     def text(value: Any) -> str:
         if not isinstance(value, str):
             raise CardSheetError(f"card value {value!r} is not text")
-        return escape(value)
+        return escape(safe_cell(value))
 
     def money(value: Any) -> str:
         return _money_text(value)
@@ -592,7 +630,7 @@ def _text_cell(value: Any, where: str, *, digits: bool = False) -> str:
         raise CardSheetError(f"{where}: expected text, found {value!r}")
     if digits and not value.isdigit():
         raise CardSheetError(f"{where}: expected digits only, found {value!r}")
-    return value
+    return uncell(value)
 
 
 def _money_cell(value: Any, where: str) -> int:

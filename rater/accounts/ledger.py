@@ -20,12 +20,13 @@ from clickhouse_driver import errors as ch_errors
 
 from rater import clickhouse
 from rater.logs import get_logger
+from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 
 log = get_logger(__name__)
 
-PENDING = "ledger:pending"
+PENDING = keys.LEDGER_PENDING
 COLUMNS = (
     "entry_id",
     "ts",
@@ -42,8 +43,10 @@ COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
+    """One balance change; keyword arguments only (nine positional strings were easy to swap)."""
+
     level: str  # reseller | customer | card
     reseller: str
     customer: str

@@ -1,5 +1,9 @@
 """Per-CDR account look-up for the pipeline: account / card -> customer, reseller, tariffs.
 
+Account and card names come from CDRs, so they reach keys only in key form (rater/redis/keys.py
+`name`): an account named `generation` or `{r:R1}` is looked up under a key of its own, in the
+slot its own text hashes to.
+
 Answers are cached in a dict per process. Every Accounts change that affects them bumps the
 Redis counter `accounts:generation`; `resolve` reads it once per batch and drops the cache when
 it moved, so a new customer or card is seen by the next batch without a restart.
@@ -13,10 +17,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from redis.cluster import RedisCluster
 
+from rater.reasons import Kind, Reason, quote
 from rater.redis import keys
 from rater.redis.connection import RedisLike
+from rater.redis.topology import Topology, topology_of
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Resolved:
     """One entry per CDR; unknown ones have known False, a reason and '' elsewhere."""
 
     known: npt.NDArray[np.bool_]
-    reason: list[str]
+    reason: list[Reason | None]
     customer_id: list[str]
     card_number: list[str]  # '' when the CDR names no card
     reseller_id: list[str]
@@ -44,8 +49,11 @@ class Resolved:
 class AccountLookup:
     """Resolves CDR accounts and cards; see the module doc for caching."""
 
-    def __init__(self, redis_client: RedisLike) -> None:
-        self.redis: Any = redis_client  # bytes replies (redis-py's stubs say bytes | str)
+    def __init__(self, redis_client: RedisLike | Topology) -> None:
+        self.topology = (
+            redis_client if isinstance(redis_client, Topology) else topology_of(redis_client)
+        )
+        self.redis: Any = self.topology.client  # bytes replies (redis-py's stubs: bytes | str)
         self._generation: bytes | None = None
         self._customers: dict[str, _Customer | None] = {}
         self._cards: dict[str, str | None] = {}  # card number -> customer id
@@ -65,20 +73,24 @@ class AccountLookup:
         n = len(accounts)
         out = Resolved(np.zeros(n, dtype=np.bool_), [], [], [], [], [], [], [])
         for i, (account, card) in enumerate(zip(accounts, cards, strict=True)):
-            reason = ""
+            reason: Reason | None = None
             customer_id = account
             if card:
                 owner = self._cards.get(card)
                 if owner is None:
-                    reason = f"unknown card {card}"
+                    reason = Reason(Kind.UNKNOWN_CARD, quote(card))
                 elif account and owner != account:
-                    reason = f"card {card} belongs to customer {owner}, not {account}"
+                    reason = Reason(
+                        Kind.FOREIGN_CARD,
+                        f"card {quote(card)} of customer {quote(owner)}, not {quote(account)}",
+                    )
                 else:
                     customer_id = owner
             info = self._customers.get(customer_id) if customer_id else None
-            if not reason and info is None:
-                reason = f"unknown account {account!r}" if account else "no account"
-            if reason or info is None:
+            if reason is None and info is None:
+                missing = Reason(Kind.UNKNOWN_ACCOUNT, quote(account))
+                reason = missing if account else Reason(Kind.NO_ACCOUNT)
+            if reason is not None or info is None:
                 out.reason.append(reason)
                 for column in (
                     out.customer_id,
@@ -91,7 +103,7 @@ class AccountLookup:
                     column.append("")
                 continue
             out.known[i] = True
-            out.reason.append("")
+            out.reason.append(None)
             out.customer_id.append(customer_id)
             out.card_number.append(card)
             out.reseller_id.append(info.reseller_id)
@@ -100,17 +112,11 @@ class AccountLookup:
             out.currency.append(info.currency)
         return out
 
-    def _mget(self, names: list[str]) -> list[Any]:
-        """MGET; on Redis Cluster one per slot (global look-ups live in many slots)."""
-        if isinstance(self.redis, RedisCluster):
-            return list(self.redis.mget_nonatomic(names))
-        return list(self.redis.mget(names))
-
     def _fetch_cards(self, numbers: set[str]) -> None:
         if not numbers:
             return
         ordered = sorted(numbers)
-        owners = self._mget([keys.card_index(n) for n in ordered])
+        owners = self.topology.mget([keys.card_index(n) for n in ordered])
         for number, owner in zip(ordered, owners, strict=True):
             self._cards[number] = owner.decode().split(":", 1)[1] if owner is not None else None
 
@@ -118,7 +124,7 @@ class AccountLookup:
         if not customer_ids:
             return
         ordered = sorted(customer_ids)
-        resellers = self._mget([keys.account_index(c) for c in ordered])
+        resellers = self.topology.mget([keys.account_index(c) for c in ordered])
         pipe = self.redis.pipeline(transaction=False)
         found: list[tuple[str, str]] = []
         for customer_id, raw in zip(ordered, resellers, strict=True):

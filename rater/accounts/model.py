@@ -132,8 +132,10 @@ class Card:
     expires: datetime | None
     batch_id: str
     anis: tuple[str, ...]
-    pin_failures: int
-    locked_until: datetime | None
+    pin_failures: int  # wrong PINs since the last right one
+    locked_until: datetime | None  # PIN locked until then (even the right PIN is refused)
+    pin_blocked: bool = False  # too many wrong PINs: only `rater card unblock` lifts it
+    pin_key: str = ""  # id of the key its PIN's HMAC was made with ('' before key ids)
 
     @property
     def status(self) -> str:
@@ -148,6 +150,12 @@ class Card:
 
     def locked(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
+
+    def pin_state(self, now: datetime) -> str:
+        """ok | locked | blocked (by wrong PINs; an operator's block is `blocked`)."""
+        if self.pin_blocked:
+            return "blocked"
+        return "locked" if self.locked(now) else "ok"
 
     @classmethod
     def from_hash(cls, number: str, fields: dict[bytes, bytes], anis: tuple[str, ...]) -> Card:
@@ -166,6 +174,8 @@ class Card:
             anis=anis,
             pin_failures=_int(fields, "pinfail"),
             locked_until=_epoch(_int(fields, "pinlock")),
+            pin_blocked=_int(fields, "pinblk") == 1,
+            pin_key=_text(fields, "pinkey"),
         )
 
 
@@ -200,3 +210,34 @@ class Coverage:
     card_value_issued: int  # balances of normal cards: limits inside customer balances, shown only
     covered: bool
     shortfall: int  # customers_total - credit when not covered, else 0
+
+    @classmethod
+    def of(cls, reseller: Reseller, customers: list[Customer], card_value: int) -> Coverage:
+        """The rule: the credit covers the sum of the customers' positive balances; the value
+        on normal cards (limits inside those balances) is shown, not added."""
+        return cls.of_total(reseller, sum(max(c.balance, 0) for c in customers), card_value)
+
+    @classmethod
+    def of_total(cls, reseller: Reseller, total: int, card_value: int) -> Coverage:
+        """The same from the sum itself (rater/redis/lua/standing.lua computes it)."""
+        covered = reseller.credit >= total
+        return cls(
+            reseller_id=reseller.reseller_id,
+            credit=reseller.credit,
+            customers_total=total,
+            card_value_issued=card_value,
+            covered=covered,
+            shortfall=0 if covered else total - reseller.credit,
+        )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A reseller's credit and coverage with its customers at or below zero (tip 2), read in
+    one script call (Resellers.standing)."""
+
+    reseller: Reseller
+    coverage: Coverage  # card_value_issued 0: the cards are not read here
+    customers: int
+    stopped: int  # customers at or below zero
+    lowest: tuple[tuple[str, int], ...]  # (customer id, balance) of the lowest of those

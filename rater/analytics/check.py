@@ -1,4 +1,5 @@
-"""`rater db check`: compare every summary table with the base table, group by group.
+"""`rater db check`: compare every summary table with the base table, group by group, and list
+every CDR whose rows do not net to one live copy.
 
 The comparison runs inside ClickHouse (one UNION ALL of the base aggregate and the summary's
 sums, grouped by the summary key), so only groups that differ travel back. A group missing on
@@ -109,3 +110,36 @@ def check(ch: Executor, first: date | None = None, last: date | None = None) -> 
     for summary in SUMMARIES:
         found.extend(check_summary(ch, summary, first, last))
     return found
+
+
+@dataclass(frozen=True)
+class Unbalanced:
+    """A CDR whose rows' signs do not sum to 1: stored twice (charged twice), or cancelled
+    without a new revision."""
+
+    switch: str
+    cdr_id: str
+    net: int
+    copies: int
+    """distinct message identities (topic_id, partition, offset) holding the CDR."""
+
+    def __str__(self) -> str:
+        return (
+            f"rated_cdrs [switch={self.switch} cdr_id={self.cdr_id}] net sign {self.net} "
+            f"over {self.copies} stored cop{'y' if self.copies == 1 else 'ies'}"
+        )
+
+
+def unbalanced(ch: Executor, limit: int = 1000) -> list[Unbalanced]:
+    """CDRs whose signs sum to anything but 1 (at most `limit`, the first by switch and id).
+
+    Each stored copy is its own sort key (migration 050), so merges never hide a second copy.
+    """
+    rows = ch.rows(
+        "SELECT switch, cdr_id, toInt64(sum(sign)) AS net_sign,"
+        " uniqExact(topic_id, partition, offset) AS copies"
+        " FROM rated_cdrs GROUP BY switch, cdr_id HAVING net_sign != 1"
+        " ORDER BY switch, cdr_id LIMIT %(limit)s",
+        {"limit": limit},
+    )
+    return [Unbalanced(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]

@@ -184,6 +184,34 @@ class Reports:
         )
         return self._report("Margin by customer", labels, raw, scope)
 
+    # ------------------------------------------------------------------------ ledger
+    HISTORY_COLS = (
+        Col("time", "Time (UTC)", Kind.TEXT),
+        Col("kind", "Kind", Kind.TEXT),
+        Col("card", "Card", Kind.TEXT),
+        Col("amount", "Amount", Kind.MONEY),
+        Col("reason", "Reason", Kind.TEXT),
+        Col("by", "By", Kind.TEXT),
+    )
+
+    def history(self, reseller: str, customer: str, limit: int = 100) -> Report:
+        """The latest changes of one customer's balance, newest first, from the ledger: top-ups,
+        corrections, batch funding, and calls summed per day (one line a day, not a call)."""
+        rows = self.ch.rows(
+            "SELECT toString(max(ts)), kind, '' AS card, toInt64(sum(amount)), "
+            "if(kind = 'call', concat('calls of ', toString(toDate(ts)), ': ', "
+            "toString(count())), any(reason)) AS why, any(actor) FROM ledger "
+            "WHERE level = 'customer' AND reseller = %(r)s AND customer = %(c)s "
+            "GROUP BY kind, if(kind = 'call', toString(toDate(ts)), entry_id), "
+            "if(kind = 'call', '', toString(ts)) "
+            "ORDER BY max(ts) DESC LIMIT %(n)s",
+            {"r": reseller, "c": customer, "n": limit},
+        )
+        return Report(
+            f"Balance history of customer {customer}", self.HISTORY_COLS,
+            [tuple(r) for r in rows], None, [] if rows else ["no balance changes yet"],
+        )  # fmt: skip
+
     # ------------------------------------------------------------------------ cards
     CARD_COLS = (
         Col("card", "Card", Kind.TEXT),

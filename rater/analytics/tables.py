@@ -3,7 +3,9 @@
 Values stay exact until rendered: money is integer micro-units, ratios are Decimals. Money is
 written as a decimal string with every significant digit (at least two decimals), so a CSV
 sums to the cent and to the micro-unit; XLSX cells are numbers (analysts sum them) written
-from Decimals, with a number format.
+from Decimals, with a number format. Every CSV and XLSX cell goes through rater.escape.cell:
+a destination or customer named like a formula is written as text, never run. The terminal
+table shows control characters as visible escapes (rater.escape.terminal).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from rater.escape import cell as safe_cell
+from rater.escape import terminal
 from rater.money import MICRO
 
 
@@ -116,7 +120,8 @@ def to_text(report: Report) -> str:
             if value is not None and i in places:
                 cells.append(money_text(value, places[i]))
             else:
-                cells.append(cell_text(value, col.kind, terminal=True))
+                # a destination or card from the data may hold escape sequences: shown, not sent
+                cells.append(terminal(cell_text(value, col.kind, terminal=True)))
         return cells
 
     body = [show(row) for row in report.rows]
@@ -138,14 +143,14 @@ def to_text(report: Report) -> str:
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    out = [report.title, "", fmt(header), rule]
+    out = [terminal(report.title), "", fmt(header), rule]
     out.extend(fmt(line) for line in body)
     if not body:
         out.append("(no data)")
     if total:
         out.append(rule)
         out.append(fmt(total))
-    out.extend(report.notes)
+    out.extend(terminal(note, newlines=True) for note in report.notes)
     return "\n".join(out) + "\n"
 
 
@@ -156,7 +161,7 @@ def write_csv(report: Report, path: Path) -> None:
         for row in report.rows:
             writer.writerow(
                 [
-                    cell_text(v, c.kind, terminal=False)
+                    safe_cell(cell_text(v, c.kind, terminal=False))
                     for v, c in zip(row, report.columns, strict=True)
                 ]
             )
@@ -190,7 +195,7 @@ def write_xlsx(report: Report, path: Path) -> None:
             elif col.kind is Kind.MONEY:
                 values.append(Decimal(int(value)) / MICRO)
             else:
-                values.append(value)
+                values.append(safe_cell(value))
         sheet.append(values)
     for index, col in enumerate(report.columns, start=1):
         fmt = _XLSX_FORMATS.get(col.kind)

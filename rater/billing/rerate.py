@@ -48,10 +48,14 @@ from rater.analytics.summaries import base_days
 from rater.billing.audit import AuditRow, already_audited, write_audit
 from rater.billing.rows import Row, insert_rows, select_live_between
 from rater.clickhouse.executor import Executor
+from rater.clock import Clock
 from rater.errors import RerateError
 from rater.logs import get_logger
 from rater.pipeline.debit import Correction, Debiter
-from rater.pipeline.rate import rate_batch
+from rater.pipeline.fates import rated_columns
+from rater.pipeline.store import stored_copies
+from rater.reasons import Kind, Reason, quote
+from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs.compile import CompiledTariffs, compile_tables
@@ -60,7 +64,7 @@ from rater.tariffs.store import TariffStore
 
 log = get_logger(__name__)
 
-LOCK_KEY = "rerate:lock"
+LOCK_KEY = keys.RERATE_LOCK
 #: a run renews its lock before every chunk; a killed run's lock lapses after this long
 LOCK_TTL_S = 120
 CHUNK = 2_000
@@ -115,7 +119,8 @@ class RerateSummary:
     corrections_applied: int = 0
     price_delta: int = 0
     cost_delta: int = 0
-    #: why CDRs stay as they were, with counts ("no sell match in retail@2", ...)
+    #: why CDRs stay as they were: reason texts (rater/reasons.py) with counts
+    #: ("no sell match: retail": 3)
     left: dict[str, int] = field(default_factory=dict)
     changes: list[tuple[Row, Row]] = field(default_factory=list)  # (old, new), when dry_run
 
@@ -123,16 +128,11 @@ class RerateSummary:
         self.left[why] = self.left.get(why, 0) + 1
 
 
-def correction_key(switch: str, cdr_id: str, revision: int) -> str:
-    """Unique per CDR revision; the switch name's length makes it unambiguous with ':' in ids."""
-    return f"rerate:{len(switch)}:{switch}:{cdr_id}:{revision}"
-
-
-def _plan_key(day: date) -> str:
-    """The hash holding the plans of CDRs started on one UTC day, one field per CDR revision
-    (a global key: an unrated CDR has no reseller until it is resolved). One hash per day
-    makes it three Redis commands per chunk instead of three per CDR."""
-    return f"rerate:plans:{day.isoformat()}"
+correction_key = keys.correction_id
+#: the hash holding the plans of CDRs started on one UTC day, one field per CDR revision (a
+#: global key: an unrated CDR has no reseller until it is resolved). One hash per day makes it
+#: three Redis commands per chunk instead of three per CDR.
+_plan_key = keys.rerate_plans
 
 
 def _hours(day: date) -> Iterator[tuple[datetime, datetime]]:
@@ -158,6 +158,7 @@ class Rerater:
         self.store = TariffStore(redis, settings, clickhouse=False)
         self.lookup = AccountLookup(redis)
         self.debiter = Debiter(redis, settings=settings)
+        self.clock = Clock.of(settings)
         self._versions: dict[str, list[TariffTable]] = {}
 
     # ------------------------------------------------------------------ public
@@ -263,7 +264,7 @@ class Rerater:
     # ------------------------------------------------------------------ one chunk
     def _chunk(self, request: RerateRequest, rows: list[Row], summary: RerateSummary) -> None:
         summary.examined += len(rows)
-        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        now = self.clock.now().replace(tzinfo=None, microsecond=0)
         keyed = [correction_key(r["switch"], r["cdr_id"], int(r["revision"]) + 1) for r in rows]
         # plans left by an interrupted run come first, whatever this run asks for: their
         # corrections may already be applied, so their rows must be written as planned
@@ -313,22 +314,24 @@ class Rerater:
     def _price(
         self, request: RerateRequest, rows: list[Row], summary: RerateSummary
     ) -> list[dict[str, Any] | None]:
-        """The new values per row (PLAN_FIELDS), or None where the CDR must stay as it is."""
+        """The new values per row (PLAN_FIELDS), or None where the CDR must stay as it is.
+
+        Prices, outcomes and reasons come from rater/pipeline/fates.py's rated_columns, the
+        definition the pipeline uses."""
         n = len(rows)
+        before: list[Reason | None] = [None] * n
         if request.unrated:
             resolved = self.lookup.resolve([r["account"] for r in rows], [r["card"] for r in rows])
-            known = list(resolved.known)
-            reasons = resolved.reason
+            before = list(resolved.reason)
             customers = resolved.customer_id
             cards = resolved.card_number
             resellers = resolved.reseller_id
             currencies = resolved.currency
             sell_names = [request.tariff or t for t in resolved.sell_tariff]
             buy_names = [request.buy_tariff or t for t in resolved.buy_tariff]
+            copies = self._rated_copies(rows)
         else:
             resolved = self.lookup.resolve([r["customer"] for r in rows], [""] * n)
-            known = [True] * n
-            reasons = [""] * n
             customers = [r["customer"] for r in rows]
             cards = [r["card"] for r in rows]
             resellers = [r["reseller"] for r in rows]
@@ -341,6 +344,18 @@ class Rerater:
                 request.buy_tariff or (t if ok else "")
                 for t, ok in zip(resolved.buy_tariff, resolved.known, strict=True)
             ]
+            copies = set()
+        for i, row in enumerate(rows):
+            if before[i] is not None:
+                continue
+            if (row["switch"], row["cdr_id"]) in copies:
+                # a late CDR (docs/DESIGN.md section 4) whose copy was rated: charged already
+                before[i] = Reason(Kind.RATED_COPY)
+            elif request.reseller and resellers[i] != request.reseller:
+                # --unrated: the reseller is known only now that the account resolves
+                before[i] = Reason(Kind.OTHER_RESELLER, quote(resellers[i]))
+            elif not row["number"]:
+                before[i] = Reason(Kind.NO_NUMBER)
         names = {name for name in sell_names + buy_names if name}
         available = {name for name in names if self.store.infos(name)}
         sell_compiled = self._compile(
@@ -349,75 +364,70 @@ class Rerater:
         buy_compiled = self._compile(
             {b for b in buy_names if b in available}, (request.buy_tariff, request.buy_version)
         )
-        number = np.asarray([int(r["number"]) if r["number"] else 0 for r in rows], dtype=np.int64)
-        number_len = np.asarray([len(r["number"]) for r in rows], dtype=np.int8)
-        start = np.asarray(
-            [int(r["start_time"].replace(tzinfo=UTC).timestamp()) for r in rows], dtype=np.int64
+        priced = rated_columns(
+            sell_compiled,
+            buy_compiled,
+            sell_names=sell_names,
+            buy_names=buy_names,
+            before=before,
+            number=np.asarray(
+                [int(r["number"]) if r["number"] else 0 for r in rows], dtype=np.int64
+            ),
+            number_len=np.asarray([len(r["number"]) for r in rows], dtype=np.int8),
+            start=np.asarray(
+                [int(r["start_time"].replace(tzinfo=UTC).timestamp()) for r in rows],
+                dtype=np.int64,
+            ),
+            billsec=np.asarray([int(r["billsec"]) for r in rows], dtype=np.int32),
+            max_price=self.settings.max_price_micro,
         )
-        billsec = np.asarray([int(r["billsec"]) for r in rows], dtype=np.int32)
-        none = np.full(n, -1, dtype=np.int32)
-        sell_index = sell_compiled.table_indexes(sell_names)
-        buy_index = buy_compiled.table_indexes(buy_names)
-        sell = rate_batch(sell_compiled, sell_index, none, number, number_len, start, billsec)
-        buy = rate_batch(buy_compiled, none, buy_index, number, number_len, start, billsec)
-
         out: list[dict[str, Any] | None] = []
         for i, row in enumerate(rows):
-            answered = int(row["billsec"]) > 0
-            why = ""
-            if not known[i]:
-                why = reasons[i] or "unknown account"
-            elif request.reseller and resellers[i] != request.reseller:
-                # --unrated: the reseller is known only now that the account resolves
-                why = "another reseller's account"
-            elif not row["number"]:
-                why = "no normalised number"
-            elif not sell_names[i] or sell_index[i] < 0:
-                why = f"no sell tariff {sell_names[i]!r}".replace(" ''", "")
-            elif not buy_names[i] or buy_index[i] < 0:
-                why = f"no buy tariff {buy_names[i]!r}".replace(" ''", "")
-            elif answered and sell.sell_row[i] < 0:
-                why = f"no sell match in {sell_names[i]}"
-            elif answered and buy.buy_row[i] < 0:
-                why = f"no buy match in {buy_names[i]}"
-            elif currencies[i] and self._currency(sell_names[i]) != currencies[i]:
+            why = priced.reason[i]
+            if why is not None:
+                summary.leave(why.text)
+                out.append(None)
+                continue
+            if currencies[i] and self._currency(sell_names[i]) != currencies[i]:
                 raise RerateError(
                     f"tariff {sell_names[i]!r} is in {self._currency(sell_names[i])}, the "
                     f"account in {currencies[i]} (CDR {row['switch']}/{row['cdr_id']})"
                 )
-            if why:
-                summary.leave(why)
-                out.append(None)
-                continue
-            sell_row = int(sell.sell_row[i])
-            buy_row = int(buy.buy_row[i])
-            price = int(sell.price[i]) if answered else 0
-            cost = int(buy.cost[i]) if answered else 0
+            price, cost = int(priced.price[i]), int(priced.cost[i])
             out.append(
                 {
-                    "prefix": str(sell_compiled.row_prefix[sell_row]) if sell_row >= 0 else "",
-                    "destination": (
-                        str(sell_compiled.row_destination[sell_row]) if sell_row >= 0 else ""
-                    ),
-                    "billable_seconds": int(sell.billable[i]) if answered else 0,
+                    "prefix": str(priced.prefix[i]),
+                    "destination": str(priced.destination[i]),
+                    "billable_seconds": int(priced.billable[i]),
                     "price": price,
                     "cost": cost,
                     "margin": price - cost,
                     "currency": currencies[i],
-                    "sell_tariff": (
-                        str(sell_compiled.row_version_key[sell_row]) if sell_row >= 0 else ""
-                    ),
-                    "buy_tariff": (
-                        str(buy_compiled.row_version_key[buy_row]) if buy_row >= 0 else ""
-                    ),
+                    "sell_tariff": str(priced.sell_tariff[i]),
+                    "buy_tariff": str(priced.buy_tariff[i]),
                     "reseller": resellers[i],
                     "customer": customers[i],
                     "card": cards[i],
-                    "outcome": "rated" if answered else "unanswered",
+                    "outcome": str(priced.outcome[i]),
                     "reason": "",
                 }
             )
         return out
+
+    def _rated_copies(self, rows: list[Row]) -> set[tuple[str, str]]:
+        """(switch, cdr_id) of these unrated CDRs that ClickHouse also holds rated (or
+        unanswered) under another message: a late CDR's first copy, charged by the stream.
+        Rating such a CDR again would charge it twice."""
+        starts = [int(r["start_time"].replace(tzinfo=UTC).timestamp()) for r in rows]
+        window = self.settings.dedup_window_s
+        found = stored_copies(
+            self.ch,
+            [(r["switch"], r["cdr_id"]) for r in rows],
+            min(starts) - window,
+            max(starts) + window,
+            rated_only=True,
+        )
+        return set(found)
 
     # ------------------------------------------------------------------ the write steps
     def _pending_plans(self, plans: str, correction_keys: list[str]) -> dict[str, dict[str, Any]]:

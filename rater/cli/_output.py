@@ -13,6 +13,7 @@ opening the account API.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,10 +22,12 @@ import click
 
 from rater.cli.main import settings_of
 from rater.errors import MoneyError, NotFound
+from rater.escape import terminal
 from rater.money import MICRO, display, from_micro, to_micro
 
 if TYPE_CHECKING:
     from rater.accounts.api import Accounts
+    from rater.accounts.reservations import Hold
 
 #: seconds the admin commands wait for Redis (see accounts_of)
 ADMIN_REDIS_TIMEOUT_S = 300.0
@@ -107,7 +110,15 @@ def reason_option(function: F) -> F:
 
 
 def emit_json(data: Mapping[str, Any]) -> None:
-    click.echo(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
+    """One JSON object on stdout. json escapes C0 controls itself; DEL, the C1 controls and
+    the bidirectional overrides are written as \\u escapes too, so the text stays valid JSON
+    and sends nothing to a terminal."""
+    text = json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
+    click.echo(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
+
+
+#: characters json.dumps(ensure_ascii=False) leaves raw that a terminal would act on
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _json_default(value: object) -> object:
@@ -121,7 +132,7 @@ def _json_default(value: object) -> object:
 def block(pairs: Sequence[tuple[str, object]], *, title: str | None = None) -> str:
     """Aligned 'key: value' lines."""
     width = max((len(key) for key, _ in pairs), default=0)
-    lines = [title] if title else []
+    lines = [terminal(title)] if title else []
     lines += [f"  {key + ':':<{width + 1}} {_cell(value)}" for key, value in pairs]
     return "\n".join(lines)
 
@@ -146,6 +157,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, numeric: 
 
 
 def _cell(value: object) -> str:
+    """A value as table or block text; text from records is shown, never sent to the terminal
+    (rater.escape.terminal)."""
+    return terminal(_plain_cell(value))
+
+
+def _plain_cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -159,8 +176,29 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def held_text(holds: Sequence[Hold], currency: str) -> str:
+    """Credit held by authorized calls, for a show command: 'none' or count, sum, last expiry."""
+    if not holds:
+        return "none"
+    total = sum(h.amount for h in holds)
+    last = max(h.expires_at for h in holds)
+    calls = f"{len(holds)} call" + ("s" if len(holds) > 1 else "")
+    return f"{calls}, {money(total)} {currency}, until {_cell(last)} at the latest"
+
+
+def held_json(holds: Sequence[Hold]) -> dict[str, Any]:
+    """The same for --json: the sum and each reservation."""
+    return {
+        "held": money(sum(h.amount for h in holds)),
+        "reservations": [
+            {"auth_id": h.auth_id, "amount": money(h.amount), "expires_at": h.expires_at}
+            for h in holds
+        ],
+    }
+
+
 def warn(message: str) -> None:
-    click.secho(f"warning: {message}", fg="yellow", err=True)
+    click.secho(f"warning: {terminal(message, newlines=True)}", fg="yellow", err=True)
 
 
 # ---------------------------------------------------------------------------- the account API
@@ -204,6 +242,8 @@ __all__ = [
     "emit_json",
     "expiry_date",
     "expiry_instant",
+    "held_json",
+    "held_text",
     "json_option",
     "last_valid_day",
     "money",

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 
+from rater.accounts.model import Card
 from rater.cli._output import (
     accounts_of,
     amount_micro,
     amount_text,
     block,
     emit_json,
+    held_json,
+    held_text,
     json_option,
     last_valid_day,
     money,
@@ -37,12 +42,14 @@ def show(ctx: click.Context, *, number: str, as_json: bool) -> None:
     found = accounts.get_card(number)
     owner = accounts.get_customer(found.customer_id)
     reseller = accounts.get_reseller(found.reseller_id)
+    holds = accounts.holds("card", found.number)
     if as_json:
         data = card_json(found)
         data["currency"] = reseller.currency
         data["customer_balance"] = money(owner.balance)
         data["customer_status"] = owner.status
         data["tariff"] = owner.tariff
+        data.update(held_json(holds))
         emit_json(data)
         return
     cur = reseller.currency
@@ -67,12 +74,8 @@ def show(ctx: click.Context, *, number: str, as_json: bool) -> None:
                 ("ANI recognition", ani),
                 ("valid through", last_valid_day(found.expires) or "no expiry"),
                 ("batch", found.batch_id or "-"),
-                (
-                    "PIN",
-                    f"locked until {found.locked_until:%Y-%m-%d %H:%M:%S} UTC"
-                    if found.locked_until
-                    else "kept only as a hash",
-                ),
+                ("held for calls", held_text(holds, cur)),
+                ("PIN", _pin_text(found)),
             ],
             title=f"card {found.number}",
         )
@@ -125,7 +128,8 @@ def block_(ctx: click.Context, *, number: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def unblock(ctx: click.Context, *, number: str, as_json: bool) -> None:
-    """Lift an operator's block from a card."""
+    """Lift an operator's block from a card, and a lock or block after wrong PINs (the count
+    of wrong PINs starts again at 0)."""
     found = accounts_of(ctx).unblock_card(number)
     _print_state(found.number, found.status, found.balance, as_json)
 
@@ -135,3 +139,19 @@ def _print_state(number: str, status: str, balance: int, as_json: bool) -> None:
         emit_json({"card": number, "status": status, "balance": money(balance)})
     else:
         click.echo(f"card {number}: {status}, balance {money(balance)}")
+
+
+def _pin_text(found: Card) -> str:
+    """The PIN's state: its HMAC only is kept; wrong PINs, a lock, a block after wrong PINs."""
+    if found.pin_blocked:
+        return (
+            f"blocked after {found.pin_failures} wrong PINs: `rater card unblock {found.number}` "
+            "lifts it"
+        )
+    if found.locked(datetime.now(UTC)) and found.locked_until is not None:
+        return (
+            f"locked until {found.locked_until:%Y-%m-%d %H:%M:%S} UTC after "
+            f"{found.pin_failures} wrong PINs"
+        )
+    wrong = f"; {found.pin_failures} wrong since the last right one" if found.pin_failures else ""
+    return "kept only as a hash" + wrong

@@ -26,6 +26,7 @@ from rater.accounts.cardsheet import (
     write_export_sheet,
     write_issue_sheet,
 )
+from rater.accounts.pinkeys import PinKeys
 from rater.cli._output import (
     accounts_of,
     amount_micro,
@@ -38,6 +39,7 @@ from rater.cli._output import (
     last_valid_day,
     money,
 )
+from rater.cli.main import settings_of
 from rater.errors import AccountError, CardSheetError, RaterError
 
 if TYPE_CHECKING:
@@ -97,6 +99,7 @@ def create(
     """
     micro = amount_micro(value, "--value")
     last_day = expiry_date(expires)
+    PinKeys.from_settings(settings_of(ctx))  # no PIN secret: refused before anything is made
     batch = batch_id or _new_batch_id(customer_id)
     target = xlsx if xlsx is not None else Path.cwd() / f"cards-{batch}.xlsx"
     _check_sheet_target(target)

@@ -12,6 +12,8 @@ from rater.cli._output import (
     amount_text,
     block,
     emit_json,
+    held_json,
+    held_text,
     json_option,
     money,
     reason_option,
@@ -199,6 +201,7 @@ def print_customer(
     for card in cards:
         by_status[card.status] = by_status.get(card.status, 0) + 1
     on_cards = sum(max(card.balance, 0) for card in cards)
+    holds = accounts.holds("customer", found.customer_id)
     if as_json:
         data: dict[str, Any] = {
             "customer": found.customer_id,
@@ -212,6 +215,7 @@ def print_customer(
             "cards": len(cards),
             "cards_by_status": by_status,
             "card_value": money(on_cards),
+            **held_json(holds),
         }
         if list_cards:
             data["card_list"] = [card_json(card) for card in cards]
@@ -233,6 +237,7 @@ def print_customer(
             ),
         ),
         ("value on cards", f"{money(on_cards)} {currency}"),
+        ("held for calls", held_text(holds, currency)),
     ]
     click.echo(block(pairs, title=title))
     if list_cards and cards:
@@ -261,4 +266,6 @@ def card_json(card: Card) -> dict[str, Any]:
         "valid_through": last_valid_day(card.expires),
         "batch": card.batch_id,
         "locked_until": card.locked_until,
+        "pin_failures": card.pin_failures,
+        "pin_blocked": card.pin_blocked,
     }

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 import click
 
 from rater.analytics.check import check as check_summaries
+from rater.analytics.check import unbalanced
 from rater.billing.rebuild import rebuild_day
 from rater.cli.main import settings_of
 from rater.clickhouse.executor import DriverExecutor
@@ -37,17 +38,24 @@ DAY = DayType()
 @click.option("--to", "last", type=DAY, help="Last UTC day, inclusive (default: the latest).")
 @click.pass_context
 def check(ctx: click.Context, first: date | None, last: date | None) -> None:
-    """Compare every summary table with rated_cdrs; list differences, exit 1 if any."""
+    """Compare every summary table with rated_cdrs, and list every CDR stored twice (or
+    cancelled without a new revision); exit 1 if anything is found."""
     if first and last and last < first:
         raise click.BadParameter("--to is before --from", param_hint="--to")
     ch = DriverExecutor.from_settings(settings_of(ctx))
     differences = check_summaries(ch, first, last)
     for difference in differences:
         click.echo(str(difference))
-    if differences:
-        click.echo(f"{len(differences)} summary group(s) differ from rated_cdrs", err=True)
+    doubles = unbalanced(ch)
+    for cdr in doubles:
+        click.echo(str(cdr))
+    if differences or doubles:
+        if differences:
+            click.echo(f"{len(differences)} summary group(s) differ from rated_cdrs", err=True)
+        if doubles:
+            click.echo(f"{len(doubles)} CDR(s) whose rows do not net to one copy", err=True)
         sys.exit(1)
-    click.echo("summaries match rated_cdrs")
+    click.echo("summaries match rated_cdrs; every CDR nets to one copy")
 
 
 @click.command("rebuild-summaries")

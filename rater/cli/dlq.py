@@ -7,9 +7,11 @@ import asyncio
 import click
 
 from rater.cli.main import settings_of
+from rater.escape import terminal
 from rater.pipeline import deadletter as dead_letters
-from rater.pipeline.flow import reason_kind
+from rater.reasons import Kind
 from rater.redis import connection as redis_client
+from rater.stack import broker
 
 
 @click.group()
@@ -30,20 +32,30 @@ def dlq() -> None:
 def show(ctx: click.Context, limit: int) -> None:
     """Count dead letters by reason and list the latest ones."""
     settings = settings_of(ctx)
+    broker.probe(settings)  # a clear error, not a consumer left half-started, when Kafka is down
     letters = asyncio.run(dead_letters.read_all(settings))
-    click.echo(f"{len(letters)} dead letter(s) in {settings.topic_dlq}")
+    click.echo(f"{len(letters)} dead letter(s) in {terminal(settings.topic_dlq)}")
     by_reason: dict[str, int] = {}
     for letter in letters:
-        kind = reason_kind(letter.reason)
+        kind = letter.reason_kind or _kind_shown(letter.reason)
         by_reason[kind] = by_reason.get(kind, 0) + 1
     for kind, count in sorted(by_reason.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {kind:<60} {count:>8}")
+        click.echo(f"  {terminal(kind):<60} {count:>8}")
     for letter in letters[-limit:] if limit else []:
-        value = letter.value[:160].decode(errors="replace")
-        click.echo(
-            f"{letter.topic}[{letter.partition}]@{letter.offset} ({letter.topic_id[:8]}): "
-            f"{letter.reason}\n    {value}"
-        )
+        click.echo(describe_letter(letter))
+
+
+#: bytes of a record's value shown per dead letter
+SHOWN_BYTES = 160
+
+
+def describe_letter(letter: dead_letters.DeadLetter) -> str:
+    """Where a dead letter came from, why, and the start of the record: two lines, whatever
+    the record holds (control characters and escape sequences are shown, never sent)."""
+    value = letter.value[:SHOWN_BYTES].decode(errors="replace")
+    more = f" ... ({len(letter.value):,} bytes)" if len(letter.value) > SHOWN_BYTES else ""
+    origin = f"{letter.topic}[{letter.partition}]@{letter.offset} ({letter.topic_id[:8]})"
+    return f"{terminal(origin)}: {terminal(letter.reason)}\n    {terminal(value)}{more}"
 
 
 @dlq.command()
@@ -52,6 +64,16 @@ def replay(ctx: click.Context) -> None:
     """Publish dead letters again to the cdrs topic (after fixing a switch's settings or the
     parser). Each dead letter is replayed once; those still invalid come back as new ones."""
     settings = settings_of(ctx)
+    broker.probe(settings)
     client = redis_client.connect(settings)
     count = asyncio.run(dead_letters.replay(settings, client))
     click.echo(f"replayed {count} record(s) to {settings.topic_cdrs}")
+
+
+def _kind_shown(text: str) -> str:
+    """The kind a reason text starts with (rater/reasons.py writes 'kind: detail'), for letters
+    read without their `reason_kind` header; "other" for texts of older versions."""
+    for kind in Kind:
+        if text == kind.value or text.startswith(f"{kind.value}: "):
+            return kind.value
+    return Kind.OTHER.value

@@ -3,14 +3,19 @@ so `rater --help` stays fast and a broken optional module cannot break the other
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import logging
+import os
 import sys
-from typing import Any
+import traceback
+from typing import Any, NoReturn
 
 import click
 
 from rater.errors import RaterError
+from rater.escape import terminal
 from rater.logs import configure_logging
 from rater.settings import Settings
 
@@ -27,8 +32,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "tariff",
         "Import, derive, list, show and export tariff tables.",
     ),
-    "switch": ("rater.cli.switch", "switch", "Per-switch number and time settings."),
+    "switch": (
+        "rater.cli.switch",
+        "switch",
+        "Per-switch number, time and CDR format settings, API tokens and scopes.",
+    ),
     "rate": ("rater.cli.rate", "rate", "Rate a JSONL file of CDRs offline against a tariff file."),
+    "ingest": ("rater.cli.ingest", "ingest", "Publish a switch's CDR files to the cdrs topic."),
     "reseller": ("rater.cli.reseller", "reseller", "Create resellers, add credit, show coverage."),
     "customer": ("rater.cli.customer", "customer", "Create SIP customers, top up, show balances."),
     "cards": ("rater.cli.cards", "cards", "Create and export batches of calling cards (XLSX)."),
@@ -45,7 +55,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Publish synthetic CDRs with a reference manifest.",
     ),
     "run": ("rater.cli.run", "run", "Run the streaming rater workers."),
+    "serve": ("rater.cli.serve", "serve", "Serve call authorization to switches over HTTP."),
     "dlq": ("rater.cli.dlq", "dlq", "Show or replay dead-lettered CDRs."),
+    "conflicts": (
+        "rater.cli.conflicts",
+        "conflicts",
+        "List re-sent CDRs whose rating fields differ from the first copy.",
+    ),
     "reconcile": ("rater.cli.reconcile", "reconcile", "Prove Redis balances against ClickHouse."),
     "report": ("rater.cli.report", "report", "Daily, destination, margin and card reports."),
     "rerate": ("rater.cli.rerate", "rerate", "Price stored CDRs again and apply the difference."),
@@ -133,26 +149,106 @@ def cli(ctx: click.Context, /, log_json: bool | None, **overrides: Any) -> None:
         overrides["log_level"] = overrides["log_level"].upper()
     settings = settings.replace(**overrides)
     configure_logging(settings)
+    if settings.log_level.upper() != "DEBUG":
+        _drop_client_tracebacks()
     ctx.obj = settings
 
 
+#: client libraries that log a traceback with every failed connection attempt
+_CLIENT_LOGGERS = ("clickhouse_driver", "aiokafka", "redis")
+
+
+class _NoTraceback(logging.Filter):
+    """Client libraries log a warning with a traceback for each connection attempt that fails
+    ("Failed to connect to 127.0.0.1:19000" and 30 lines of stack); the command then fails
+    with its own one-line error, which says the same. So their records below ERROR are
+    dropped, and the others keep their exception as text but not its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".")[0] not in _CLIENT_LOGGERS:
+            return True
+        if record.levelno < logging.ERROR:
+            return False
+        if record.exc_info:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _drop_client_tracebacks() -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: rater's own errors print as one clear message, exit status 1."""
+    """Console entry point. Every failure ends as one line on stderr, `error: <cause>`, and
+    exit status 1 (2 for a usage mistake: a bad option, a missing argument, with the command's
+    --help to read): rater's own errors with their message (several lines only where the
+    message lists several problems, as a tariff import does), and everything else (a service
+    that does not answer, a file that cannot be read) described by what failed. No traceback
+    reaches the user; with --log-level DEBUG (or RATER_LOG_LEVEL=DEBUG) the traceback of an
+    unexpected error is printed as well. Everything printed from the error passes through
+    rater.escape.terminal."""
     try:
         cli.main(args=argv, prog_name="rater", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as error:
+        hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+        _fail(error.format_message() + hint, status=error.exit_code)
     except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
+        _fail(error.format_message())
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
     except RaterError as error:
-        click.secho(f"error: {error}", fg="red", err=True)
-        sys.exit(1)
+        _fail(str(error), lines=True)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        # the reader of a pipe went away (`rater tariff export x | head`): nothing to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as error:  # the last line of defence: one line, no traceback
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        _fail(describe(error))
+
+
+def _fail(message: str, *, lines: bool = False, status: int = 1) -> NoReturn:
+    text = terminal(message.strip(), newlines=lines)
+    if not lines:
+        text = text.splitlines()[0] if text else "failed"
+    click.secho(f"error: {text}", fg="red", err=True)
+    sys.exit(status)
+
+
+#: exception modules -> the service they talk to
+_SERVICES = (("redis", "Redis"), ("clickhouse_driver", "ClickHouse"), ("aiokafka", "Kafka"))
+
+
+def describe(error: BaseException) -> str:
+    """One line naming what failed, for an exception that is not one of rater's own."""
+    module = type(error).__module__
+    name = type(error).__name__
+    text = " ".join(str(error).split("Stack trace:")[0].split()) or name
+    for prefix, service in _SERVICES:
+        if module == prefix or module.startswith(prefix + "."):
+            lowered = (name + " " + text).lower()
+            if any(word in lowered for word in ("connect", "timeout", "timed out", "network")):
+                return f"{service} does not answer: {text}"
+            return f"{service}: {text}"
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or text}{where}"
+    if isinstance(error, TimeoutError):
+        return f"timed out: {text}" if text != name else "timed out"
+    return f"unexpected {name}: {text} (a fault in rater; --log-level DEBUG prints the traceback)"
 
 
 def settings_of(ctx: click.Context) -> Settings:

@@ -20,13 +20,14 @@ import click
 import numpy as np
 import orjson
 
+from kernels.layout import E164_MIN_DIGITS, MAX_BILLSEC
 from rater import reference
 from rater.errors import NormalisationError
 from rater.money import Rounding, from_micro
 from rater.pipeline.decode import CdrBatch, decode
 from rater.pipeline.rate import rate_batch
 from rater.switches.numbers import normalise_many
-from rater.tariffs.compile import MAX_BILLSEC, CompiledTariffs, compile_tables
+from rater.tariffs.compile import CompiledTariffs, compile_tables
 from rater.tariffs.importers import read_tariff
 from rater.tariffs.model import Steps, SwitchSettings, TariffTable
 
@@ -100,7 +101,7 @@ def _rate_kernel(
         number = str(int(digits[i])).zfill(int(lengths[i]))
         row = int(result.sell_row[i])
         if row < 0:
-            out.append(f"callee: no prefix of {number} in tariff {table.key}")
+            out.append(_no_match(number, table))
             continue
         out.append(
             Rated(
@@ -112,6 +113,14 @@ def _rate_kernel(
             )
         )
     return out
+
+
+def _no_match(number: str, table: TariffTable) -> str:
+    """A short number (an extension, a service code) has no route unless a row is exactly it
+    (docs/DESIGN.md section 4); a longer one has no prefix."""
+    if len(number) < E164_MIN_DIGITS:
+        return f"callee: no route to {number} in tariff {table.key}"
+    return f"callee: no prefix of {number} in tariff {table.key}"
 
 
 def _rate_reference(
@@ -127,7 +136,7 @@ def _rate_reference(
             out.append(f"callee: {error}")
             continue
         if rated is None:
-            out.append(f"callee: no prefix of {number} in tariff {table.key}")
+            out.append(_no_match(number, table))
             continue
         out.append(
             Rated(

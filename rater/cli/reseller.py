@@ -13,6 +13,8 @@ from rater.cli._output import (
     amount_text,
     block,
     emit_json,
+    held_json,
+    held_text,
     json_option,
     money,
     reason_option,
@@ -23,6 +25,7 @@ from rater.cli._output import (
 if TYPE_CHECKING:
     from rater.accounts.api import Accounts
     from rater.accounts.model import Reseller
+    from rater.accounts.reservations import Hold
 
 
 @click.group()
@@ -186,6 +189,7 @@ class Summary:
     disposable_card_value: int  # value left on disposable cards (inside their batch customers)
     covered: bool
     shortfall: int
+    holds: tuple[Hold, ...] = ()  # the reseller's credit held by authorized calls (buy cost)
 
     @property
     def headroom(self) -> int:
@@ -207,6 +211,7 @@ class Summary:
             "covered": self.covered,
             "shortfall": money(self.shortfall),
             "headroom": money(max(self.headroom, 0)),
+            **held_json(self.holds),
             "customers": [
                 {
                     "customer": c.customer_id,
@@ -242,6 +247,7 @@ class Summary:
                 ("value on disposable cards", f"{money(self.disposable_card_value)} {cur}"),
                 ("value on SIP-account cards", f"{money(self.normal_card_value)} {cur} (limits)"),
                 ("credit covers all", verdict),
+                ("held for calls", held_text(self.holds, cur)),
             ],
             title=f"reseller {r.reseller_id}",
         )
@@ -300,6 +306,7 @@ def summarise(accounts: Accounts, reseller_id: str) -> Summary:
         disposable_card_value=disposable_value,
         covered=coverage.covered,
         shortfall=coverage.shortfall,
+        holds=tuple(accounts.holds("reseller", reseller_id)),
     )
 
 
@@ -323,3 +330,25 @@ def _print_reseller(found: Reseller, as_json: bool, verb: str) -> None:
         f"{found.currency}, buys at {found.buy_tariff!r}, ANI threshold "
         f"{money(found.ani_threshold)} {found.currency}"
     )
+
+
+@reseller.command("password")
+@click.argument("reseller_id")
+@click.pass_context
+def password(ctx: click.Context, reseller_id: str) -> None:
+    """Set the password RESELLER_ID logs in to the portal with (`rater serve`, /portal).
+
+    Asked for twice on a terminal; otherwise the first line of standard input. Stored as an
+    argon2 hash; the reseller's open portal sessions end.
+    """
+    import sys  # noqa: PLC0415
+
+    from rater.portal.passwords import set_password  # noqa: PLC0415 - keep `--help` light
+
+    if sys.stdin.isatty():
+        secret = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    accounts = accounts_of(ctx)
+    set_password(accounts.redis, reseller_id, secret)
+    click.echo(f"reseller {reseller_id}: portal password set; earlier sessions ended")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
 
 from rater import stack as local_stack
+from rater.cli._output import emit_json
 from rater.cli.main import settings_of
 from rater.stack import redis_cluster as redis_cluster_stack
 from rater.stack.broker import MEMORY_ONLY_NOTE
@@ -21,7 +23,8 @@ def stack() -> None:
       RATER_KAFKA_BOOTSTRAP   127.0.0.1:19092     broker (log in memory only)
       RATER_REDIS_URL         redis://127.0.0.1:16379/0   (append-only file on)
       RATER_CLICKHOUSE_PORT   19000  native,  RATER_CLICKHOUSE_HTTP_PORT 18123  HTTP
-      RATER_STACK_DIR         .stack/ in the project
+      RATER_METRICS_PORT      9464   metrics of `rater run`;  RATER_HTTP_PORT 18080  HTTP API
+      RATER_STACK_DIR         .stack/ in a checkout, else ~/.local/state/rater/stack
     """
 
 
@@ -65,21 +68,46 @@ def down(ctx: click.Context, purge: bool) -> None:
 
 
 @stack.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 @click.pass_context
-def status(ctx: click.Context) -> None:
-    """Each service, its port, its PID and whether it answers a real request.
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Each service's ports, its PID and whether it answers a real request; then the ports of
+    rater's own processes (worker metrics, the HTTP API) and whether something listens there.
 
-    Exits with status 1 when a service does not answer.
+    Exits with status 1 when a service of the stack does not answer.
     """
-    rows = local_stack.status(settings_of(ctx))
-    click.echo(f"{'service':<11} {'port':>6} {'pid':>8}  {'answering':<9}  version / detail")
-    for row in rows:
-        pid = str(row.pid) if row.pid else "-"
-        answer = "yes" if row.answering else "no"
-        click.echo(f"{row.name:<11} {row.port:>6} {pid:>8}  {answer:<9}  {row.version}")
-    click.echo(f"state folder: {settings_of(ctx).stack_dir}")
-    click.echo(f"note: {MEMORY_ONLY_NOTE}")
-    if not all(row.answering for row in rows):
+    settings = settings_of(ctx)
+    rows = local_stack.status(settings)
+    own = local_stack.endpoints(settings)
+    ok = all(row.answering for row in rows)
+    if as_json:
+        emit_json(
+            {
+                "services": [dataclasses.asdict(row) for row in rows],
+                "rater": [dataclasses.asdict(endpoint) for endpoint in own],
+                "answering": ok,
+                "state_folder": str(settings.stack_dir),
+                "note": MEMORY_ONLY_NOTE,
+            }
+        )
+    else:
+        click.echo(f"{'service':<20} {'port':>6} {'pid':>8}  {'answering':<9}  version / detail")
+        for row in rows:
+            pid = str(row.pid) if row.pid else "-"
+            answer = "yes" if row.answering else "no"
+            # the broker's note (log in memory only) is printed once, below
+            note = "" if row.note == MEMORY_ONLY_NOTE else row.note
+            detail = "; ".join(d for d in (row.version, row.binary, note) if d)
+            click.echo(f"{row.name:<20} {row.port:>6} {pid:>8}  {answer:<9}  {detail}")
+        for endpoint in own:
+            listening = "listening" if endpoint.listening else "free"
+            click.echo(
+                f"{endpoint.name:<20} {endpoint.port:>6} {'-':>8}  {listening:<9}  "
+                f"{endpoint.what} [{endpoint.setting}]"
+            )
+        click.echo(f"state folder: {settings.stack_dir}")
+        click.echo(f"note: {MEMORY_ONLY_NOTE}")
+    if not ok:
         sys.exit(1)
 
 

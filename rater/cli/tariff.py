@@ -11,8 +11,9 @@ from pathlib import Path
 import click
 
 from rater.cli.main import settings_of
-from rater.errors import TariffError
+from rater.errors import NotFound, TariffError
 from rater.money import Rounding, from_micro
+from rater.redis import keys
 from rater.redis.connection import connect
 from rater.tariffs.cells import CellError, parse_date
 from rater.tariffs.derive import derive
@@ -27,6 +28,18 @@ ROUNDINGS = [r.value for r in Rounding]
 def _store(ctx: click.Context) -> TariffStore:
     settings = settings_of(ctx)
     return TariffStore(connect(settings), settings)
+
+
+def _owner(store: TariffStore, owner: str | None) -> str | None:
+    """The --owner reseller, which must exist (docs/DESIGN.md section 1, "Tariff owners")."""
+    if owner is None:
+        return None
+    if not store.redis.exists(keys.reseller(owner)):
+        raise NotFound(f"reseller {owner!r} does not exist (--owner)")
+    return owner
+
+
+_OWNER_HELP = "The reseller whose table this is (only it and the operator see it) [the operator's]."
 
 
 def _steps(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Steps | None:
@@ -90,6 +103,7 @@ def tariff() -> None:
 @click.option("--effective-from", callback=_when, metavar="DATE",
               help="When a new version takes effect, UTC [now]. The first version is in force "
                    "from the beginning of time.")  # fmt: skip
+@click.option("--owner", metavar="RESELLER", help=_OWNER_HELP)
 @click.option("--dry-run", is_flag=True, help="Read and check the file; save nothing.")
 @click.option("--notes/--no-notes", default=False, help="Print how cells were interpreted.")
 @click.pass_context
@@ -103,6 +117,7 @@ def import_(
     decimals: int,
     rounding: str,
     effective_from: datetime | None,
+    owner: str | None,
     dry_run: bool,
     notes: bool,
 ) -> None:
@@ -147,7 +162,8 @@ def import_(
     if dry_run:
         click.echo("dry run: nothing saved")
         return
-    saved = _store(ctx).save(summary.table, effective_from=effective_from)
+    store = _store(ctx)
+    saved = store.save(summary.table, effective_from=effective_from, owner=_owner(store, owner))
     click.echo(f"saved {_describe(saved)}")
 
 
@@ -176,16 +192,19 @@ def list_(ctx: click.Context) -> None:
     if not names:
         click.echo("no tariff tables")
         return
+    owners = store.owners(names)
     click.echo(
-        f"{'name':40} {'ver':>4} {'cur':4} {'rows':>8} {'steps':>7}  {'in force from':19}  source"
+        f"{'name':40} {'ver':>4} {'cur':4} {'rows':>8} {'steps':>7}  {'in force from':19}  "
+        f"{'owner':12}  source"
     )
     for name in names:
+        owner = owners[name] or "(operator)"
         for info in store.infos(name):
             t = info.table
             since = "-" if t.effective_from is None else f"{t.effective_from:%Y-%m-%d %H:%M:%S}"
             click.echo(
                 f"{t.name:40} {t.version:>4} {t.currency:4} {info.row_count:>8} {t.steps!s:>7}  "
-                f"{since:19}  {t.source}"
+                f"{since:19}  {owner:12}  {t.source}"
             )
 
 
@@ -253,6 +272,7 @@ def delete(ctx: click.Context, name: str, yes: bool) -> None:
 @click.option("--rounding", type=click.Choice(ROUNDINGS), help="[the base's]")
 @click.option("--name", required=True, help="Name of the new table (or its new version).")
 @click.option("--effective-from", callback=_when, metavar="DATE", help="For a new version [now].")
+@click.option("--owner", metavar="RESELLER", help=_OWNER_HELP)
 @click.pass_context
 def derive_(
     ctx: click.Context,
@@ -266,10 +286,12 @@ def derive_(
     rounding: str | None,
     name: str,
     effective_from: datetime | None,
+    owner: str | None,
 ) -> None:
     """Derive a sell table from a buy table with a markup or a margin (a snapshot).
 
-    The seed's calling-card table: --markup 40 --steps 60/60.
+    The notice's calling-card table: --markup 40 --steps 60/60 --owner RESELLER (a reseller's
+    customers get its own tables or its buy table).
     """
     if (markup is None) == (margin is None):
         raise click.UsageError("give exactly one of --markup P or --margin P")
@@ -284,6 +306,6 @@ def derive_(
         decimals=decimals,
         rounding=Rounding(rounding) if rounding else None,
     )
-    saved = store.save(derived, effective_from=effective_from)
+    saved = store.save(derived, effective_from=effective_from, owner=_owner(store, owner))
     click.echo(saved.source)
     click.echo(f"saved {_describe(saved)}")

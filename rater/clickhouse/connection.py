@@ -1,6 +1,14 @@
 """ClickHouse connections and migrations (schemas/clickhouse/NNN_name.sql, applied in order).
 
 Every statement must run on ClickHouse 18.16 (Debian's package) and on a current release.
+
+The migrations are package data: rater/clickhouse/schemas is a link to schemas/clickhouse in
+the repository, and the wheel carries the files themselves, so an installed rater (not
+editable, no checkout) migrates from its own copy.
+
+Numpy clients use the driver's numpy mode, which imports pandas: `clickhouse-driver[numpy]`
+is a runtime dependency (pyproject.toml) for that reason. Nothing but the store's columnar
+inserts needs the mode: migrations, pings and admin queries use plain clients.
 """
 
 from __future__ import annotations
@@ -13,10 +21,10 @@ from pathlib import Path
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
-from rater.errors import MigrationError, ServiceUnavailable
-from rater.settings import PROJECT_ROOT, Settings
+from rater.errors import ConfigError, MigrationError, ServiceUnavailable
+from rater.settings import Settings
 
-MIGRATIONS_DIR = PROJECT_ROOT / "schemas" / "clickhouse"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "schemas"
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -27,6 +35,8 @@ def client(settings: Settings, *, database: str | None = None, numpy: bool = Tru
     inserts ("NumPy inserts is only allowed with columnar=True"), so row-wise callers (the
     migrations table, small admin queries) ask for numpy=False.
     """
+    if numpy:
+        _numpy_mode_available()
     return Client(
         host=settings.clickhouse_host,
         port=settings.clickhouse_port,
@@ -39,10 +49,22 @@ def client(settings: Settings, *, database: str | None = None, numpy: bool = Tru
     )
 
 
+def _numpy_mode_available() -> None:
+    """ConfigError naming the fix when the driver's numpy mode cannot load (pandas missing):
+    the driver itself would raise a bare RuntimeError ("Extras for NumPy must be installed")."""
+    try:
+        import clickhouse_driver.numpy.result  # noqa: F401, PLC0415 - what the driver imports
+    except ImportError as error:
+        raise ConfigError(
+            f"clickhouse-driver's numpy mode cannot load ({error}): install rater with its "
+            "dependencies (pip install rater), or pip install 'clickhouse-driver[numpy]'"
+        ) from None
+
+
 def ping(settings: Settings) -> str:
     """The server version; ServiceUnavailable when it does not answer."""
     try:
-        rows = client(settings, database="default").execute("SELECT version()")
+        rows = client(settings, database="default", numpy=False).execute("SELECT version()")
     except (ch_errors.Error, OSError, EOFError) as error:
         raise ServiceUnavailable(
             f"ClickHouse at {settings.clickhouse_host}:{settings.clickhouse_port} "
@@ -84,26 +106,30 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Create the database and apply the migrations not yet recorded; returns the names applied.
 
-    Safe to re-run: applied ones are recorded in `schema_migrations` and every DDL statement
-    uses IF NOT EXISTS, so a migration interrupted half-way can be applied again.
+    Safe to re-run: applied ones are recorded in `schema_migrations` and every statement is
+    written to be re-runnable (IF [NOT] EXISTS; copies that skip rows already copied; a RENAME
+    whose target exists is skipped), so a migration interrupted half-way can be applied again.
     """
     ping(settings)
     database = settings.clickhouse_database
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
         raise MigrationError(f"database name {database!r} is not a plain identifier")
-    client(settings, database="default").execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-    ch = client(settings)
-    ch.execute(
+    client(settings, database="default", numpy=False).execute(
+        f"CREATE DATABASE IF NOT EXISTS {database}"
+    )
+    ch_plain = client(settings, numpy=False)
+    ch_plain.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(number UInt32, name String, applied_at DateTime) ENGINE = TinyLog"
     )
-    ch_plain = client(settings, numpy=False)
     done = {int(row[0]) for row in ch_plain.execute("SELECT number FROM schema_migrations")}
     applied: list[str] = []
     for migration in migrations(directory):
         if migration.number in done:
             continue
         for statement in migration.statements():
+            if _renamed_already(ch_plain, database, statement):
+                continue
             try:
                 ch_plain.execute(statement)
             except ch_errors.Error as error:
@@ -116,6 +142,22 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
         )
         applied.append(migration.name)
     return applied
+
+
+_RENAME = re.compile(r"(?is)^\s*RENAME\s+TABLE\s+(\w+)\s+TO\s+(\w+)\s*$")
+
+
+def _renamed_already(ch: Client, database: str, statement: str) -> bool:
+    """True for a `RENAME TABLE a TO b` whose target exists: an interrupted migration that
+    renamed a table is started again, and ClickHouse has no RENAME ... IF EXISTS."""
+    match = _RENAME.match(statement)
+    if match is None:
+        return False
+    rows = ch.execute(
+        "SELECT count() FROM system.tables WHERE database = %(db)s AND name = %(name)s",
+        {"db": database, "name": match[2]},
+    )
+    return bool(rows[0][0])
 
 
 def _now() -> object:

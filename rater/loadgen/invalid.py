@@ -2,9 +2,10 @@
 
 Every kind is a corruption a real switch or exporter produces now and then. Each is made from a
 valid CDR (so the rest of the record is realistic) and must end in the dead-letter topic
-(docs/DESIGN.md section 4) with a reason naming the field: `expected_reason` is a regular expression
-for rater's decoder's reason (rater/pipeline/decode.py), except for `bad_number`, which decodes but
-cannot be normalised (rater/switches/numbers.py rejects it later in the pipeline).
+(docs/DESIGN.md section 4) with a reason naming the field: `expected_kind` is the kind of
+rater's decoder's reason (rater/pipeline/decode.py, rater/reasons.py) and `expected_detail` a
+regular expression for its detail, except for `bad_number`, which decodes but cannot be
+normalised (rater/pipeline/normalise.py rejects it later in the pipeline).
 
 `diagnose(value)` is this catalogue's own, independent check: which kind of invalid record a
 message is (None when it is a well-formed CDR as far as this catalogue is concerned).
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+
+from rater.reasons import Kind
 
 
 class InvalidKind(StrEnum):
@@ -58,40 +61,44 @@ class KindInfo:
 
     kind: InvalidKind
     description: str
-    #: regex the decoder's reason must match; None: decodes, fails normalisation
-    expected_reason: str | None
+    #: the kind of the decoder's reason (rater/reasons.py); None: decodes, fails normalisation
+    expected_kind: Kind | None
+    #: regex the reason's detail must match (it names the field)
+    expected_detail: str = ""
 
 
 CATALOGUE: dict[InvalidKind, KindInfo] = {
     info.kind: info
     for info in (
-        KindInfo(InvalidKind.BAD_JSON, "JSON cut off mid-record", r"^bad JSON"),
-        KindInfo(InvalidKind.NOT_UTF8, "caller name in Latin-1, not UTF-8", r"^bad JSON"),
+        KindInfo(InvalidKind.BAD_JSON, "JSON cut off mid-record", Kind.BAD_JSON),
+        KindInfo(InvalidKind.NOT_UTF8, "caller name in Latin-1, not UTF-8", Kind.BAD_JSON),
         KindInfo(
-            InvalidKind.NOT_AN_OBJECT,
-            "a JSON array, not an object",
-            r"^bad JSON: expected an object",
+            InvalidKind.NOT_AN_OBJECT, "a JSON array, not an object", Kind.NOT_AN_OBJECT, "^got"
         ),
         KindInfo(
             InvalidKind.MISSING_FIELD,
             "a required field left out",
-            r"^(" + "|".join(MISSING_FIELDS) + r"): missing",
+            Kind.MISSING,
+            r"^(" + "|".join(MISSING_FIELDS) + r")$",
         ),
         KindInfo(
             InvalidKind.MISTYPED_FIELD,
             "a field of the wrong JSON type",
+            Kind.WRONG_TYPE,
             r"^(billsec|account|start_time|callee): expected",
         ),
-        KindInfo(InvalidKind.NEGATIVE_BILLSEC, "billsec below zero", r"^billsec: negative"),
+        KindInfo(InvalidKind.NEGATIVE_BILLSEC, "billsec below zero", Kind.NEGATIVE, r"^billsec "),
         KindInfo(
             InvalidKind.END_BEFORE_START,
             "end_time before start_time",
-            r"^end_time: before start_time",
+            Kind.END_BEFORE_START,
+            r"^end_time .* < start_time",
         ),
         KindInfo(
             InvalidKind.BAD_TIMESTAMP,
             "start_time neither ISO 8601 nor epoch",
-            r"^start_time: .* is not ISO 8601",
+            Kind.BAD_TIME,
+            r"^start_time .* is not ISO 8601",
         ),
         KindInfo(InvalidKind.BAD_NUMBER, "callee that is not a telephone number", None),
     )

@@ -29,16 +29,16 @@ from rater.loadgen.population import CustomerPlan, ResellerPlan, Scenario
 from rater.loadgen.prefixes import wholesale_table
 from rater.logs import get_logger
 from rater.redis import connection as redis_client
+from rater.redis import keys
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.switches.registry import SwitchRegistry
 from rater.tariffs.derive import derive
 from rater.tariffs.model import Steps, TariffTable
-from rater.tariffs.store import TariffStore
+from rater.tariffs.store import OPERATOR, TariffStore
 
 log = get_logger(__name__)
 
-SCENARIO_KEY = "loadgen:scenario:{name}"
 #: opening balance of each SIP customer, and face values of cards
 SIP_BALANCE = Decimal("1000")
 NORMAL_CARD_VALUE = Decimal("20")
@@ -47,8 +47,7 @@ DISPOSABLE_CARD_VALUE = Decimal("10")
 DISPOSABLE_SHARE = 0.5
 
 
-def scenario_key(name: str) -> str:
-    return SCENARIO_KEY.format(name=name)
+scenario_key = keys.loadgen_scenario
 
 
 def load_scenario(settings: Settings, name: str, redis: RedisLike | None = None) -> Scenario | None:
@@ -108,13 +107,6 @@ def setup_scenario(
     cards_per_reseller = _spread(cards, resellers)
     for r in range(resellers):
         rid = f"{name}-r{r + 1}"
-        retail = _stored(
-            store,
-            derive(base, name=f"{rid}-retail", markup=Decimal(20 + 10 * r), steps=Steps(30, 6)),
-        )
-        card_table = _stored(
-            store, derive(base, name=f"{rid}-cards", markup=Decimal(40), steps=Steps(60, 60))
-        )
         n_cards = cards_per_reseller[r]
         n_disposable = round(n_cards * DISPOSABLE_SHARE) if n_cards else 0
         n_normal = n_cards - n_disposable
@@ -130,6 +122,15 @@ def setup_scenario(
             currency=currency,
         )
         reseller_plans.append(ResellerPlan(rid, base.name))
+        # the reseller's own sell tables (a customer gets only those or its buy table)
+        retail = _stored(
+            store,
+            derive(base, name=f"{rid}-retail", markup=Decimal(20 + 10 * r), steps=Steps(30, 6)),
+            rid,
+        )
+        card_table = _stored(
+            store, derive(base, name=f"{rid}-cards", markup=Decimal(40), steps=Steps(60, 60)), rid
+        )
         sip_ids = [f"{rid}-c{j + 1:04d}" for j in range(n_sip)]
         for cid in sip_ids:
             api.create_customer(
@@ -253,14 +254,15 @@ def _buy_table(
         if given is not None
         else wholesale_table(f"{name}-wholesale", seed=seed, currency=currency)
     )
-    return _stored(store, table)
+    return _stored(store, table, OPERATOR)
 
 
-def _stored(store: TariffStore, table: TariffTable) -> TariffTable:
-    """The latest stored version of `table.name`, saving `table` first if there is none."""
+def _stored(store: TariffStore, table: TariffTable, owner: str) -> TariffTable:
+    """The latest stored version of `table.name`, saving `table` (owned by reseller `owner`)
+    first if there is none."""
     if store.infos(table.name):
         return store.get(table.name)
-    return store.save(table)
+    return store.save(table, owner=owner)
 
 
 def _spread(total: int, parts: int) -> list[int]:

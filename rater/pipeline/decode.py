@@ -3,9 +3,9 @@
 One pass: each record is parsed with orjson, checked field by field and appended to plain
 Python lists, which become numpy arrays at the end (appending to lists and converting once is
 about 3x faster than writing into preallocated object arrays element by element). A record that
-cannot be a CDR becomes a `Reject` holding its original bytes, partition, offset and the reason;
-it never raises. Numbers are normalised later, per switch (`rater.switches.numbers`),
-because that needs the switch's settings.
+cannot be a CDR becomes a `Reject` holding its record and the reason (rater/reasons.py); decode
+never raises for a record, whatever its bytes. Numbers are normalised later, per switch
+(rater/pipeline/normalise.py), because that needs the switch's settings.
 
 Timestamps are ISO 8601 (with an offset; without one the switch's time zone applies) or epoch
 seconds / milliseconds (numbers, or strings of digits). They are kept as epoch seconds (int64),
@@ -15,18 +15,24 @@ the resolution of ClickHouse's DateTime.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
-from rater.tariffs.compile import MAX_BILLSEC
+from kernels.layout import MAX_BILLSEC
+from rater.accounts.ids import auth_id_problem
+from rater.pipeline.isolate import is_infrastructure
+from rater.reasons import Kind, Reason, cap, quote
+
+if TYPE_CHECKING:
+    from rater.settings import Settings
 
 #: epoch values at or above this are milliseconds (1e11 s would be the year 5138)
 _MS_THRESHOLD = 100_000_000_000
@@ -65,12 +71,43 @@ class KafkaRecord(Protocol):
 class Reject:
     """A record that is not a valid CDR: it goes to the dead-letter topic as it came."""
 
-    partition: int
-    offset: int
-    value: bytes
-    key: bytes | None
-    reason: str
-    """which field and why, e.g. "billsec: negative (-5)"."""
+    record: KafkaRecord
+    reason: Reason
+    """which field and why, e.g. (negative, "billsec -5")."""
+    error: str = ""
+    """the class of the unexpected exception that rejected it ("" for a checked reason)."""
+    switch: str = ""
+    """the record's switch when it names one (a metric label when the registry knows it)."""
+
+    @property
+    def partition(self) -> int:
+        return self.record.partition
+
+    @property
+    def offset(self) -> int:
+        return self.record.offset
+
+    @property
+    def key(self) -> bytes | None:
+        return self.record.key
+
+    @property
+    def value(self) -> bytes:
+        return self.record.value or b""
+
+
+@dataclass(frozen=True)
+class DecodeRules:
+    """The limits of docs/DESIGN.md section 4 that depend on settings and on now."""
+
+    max_billsec: int = _SECONDS_MAX
+    #: the latest end_time accepted (now + the allowed skew), epoch seconds; None: no limit
+    latest_end: int | None = None
+    skew_s: int = 0
+
+    @classmethod
+    def of(cls, settings: Settings, now: int) -> DecodeRules:
+        return cls(settings.max_billsec, now + settings.future_skew_s, settings.future_skew_s)
 
 
 @dataclass(frozen=True)
@@ -81,6 +118,8 @@ class CdrBatch:
     seconds (answer 0 when the call was not answered).
     """
 
+    index: I32
+    """position of the CDR's record in the records given to decode (a reject names it)."""
     partition: I32
     offset: I64
     kafka_ts: I64
@@ -110,76 +149,156 @@ class CdrBatch:
 
     @classmethod
     def empty(cls) -> CdrBatch:
-        return decode([], lambda _switch: UTC)[0]
+        return _to_batch([])
 
 
 class _InvalidError(Exception):
     """Internal: why one record is rejected."""
 
+    def __init__(self, kind: Kind, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = Reason(kind, detail)
+
+
+#: why a record is not a CDR, raised by the converters of other formats (rater/pipeline/formats/)
+InvalidRecord = _InvalidError
+
 
 TimezoneOf = Callable[[str], tzinfo]
+_UNLIMITED = DecodeRules()
+
+#: what a converter returns for a record that is another leg of a call (a FreeSWITCH B-leg):
+#: counted, never billed or stored (docs/DESIGN.md section 4)
+OTHER_LEG: dict[str, Any] = {}
+#: record -> (its switch as named outside its value, the message fields) for a record in a
+#: switch's own format; None for a record in rater's JSON (rater/pipeline/formats/)
+Converter = Callable[[KafkaRecord], tuple[str, dict[str, Any]] | None]
 
 
-def decode(records: Iterable[KafkaRecord], tz_of: TimezoneOf) -> tuple[CdrBatch, list[Reject]]:
+@dataclass(frozen=True)
+class Decoded:
+    """What decode makes of a batch of records."""
+
+    batch: CdrBatch
+    rejects: list[Reject]
+    other_legs: int = 0
+    """records that are another leg of a call: counted as `other leg`, never billed."""
+
+
+def decode(
+    records: Sequence[KafkaRecord],
+    tz_of: TimezoneOf,
+    rules: DecodeRules = _UNLIMITED,
+    convert: Converter | None = None,
+) -> tuple[CdrBatch, list[Reject]]:
     """Split records into (valid CDRs as a columnar batch, rejects with reasons).
 
     `tz_of(switch)` gives the time zone for timestamps without an offset (the switch's setting).
-    The common case (all fields present and well typed, times as ISO 8601 with 'Z' or an
-    offset, or epoch numbers) takes an inlined fast path, about 2.5x the speed of checking
-    field by field; anything else goes through `_decode_one`, which names the reason.
+    Each record is parsed once. The common case (all fields present and well typed, times as
+    ISO 8601 with 'Z' or an offset, or epoch numbers) takes an inlined fast path, about 2.5x the
+    speed of checking field by field; anything else goes through `_decode_one`, which names the
+    reason. Any exception while decoding one record rejects that record (with the exception's
+    class), except an infrastructure error (`tz_of` reads Redis), which propagates.
     """
+    decoded = decode_records(records, tz_of, rules, convert)
+    return decoded.batch, decoded.rejects
+
+
+def decode_records(
+    records: Sequence[KafkaRecord],
+    tz_of: TimezoneOf,
+    rules: DecodeRules = _UNLIMITED,
+    convert: Converter | None = None,
+) -> Decoded:
+    """`decode`, with records of other formats: `convert` turns a record of a switch's own
+    format into the fields of a CDR message, which then pass the same checks."""
     rows: list[tuple[Any, ...]] = []
     rejects: list[Reject] = []
-    loads = orjson.loads
-    fast_time = _fast_time
-    for record in records:
-        value = record.value
+    other_legs = 0
+    for position, record in enumerate(records):
+        obj: object = None
+        named = ""
         try:
-            obj = loads(value) if value else None
-        except orjson.JSONDecodeError:
-            obj = None
-        row: tuple[Any, ...] | None = None
-        if type(obj) is dict:
-            get = obj.get
-            cdr_id, switch, account = get("cdr_id"), get("switch"), get("account")
-            caller, callee, disposition = get("caller"), get("callee"), get("disposition")
-            card, auth_id = get("card") or "", get("auth_id") or ""
-            access, cause = get("access_number") or "", get("hangup_cause") or ""
-            billsec, duration = get("billsec"), get("duration")
-            start, end = fast_time(get("start_time")), fast_time(get("end_time"))
-            answer_raw = get("answer_time")
-            answer = 0 if answer_raw is None or answer_raw == "" else fast_time(answer_raw)
-            if (
-                type(cdr_id) is str and cdr_id and type(switch) is str and switch
-                and type(account) is str and account and type(caller) is str and caller
-                and type(callee) is str and callee and type(disposition) is str and disposition
-                and type(card) is str and type(auth_id) is str and type(access) is str
-                and type(cause) is str and type(billsec) is int and 0 <= billsec <= _SECONDS_MAX
-                and start >= 0 and end >= start and answer >= 0 and end - start <= _SECONDS_MAX
-                and (not answer or start <= answer <= end)
-                and (duration is None or (type(duration) is int and 0 <= duration <= _SECONDS_MAX))
-            ):  # fmt: skip
-                row = (
-                    record.partition, record.offset, record.timestamp, cdr_id, switch, account,
-                    caller, callee, disposition, card, auth_id, access, cause, start, answer, end,
-                    end - start if duration is None else duration, billsec,
-                )  # fmt: skip
-        if row is None:
-            try:
-                full = _decode_one(value, tz_of)
-            except _InvalidError as why:
-                rejects.append(
-                    Reject(record.partition, record.offset, value or b"", record.key, str(why))
-                )
-                continue
-            row = (record.partition, record.offset, record.timestamp, *full)
-        rows.append(row)
-    return _to_batch(rows), rejects
+            converted = convert(record) if convert is not None else None
+            if converted is None:
+                obj = parsed = _parse(record.value)
+            else:
+                named, parsed = converted
+                if parsed is OTHER_LEG:
+                    other_legs += 1
+                    continue
+                obj = parsed
+            rows.append(_decode_record(position, record, parsed, tz_of, rules))
+        except _InvalidError as why:
+            rejects.append(Reject(record, why.reason, switch=named or _switch_named(obj)))
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            reason = Reason.of_error(Kind.DECODE_ERROR, error)
+            switch = named or _switch_named(obj)
+            rejects.append(Reject(record, reason, type(error).__name__, switch))
+    return Decoded(_to_batch(rows), rejects, other_legs)
+
+
+def _parse(value: bytes | None) -> dict[str, Any]:
+    if not value:
+        raise _InvalidError(Kind.BAD_JSON, "empty message")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        raise _InvalidError(Kind.BAD_JSON, cap(str(error))) from None
+    if type(obj) is not dict:
+        raise _InvalidError(Kind.NOT_AN_OBJECT, f"got {_type_name(obj)}")
+    return obj
+
+
+def _decode_record(
+    position: int, record: KafkaRecord, obj: dict[str, Any], tz_of: TimezoneOf, rules: DecodeRules
+) -> tuple[Any, ...]:
+    get = obj.get
+    cdr_id, switch, account = get("cdr_id"), get("switch"), get("account")
+    caller, callee, disposition = get("caller"), get("callee"), get("disposition")
+    card, auth_id = get("card") or "", get("auth_id") or ""
+    access, cause = get("access_number") or "", get("hangup_cause") or ""
+    billsec, duration = get("billsec"), get("duration")
+    start, end = _fast_time(get("start_time")), _fast_time(get("end_time"))
+    answer_raw = get("answer_time")
+    answer = 0 if answer_raw is None or answer_raw == "" else _fast_time(answer_raw)
+    latest = rules.latest_end
+    if (
+        type(cdr_id) is str and cdr_id and type(switch) is str and switch
+        and type(account) is str and account and type(caller) is str and caller
+        and type(callee) is str and callee and type(disposition) is str and disposition
+        and type(card) is str and type(auth_id) is str and type(access) is str
+        and type(cause) is str and type(billsec) is int and 0 <= billsec <= rules.max_billsec
+        and start >= 0 and end >= start and answer >= 0 and end - start <= _SECONDS_MAX
+        and (not answer or start <= answer <= end) and (latest is None or end <= latest)
+        and (duration is None or (type(duration) is int and 0 <= duration <= _SECONDS_MAX))
+        and (not auth_id or _auth_id_ok(auth_id))
+    ):  # fmt: skip
+        return (
+            position, record.partition, record.offset, record.timestamp, cdr_id, switch,
+            account, caller, callee, disposition, card, auth_id, access, cause, start, answer,
+            end, end - start if duration is None else duration, billsec,
+        )  # fmt: skip
+    full = _decode_one(obj, tz_of, rules)
+    return (position, record.partition, record.offset, record.timestamp, *full)
+
+
+def _switch_named(obj: object) -> str:
+    """The switch a rejected record names, for counting ("" when it names none)."""
+    switch = obj.get("switch") if type(obj) is dict else None
+    return switch if type(switch) is str else ""
 
 
 #: "YYYY-MM-DDTHH" -> epoch seconds of that hour (UTC); CDR times cluster in few hours
 _HOURS: dict[str, int] = {}
 _OFFSETS: dict[str, int] = {"Z": 0, "+00:00": 0}
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²' and '١', which int() reads or rejects."""
+    return text.isascii() and text.isdigit()
 
 
 def _fast_time(value: object) -> int:
@@ -192,7 +311,10 @@ def _fast_time(value: object) -> int:
     if kind is not str:
         return -1
     text: str = value  # type: ignore[assignment]
-    if len(text) < 20 or text[13] != ":" or text[16] != ":" or text[10] not in "T ":
+    if (
+        len(text) < 20 or not text.isascii() or text[13] != ":" or text[16] != ":"
+        or text[10] not in "T "
+    ):  # fmt: skip
         return -1
     offset = _OFFSETS.get(text[19:])
     if offset is None:
@@ -218,50 +340,69 @@ def _offset_seconds(suffix: str) -> int | None:
     if len(suffix) != 6 or suffix[0] not in "+-" or suffix[3] != ":":
         return None
     hours, minutes = suffix[1:3], suffix[4:6]
-    if not (hours.isdigit() and minutes.isdigit()) or hours > "23" or minutes > "59":
+    if not (_digits(hours) and _digits(minutes)) or hours > "23" or minutes > "59":
         return None
     seconds = (int(hours) * 3600 + int(minutes) * 60) * (1 if suffix[0] == "+" else -1)
     _OFFSETS[suffix] = seconds
     return seconds
 
 
-_ROW_FIELDS = (*_REQUIRED_STR, *_OPTIONAL_STR, "start", "answer", "end", "duration", "billsec")
+def _auth_id_ok(value: str) -> bool:
+    """The one rule of auth ids (rater/accounts/ids.py): the debit script splits them on
+    newlines and puts them in key names."""
+    return auth_id_problem(value) is None
 
 
-def _decode_one(value: bytes | None, tz_of: TimezoneOf) -> tuple[Any, ...]:
-    if not value:
-        raise _InvalidError("bad JSON: empty message")
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError as error:
-        raise _InvalidError(f"bad JSON: {error}") from None
-    if type(obj) is not dict:
-        raise _InvalidError(f"bad JSON: expected an object, got {_type_name(obj)}")
+def _decode_one(obj: dict[str, Any], tz_of: TimezoneOf, rules: DecodeRules) -> tuple[Any, ...]:
+    """The checked path: the first problem of the record, named, or its values."""
     required = [_required_str(obj, name) for name in _REQUIRED_STR]
     optional = [_optional_str(obj, name) for name in _OPTIONAL_STR]
+    auth_id = optional[_OPTIONAL_STR.index("auth_id")]
+    problem = auth_id_problem(auth_id) if auth_id else None
+    if problem is not None:
+        raise _InvalidError(Kind.BAD_AUTH_ID, f"auth_id {quote(auth_id)} {cap(problem)}")
     billsec = _required_int(obj, "billsec")
     if billsec < 0:
-        raise _InvalidError(f"billsec: negative ({billsec})")
+        raise _InvalidError(Kind.NEGATIVE, f"billsec {billsec}")
     switch = required[1]
     start = _timestamp(obj, "start_time", switch, tz_of, required=True)
     end = _timestamp(obj, "end_time", switch, tz_of, required=True)
     answer = _timestamp(obj, "answer_time", switch, tz_of, required=False)
     if end < start:
-        raise _InvalidError(f"end_time: before start_time ({end} < {start} epoch seconds)")
+        raise _InvalidError(
+            Kind.END_BEFORE_START, f"end_time {_iso(end)} < start_time {_iso(start)}"
+        )
     if answer and not start <= answer <= end:
-        raise _InvalidError(f"answer_time: outside start_time..end_time ({answer})")
+        raise _InvalidError(
+            Kind.ANSWER_OUTSIDE_CALL,
+            f"answer_time {_iso(answer)} outside {_iso(start)}..{_iso(end)}",
+        )
     duration_raw = obj.get("duration")
     if duration_raw is None:
         duration = end - start
     else:
         duration = _int_value("duration", duration_raw)
         if duration < 0:
-            raise _InvalidError(f"duration: negative ({duration})")
-    if billsec > _SECONDS_MAX:
-        raise _InvalidError(f"billsec: out of range ({billsec} > {_SECONDS_MAX})")
-    if duration > _SECONDS_MAX:
-        raise _InvalidError(f"duration: out of range ({duration} > {_SECONDS_MAX})")
+            raise _InvalidError(Kind.NEGATIVE, f"duration {duration}")
+    spans = (("billsec", billsec), ("duration", duration), ("end - start", end - start))
+    for name, seconds in spans:
+        if seconds > _SECONDS_MAX:
+            raise _InvalidError(Kind.OUT_OF_RANGE, f"{name} {cap(str(seconds))} > {_SECONDS_MAX}")
+    if billsec > rules.max_billsec:
+        raise _InvalidError(
+            Kind.BILLSEC_ABOVE_MAX, f"billsec {billsec} > {rules.max_billsec} (max_billsec)"
+        )
+    if rules.latest_end is not None and end > rules.latest_end:
+        raise _InvalidError(
+            Kind.FUTURE,
+            f"end_time {_iso(end)} is {end - rules.latest_end + rules.skew_s} s after now "
+            f"(allowed: {rules.skew_s} s)",
+        )
     return (*required, *optional, start, answer, end, duration, billsec)
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _type_name(value: object) -> str:
@@ -273,11 +414,11 @@ def _type_name(value: object) -> str:
 def _required_str(obj: dict[str, Any], name: str) -> str:
     value = obj.get(name)
     if value is None:
-        raise _InvalidError(f"{name}: missing")
+        raise _InvalidError(Kind.MISSING, name)
     if type(value) is not str:
-        raise _InvalidError(f"{name}: expected a string, got {_type_name(value)}")
+        raise _InvalidError(Kind.WRONG_TYPE, f"{name}: expected a string, got {_type_name(value)}")
     if not value:
-        raise _InvalidError(f"{name}: empty")
+        raise _InvalidError(Kind.EMPTY, name)
     return value
 
 
@@ -286,14 +427,14 @@ def _optional_str(obj: dict[str, Any], name: str) -> str:
     if value is None:
         return ""
     if type(value) is not str:
-        raise _InvalidError(f"{name}: expected a string, got {_type_name(value)}")
+        raise _InvalidError(Kind.WRONG_TYPE, f"{name}: expected a string, got {_type_name(value)}")
     return value
 
 
 def _required_int(obj: dict[str, Any], name: str) -> int:
     value = obj.get(name)
     if value is None:
-        raise _InvalidError(f"{name}: missing")
+        raise _InvalidError(Kind.MISSING, name)
     return _int_value(name, value)
 
 
@@ -303,7 +444,9 @@ def _int_value(name: str, value: object) -> int:
         return value
     if type(value) is float and value.is_integer():
         return int(value)
-    raise _InvalidError(f"{name}: expected an integer, got {_type_name(value)} {value!r}")
+    raise _InvalidError(
+        Kind.WRONG_TYPE, f"{name}: expected an integer, got {_type_name(value)} {quote(value)}"
+    )
 
 
 def _timestamp(
@@ -312,7 +455,7 @@ def _timestamp(
     value = obj.get(name)
     if value is None or value == "":
         if required:
-            raise _InvalidError(f"{name}: missing")
+            raise _InvalidError(Kind.MISSING, name)
         return 0
     kind = type(value)
     if kind is int or kind is float:
@@ -321,16 +464,21 @@ def _timestamp(
         seconds = _parse_time_text(name, value, switch, tz_of)
     else:
         raise _InvalidError(
-            f"{name}: expected ISO 8601 or epoch seconds/ms, got {_type_name(value)}"
+            Kind.WRONG_TYPE,
+            f"{name}: expected ISO 8601 or epoch seconds/ms, got {_type_name(value)}",
         )
     if not 0 <= seconds <= _EPOCH_MAX:
-        raise _InvalidError(f"{name}: {value!r} is outside 1970..2106")
+        raise _InvalidError(Kind.OUT_OF_RANGE, f"{name} {quote(value)} is outside 1970..2106")
     return seconds
 
 
+#: epoch values beyond this are out of range whatever their unit (and a float of them is exact)
+_EPOCH_ABS = 2**53
+
+
 def _epoch(name: str, value: float) -> int:
-    if not math.isfinite(value):
-        raise _InvalidError(f"{name}: {value!r} is not a time")
+    if not math.isfinite(value) or abs(value) >= _EPOCH_ABS:
+        raise _InvalidError(Kind.OUT_OF_RANGE, f"{name} {quote(value)} is outside 1970..2106")
     if abs(value) >= _MS_THRESHOLD:
         return math.floor(value / 1000)
     return math.floor(value)
@@ -338,22 +486,29 @@ def _epoch(name: str, value: float) -> int:
 
 def _parse_time_text(name: str, text: str, switch: str, tz_of: TimezoneOf) -> int:
     stripped = text.strip()
-    if stripped and (stripped[0].isdigit() and stripped.replace(".", "", 1).isdigit()):
+    if stripped and _digits(stripped[0]) and _digits(stripped.replace(".", "", 1)):
+        if len(stripped) > 20:  # 2^53 has 16 digits: anything this long is out of range
+            raise _InvalidError(Kind.OUT_OF_RANGE, f"{name} {quote(text)} is outside 1970..2106")
         return _epoch(name, float(stripped) if "." in stripped else int(stripped))
     try:
-        moment = datetime.fromisoformat(stripped)
+        moment = datetime.fromisoformat(stripped) if stripped.isascii() else None
     except ValueError:
-        raise _InvalidError(f"{name}: {text!r} is not ISO 8601 or epoch seconds/ms") from None
+        moment = None
+    if moment is None:
+        raise _InvalidError(
+            Kind.BAD_TIME, f"{name} {quote(text)} is not ISO 8601 or epoch seconds/ms"
+        )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz_of(switch))
     return math.floor(moment.timestamp())
 
 
-_COLUMNS = ("partition", "offset", "kafka_ts", *_REQUIRED_STR, *_OPTIONAL_STR, "start", "answer",
-            "end", "duration", "billsec")  # fmt: skip
+_COLUMNS = ("index", "partition", "offset", "kafka_ts", *_REQUIRED_STR, *_OPTIONAL_STR, "start",
+            "answer", "end", "duration", "billsec")  # fmt: skip
 _DTYPES = {
-    "partition": np.int32, "offset": np.int64, "kafka_ts": np.int64, "start": np.int64,
-    "answer": np.int64, "end": np.int64, "duration": np.int32, "billsec": np.int32,
+    "index": np.int32, "partition": np.int32, "offset": np.int64, "kafka_ts": np.int64,
+    "start": np.int64, "answer": np.int64, "end": np.int64, "duration": np.int32,
+    "billsec": np.int32,
 }  # fmt: skip
 
 

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kernels.layout import MAX_BILLSEC, PAD_DIGITS
 from kernels.rate import GROUP, SCRATCH_ROWS, rate_kernel, rate_kernel_parallel
-from rater.tariffs.compile import MAX_BILLSEC, PAD_DIGITS, CompiledTariffs
+from rater.tariffs.compile import CompiledTariffs
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ The driver is synchronous; callers run these methods in a thread (asyncio.to_thr
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,8 @@ import numpy.typing as npt
 from clickhouse_driver import Client
 
 from rater import clickhouse
+from rater.clickhouse.executor import DriverExecutor, Executor
+from rater.clock import Clock
 from rater.pipeline.decode import CdrBatch, ObjArray
 from rater.settings import Settings
 
@@ -85,7 +88,10 @@ class RatedRows:
     """the card number the CDR was charged to ("" for SIP calls)."""
     outcome: ObjArray
     reason: ObjArray
+    """Reason | None per CDR (rater/reasons.py); stored as its text."""
     blocked: npt.NDArray[np.bool_]
+    late: npt.NDArray[np.bool_]
+    """ended before now minus the de-duplication window (rater/pipeline/fates.py)."""
 
     def __len__(self) -> int:
         return len(self.cdrs)
@@ -104,11 +110,13 @@ class CdrStore:
 
     settings: Settings
     client: Client = field(init=False)
+    clock: Clock = field(init=False)
     #: (topic_id, partition) -> highest offset ClickHouse holds (-1: none); learnt on assignment
     _stored_high: dict[tuple[str, int], int] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.client = clickhouse.client(self.settings)
+        self.clock = Clock.of(self.settings)
 
     def forget(self, partitions: list[int]) -> None:
         """A partition was revoked: another worker may store it now."""
@@ -165,7 +173,7 @@ class CdrStore:
             return 0
         self.client.execute(
             f"INSERT INTO rated_cdrs ({', '.join(COLUMNS)}) VALUES",
-            columns_of(topic_id, rows),
+            columns_of(topic_id, rows, rated_at=self.clock.time()),
             columnar=True,
         )
         for partition in np.unique(rows.cdrs.partition):
@@ -180,6 +188,11 @@ def columns_of(topic_id: str, rows: RatedRows, *, rated_at: float | None = None)
     c = rows.cdrs
     n = len(rows)
     now = np.datetime64(int(rated_at if rated_at is not None else time.time()), "s")
+    # plain str objects: astype(str) would make fixed-width strings, which drop trailing NULs
+    reasons = np.empty(n, dtype=object)
+    reasons[:] = [r.text if r is not None else "" for r in rows.reason.tolist()]
+    outcomes = np.empty(n, dtype=object)
+    outcomes[:] = [str(o) for o in rows.outcome.tolist()]
     revision = np.zeros(n, dtype=np.uint32)
     sign = np.ones(n, dtype=np.int8)
 
@@ -222,10 +235,105 @@ def columns_of(topic_id: str, rows: RatedRows, *, rated_at: float | None = None)
         rows.buy_tariff,
         rows.reseller,
         rows.customer,
-        rows.outcome,
-        rows.reason,
+        outcomes,
+        reasons,
         rows.blocked.astype(np.uint8),
         revision,
         sign,
         np.full(n, now, dtype="datetime64[s]"),
     ]
+
+
+# ------------------------------------------------------------------------ copies of CDRs
+#: the C escapes ClickHouse reads in a string literal
+_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\0": "\\0", "\b": "\\b", "\f": "\\f",
+                          "\r": "\\r", "\n": "\\n", "\t": "\\t"})  # fmt: skip
+
+Identity = tuple[str, int, int]
+
+
+def _text(value: str) -> str:
+    return "'" + value.translate(_ESCAPES) + "'"
+
+
+def stored_copies(
+    ch: Executor,
+    pairs: Sequence[tuple[str, str]],
+    start_from: int,
+    start_to: int,
+    *,
+    rated_only: bool = False,
+) -> dict[tuple[str, str], set[Identity]]:
+    """(switch, cdr_id) -> message identities of its live rows in rated_cdrs (all outcomes, or
+    only rated and unanswered ones). A copy of a CDR carries its start time: the search is
+    limited to starts in [start_from, start_to] (epoch seconds), which prunes partitions.
+
+    ClickHouse parses at most max_query_size (256 KiB by default) of a query: pairs are sent
+    about 64 KiB at a time, and a pair too long to quote is looked for by its byte length and
+    first characters, then compared whole here."""
+    wanted = set(pairs)
+    found: dict[tuple[str, str], set[Identity]] = {}
+    for condition in _conditions(sorted(wanted)):
+        outcome = " AND outcome IN ('rated', 'unanswered')" if rated_only else ""
+        rows = ch.rows(
+            "SELECT switch, cdr_id, topic_id, partition, offset FROM rated_cdrs"
+            f" WHERE start_time >= toDateTime({int(start_from)})"
+            f" AND start_time <= toDateTime({int(start_to)}) AND ({condition}){outcome}"
+            " GROUP BY switch, cdr_id, topic_id, partition, offset HAVING sum(sign) > 0"
+        )
+        for switch, cdr_id, topic_id, partition, offset in rows:
+            if (switch, cdr_id) in wanted:
+                found.setdefault((switch, cdr_id), set()).add(
+                    (topic_id, int(partition), int(offset))
+                )
+    return found
+
+
+#: characters of a value quoted whole; a longer one is matched by length and this many first
+_QUOTED_MAX = 1000
+#: characters of pairs per query (well under ClickHouse's max_query_size of 262,144 bytes)
+_QUERY_CHARS = 64_000
+
+
+def _conditions(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """WHERE conditions matching the pairs, each small enough for one query."""
+    out: list[str] = []
+    listed: list[str] = []
+    size = 0
+    for switch, cdr_id in pairs:
+        if len(switch) > _QUOTED_MAX or len(cdr_id) > _QUOTED_MAX:
+            out.append(f"{_prefix_match('switch', switch)} AND {_prefix_match('cdr_id', cdr_id)}")
+            continue
+        literal = f"({_text(switch)}, {_text(cdr_id)})"
+        if listed and size + len(literal) > _QUERY_CHARS:
+            out.append(f"(switch, cdr_id) IN ({', '.join(listed)})")
+            listed, size = [], 0
+        listed.append(literal)
+        size += len(literal) + 2
+    if listed:
+        out.append(f"(switch, cdr_id) IN ({', '.join(listed)})")
+    return out
+
+
+def _prefix_match(column: str, value: str) -> str:
+    return (
+        f"length({column}) = {len(value.encode())}"
+        f" AND startsWith({column}, {_text(value[:_QUOTED_MAX])})"
+    )
+
+
+class CopyFinder:
+    """`stored_copies` for the pipeline, on a client of its own: the store's client may be in
+    use by the previous batch's insert (the worker overlaps them), and a driver client is not
+    safe to share between threads. Connects on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ch: Executor | None = None
+
+    def __call__(
+        self, pairs: Sequence[tuple[str, str]], start_from: int, start_to: int
+    ) -> dict[tuple[str, str], set[Identity]]:
+        if self._ch is None:
+            self._ch = DriverExecutor.from_settings(self.settings)
+        return stored_copies(self._ch, pairs, start_from, start_to)

@@ -10,9 +10,11 @@ Python API (tests, the demo, benchmarks):
 """
 
 from rater.stack.control import (
+    Endpoint,
     ServiceStatus,
     UpReport,
     down,
+    endpoints,
     logs,
     service_names,
     services,
@@ -20,4 +22,15 @@ from rater.stack.control import (
     up,
 )
 
-__all__ = ["ServiceStatus", "UpReport", "down", "logs", "service_names", "services", "status", "up"]
+__all__ = [
+    "Endpoint",
+    "ServiceStatus",
+    "UpReport",
+    "down",
+    "endpoints",
+    "logs",
+    "service_names",
+    "services",
+    "status",
+    "up",
+]

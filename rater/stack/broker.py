@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 
 from rater.errors import ServiceUnavailable, StackError
 from rater.settings import Settings
-from rater.stack.service import Service
+from rater.stack.service import Service, quiet_clients
 
 MEMORY_ONLY_NOTE = (
     "the broker keeps its log in memory only: topics and messages are lost when it stops "
@@ -52,7 +52,8 @@ def probe(settings: Settings, timeout_s: float = 5.0) -> str:
         return "Kafka protocol (Tansu)"
 
     try:
-        return asyncio.run(ask())
+        with quiet_clients():
+            return asyncio.run(ask())
     except (KafkaError, OSError, TimeoutError) as error:
         raise ServiceUnavailable(
             f"Kafka at {settings.kafka_bootstrap} does not answer: {error!r}"

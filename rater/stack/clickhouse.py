@@ -9,6 +9,8 @@ secure TCP) is removed, so two stacks with different base ports never clash.
 from __future__ import annotations
 
 import shutil
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -147,3 +149,15 @@ def service(settings: Settings) -> Service:
         extra_logs=[logs / "clickhouse-server.err.log", logs / "clickhouse-server.log"],
         start_timeout_s=90.0,
     )
+
+
+def http_ping(settings: Settings, timeout_s: float = 3.0) -> tuple[bool, str]:
+    """(answering, what it said) for ClickHouse's HTTP interface (GET /ping answers "Ok.")."""
+    url = f"http://{settings.clickhouse_host}:{settings.clickhouse_http_port}/ping"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as answer:
+            text = answer.read(100).decode(errors="replace").strip()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        return False, f"HTTP interface does not answer: {reason}"
+    return text == "Ok.", f"HTTP interface ({text})"

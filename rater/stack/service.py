@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,3 +39,18 @@ class Service:
     def console_log(self) -> Path:
         """stdout and stderr of the process."""
         return self.directory / f"{self.name}.log"
+
+
+@contextlib.contextmanager
+def quiet_clients() -> Iterator[None]:
+    """Refused connections are expected while a service starts, and a probe reports them
+    itself: keep the client libraries' own log lines out of the way meanwhile."""
+    loggers = [logging.getLogger(name) for name in ("aiokafka", "clickhouse_driver", "redis")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -12,6 +12,11 @@ Rules, in order:
    Anything else is taken to be E.164 already written without '+' ('4930...', '1508...').
 6. The result must be 6 to 15 digits, not starting with 0.
 
+A short number (fewer than 6 digits, dialled without '+' and not starting with 0: an
+extension, a service or emergency code such as 1002 or 112) is kept as dialled after rule 3:
+it is no E.164 number, so no access code, trunk prefix or country applies, and the rating
+kernel matches it only against a tariff row of exactly that number (docs/DESIGN.md section 4).
+
 `normalise_number` is the plain definition and names the reason for a reject;
 `normalise_many` runs a numba fast path over a batch and falls back to `normalise_number`
 for the rare numbers that are not plain digits, so both always agree. E.164 numbers never
@@ -29,10 +34,12 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from kernels.layout import E164_MIN_DIGITS
 from rater.errors import NormalisationError
+from rater.reasons import quote
 from rater.tariffs.model import SwitchSettings
 
-MIN_DIGITS = 6
+MIN_DIGITS = E164_MIN_DIGITS
 MAX_DIGITS = 15
 NANP = "1"
 _SEPARATORS = str.maketrans("", "", " -.()\t")
@@ -71,11 +78,13 @@ def normalise_number(raw: str, switch: SwitchSettings) -> str:
     international = text.startswith("+")
     digits = text[1:] if international else text
     if not digits:
-        raise NormalisationError(f"number {raw!r} has no digits")
+        raise NormalisationError(f"number {quote(raw)} has no digits")
     if not (digits.isascii() and digits.isdigit()):
         bad = next(c for c in digits if not ("0" <= c <= "9"))
         kind = "letters" if bad.isalpha() else f"the character {bad!r}"
-        raise NormalisationError(f"number {raw!r} has {kind}, not only digits")
+        raise NormalisationError(f"number {quote(raw)} has {kind}, not only digits")
+    if not international and len(digits) < MIN_DIGITS and digits[0] != "0":
+        return digits  # a short number: matched as dialled
     if not international:
         for access in international_prefixes(switch):
             if digits.startswith(access):
@@ -90,18 +99,18 @@ def normalise_number(raw: str, switch: SwitchSettings) -> str:
             digits = NANP + digits
     if digits.startswith("0"):
         if international or switch.country_code:
-            raise NormalisationError(f"number {raw!r} starts with 0 after its prefixes")
+            raise NormalisationError(f"number {quote(raw)} starts with 0 after its prefixes")
         raise NormalisationError(
-            f"number {raw!r} is national but switch {switch.name!r} has no country code "
+            f"number {quote(raw)} is national but switch {switch.name!r} has no country code "
             "(set one with `rater switch set --country`)"
         )
     if len(digits) < MIN_DIGITS:
         raise NormalisationError(
-            f"number {raw!r} is too short ({len(digits)} digits, at least {MIN_DIGITS})"
+            f"number {quote(raw)} is too short ({len(digits)} digits, at least {MIN_DIGITS})"
         )
     if len(digits) > MAX_DIGITS:
         raise NormalisationError(
-            f"number {raw!r} is too long ({len(digits)} digits, at most {MAX_DIGITS})"
+            f"number {quote(raw)} is too long ({len(digits)} digits, at most {MAX_DIGITS})"
         )
     return digits
 
@@ -127,6 +136,9 @@ def normalise_many(
         return values, lengths, reasons
     chars = np.asarray(raws, dtype=f"<U{_FAST_WIDTH}")  # longer strings are cut: see below
     codes = chars.view(np.uint32).reshape(count, _FAST_WIDTH)
+    # a fixed-width string drops trailing NULs and the kernel stops at the first NUL: numbers
+    # whose real length differs from what the kernel sees take the Python path
+    real_lengths = np.fromiter(map(len, raws), dtype=np.int64, count=count)
     access = international_prefixes(switch)
     access_codes = np.zeros((len(access), 3), dtype=np.uint32)
     access_lens = np.zeros(len(access), dtype=np.int64)
@@ -140,7 +152,7 @@ def normalise_many(
     slow = _fast_normalise(
         codes, access_codes, access_lens, trunk_codes, len(trunk), country,
         len(switch.country_code) if country else 0, switch.country_code == NANP,
-        tech_min, tech_max, values, lengths,
+        tech_min, tech_max, values, lengths, real_lengths,
     )  # fmt: skip
     for i in np.flatnonzero(slow).tolist():
         _one(raws, i, raws[i], switch, values, lengths, reasons)
@@ -196,7 +208,7 @@ def _one(  # noqa: PLR0917 - a hot helper with positional arguments
 @njit(cache=True, nogil=True)
 def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0917 - numba: positional arrays
     codes, access_codes, access_lens, trunk, trunk_len, country, country_len, nanp,
-    tech_min, tech_max, values, lengths,
+    tech_min, tech_max, values, lengths, real_lengths,
 ):  # fmt: skip
     """Settle plain numbers; returns a bool array of those left for the Python path."""
     n, width = codes.shape
@@ -208,8 +220,8 @@ def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0917 - numba: p
             if codes[row, k] == 0:
                 end = k
                 break
-        if end in (width, 0):
-            slow[row] = True  # possibly cut at the array width, or empty
+        if end in (width, 0) or end != real_lengths[row]:
+            slow[row] = True  # possibly cut at the array width, empty, or holding a NUL
             continue
         start = 0
         if tech_max >= 0:  # a tech prefix of tech_min..tech_max digits and '#'
@@ -230,6 +242,13 @@ def _fast_normalise(  # type: ignore[no-untyped-def]  # noqa: PLR0917 - numba: p
                 break
         if not plain or start == end:
             slow[row] = True
+            continue
+        if not international and end - start < 6 and codes[row, start] != zero:
+            value = np.int64(0)  # a short number, kept as dialled (normalise_number)
+            for k in range(start, end):
+                value = value * 10 + np.int64(codes[row, k] - zero)
+            values[row] = value
+            lengths[row] = end - start
             continue
         if not international:
             for a in range(access_codes.shape[0]):

@@ -1,9 +1,10 @@
 """Per-switch number and time settings in Redis (managed with `rater switch`).
 
-Keys: `switch:NAME` is a hash of the SwitchSettings fields; `switch:names` a set of names;
-`switch:generation` a counter bumped on every change so workers can cache settings and notice
-a change with one GET. An unknown switch gets the defaults (no country, trunk prefix 0,
-tech prefixes like 78816#, UTC).
+Keys (rater/redis/keys.py): `switch:<name>` is a hash of the SwitchSettings fields, the name in
+key form (keys.name: a switch named `names`, `a:b` or `{x}` has a key of its own); `switches`
+the set of names; `switches:generation` a counter bumped on every change so workers can cache
+settings and notice a change with one GET. An unknown switch gets the defaults (no country,
+trunk prefix 0, tech prefixes like 78816#, UTC, format rater).
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rater.errors import ConfigError
+from rater.pipeline import formats
+from rater.redis import keys, legacy
 from rater.redis.connection import RedisLike
 from rater.tariffs.model import SwitchSettings
 
-NAMES_KEY = "switch:names"
-GENERATION_KEY = "switch:generation"
 _FIELDS = tuple(f.name for f in dataclasses.fields(SwitchSettings) if f.name != "name")
-
-
-def switch_key(name: str) -> str:
-    return f"switch:{name}"
 
 
 def validate(settings: SwitchSettings) -> SwitchSettings:
@@ -53,6 +50,7 @@ def validate(settings: SwitchSettings) -> SwitchSettings:
             f"switch {settings.name!r}: unknown time zone {settings.timezone!r} "
             "(use an IANA name like UTC or Europe/Amsterdam)"
         ) from None
+    formats.validate(settings)  # the format, its options and mapping (docs/SWITCHES.md)
     return settings
 
 
@@ -61,10 +59,11 @@ class SwitchRegistry:
 
     def __init__(self, redis_client: RedisLike) -> None:
         self.redis = redis_client
+        legacy.move_switch_keys(redis_client)
 
     def get(self, name: str) -> SwitchSettings:
         """The switch's settings; the defaults (under that name) when it was never set."""
-        raw: Any = self.redis.hgetall(switch_key(name))
+        raw: Any = self.redis.hgetall(keys.switch(name))
         if not raw:
             return SwitchSettings(name=name)
         values = {_text(k): _text(v) for k, v in raw.items()}
@@ -74,20 +73,22 @@ class SwitchRegistry:
         """Store (replace) a switch's settings after validating them."""
         validate(settings)
         mapping: dict[Any, Any] = {field: getattr(settings, field) for field in _FIELDS}
-        pipe = self.redis.pipeline()
-        pipe.delete(switch_key(settings.name))
-        pipe.hset(switch_key(settings.name), mapping=mapping)
-        pipe.sadd(NAMES_KEY, settings.name)
-        pipe.incr(GENERATION_KEY)
+        # every field at once (one HSET: readers never see half of it), then the name and the
+        # generation, which live in other slots on Redis Cluster; the generation moves last, so
+        # a worker that sees it move reads the new settings
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(keys.switch(settings.name), mapping=mapping)
+        pipe.sadd(keys.SWITCHES, settings.name)
+        pipe.incr(keys.SWITCHES_GENERATION)
         pipe.execute()
         return settings
 
     def list(self) -> list[SwitchSettings]:
-        names: Any = self.redis.smembers(NAMES_KEY)
+        names: Any = self.redis.smembers(keys.SWITCHES)
         return [self.get(name) for name in sorted(_text(n) for n in names)]
 
     def generation(self) -> int:
-        value: Any = self.redis.get(GENERATION_KEY)
+        value: Any = self.redis.get(keys.SWITCHES_GENERATION)
         return int(value) if value is not None else 0
 
 

@@ -36,45 +36,36 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kernels.layout import (
+    BLOCK_DIGITS,
+    INT64_MAX,
+    MONEY_MAX,
+    NODE_COLUMNS,
+    NODE_LEN,
+    NODE_PARENT,
+    NODE_ROW_HI,
+    NODE_ROW_LO,
+    PAD_DIGITS,
+    ROOT_DIGITS,
+    ROW_BASE60,
+    ROW_COLUMNS,
+    ROW_FROM,
+    ROW_NODE,
+    ROW_RATE,
+    ROW_ROUND,
+    ROW_SAFE_REST,
+    ROW_STEPS,
+    ROW_TO,
+    SMALL_ROOT_BELOW,
+    SMALL_ROOT_DIGITS,
+    STEP_MAX,
+    TARIFF_ARGS,
+    TIME_MAX,
+    TIME_MIN,
+)
 from rater.errors import TariffError
 from rater.money import DECIMALS_MAX
 from rater.tariffs.model import Steps, TariffRow, TariffTable
-
-PAD_DIGITS = 17  # root 5 digits + 6 levels of 2; E.164 numbers have at most 15 digits
-ROOT_DIGITS = 5  # a 400 KB root for large versions: one read fewer than 4 digits
-SMALL_ROOT_DIGITS = 3  # a 4 KB root for small versions (one level more, but all in cache)
-#: versions with fewer prefixes get the small root: a retail deck of a few thousand codes then
-#: takes a few hundred KB of cache instead of spreading its calls over a 400 KB root
-SMALL_ROOT_BELOW = 5_000
-BLOCK_DIGITS = 2  # 100-entry child blocks (400 bytes)
-
-INT64_MAX = 2**63 - 1
-TIME_MIN = -(2**63)  # the beginning of time
-TIME_MAX = INT64_MAX  # never
-
-#: Bounds that keep every intermediate of the kernel's integer price inside int64 and billable
-#: seconds inside int32, for every non-negative int32 billsec up to MAX_BILLSEC (68 years, so
-#: no decoded CDR is refused): rate * (billable // 60) <= 1e11 * 3.6e7 = 3.6e18 < 9.2e18.
-MONEY_MAX = 10**11  # micro-units: 100,000 currency units per minute or per call
-STEP_MAX = 1_000_000  # seconds, for X and Y of billing steps
-MAX_BILLSEC = 2**31 - 1 - STEP_MAX  # billable = billsec rounded up by < STEP_MAX: still int32
-
-# Columns of CompiledTariffs.row_data.
-ROW_FROM = 0  # epoch s the row starts (TIME_MIN: whenever its version is in force)
-ROW_TO = 1  # epoch s the code closes, exclusive (TIME_MAX: never)
-ROW_RATE = 2  # micro-units per minute
-ROW_BASE60 = 3  # 60 * connect fee + first_rate * X: the fixed part of a price, in 1/60 micro
-ROW_SAFE_REST = 4  # largest billable - X for which base60 + rate * (billable - X) fits int64
-ROW_STEPS = 5  # steps X * 2**32 + Y
-ROW_ROUND = 6  # 10 ** (6 - decimals) * 4 + rounding code
-ROW_NODE = 7  # node id * 32 + prefix length (where a row that is not in force falls back)
-ROW_COLUMNS = 8
-
-# Columns of CompiledTariffs.node_data.
-NODE_LEN = 0
-NODE_PARENT = 1
-NODE_ROW_LO = 2
-NODE_ROW_HI = 3
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
@@ -103,8 +94,8 @@ class CompiledTariffs:
     ver_decimals: npt.NDArray[np.int8]
     ver_root: Int32Array  # per version: root block offset in `trie`; -(offset + 1): small root
     trie: Int32Array  # trie blocks of all versions: -(node + 2) for a leaf, else a block offset
-    node_data: Int32Array  # (nodes, 4): NODE_* columns
-    row_data: Int64Array  # (rows, 8): ROW_* columns
+    node_data: Int32Array  # (nodes, NODE_COLUMNS): NODE_* columns (kernels/layout.py)
+    row_data: Int64Array  # (rows, ROW_COLUMNS): ROW_* columns (kernels/layout.py)
     row_version: Int32Array  # per row: its version id
     row_prefix: ObjectArray  # per row: its prefix (str)
     row_destination: ObjectArray  # per row: its destination name (str)
@@ -133,16 +124,8 @@ class CompiledTariffs:
         return int(self.ver_decimals[int(self.row_version[row])])
 
     def kernel_args(self) -> tuple[npt.NDArray[Any], ...]:
-        """The arrays the kernels take, in their order (kernels.rate.TARIFF_ARGS)."""
-        return (
-            self.table_ver_lo,
-            self.table_ver_hi,
-            self.ver_from,
-            self.ver_root,
-            self.trie,
-            self.node_data,
-            self.row_data,
-        )
+        """The arrays the kernels take, in their order (kernels.layout.TARIFF_ARGS)."""
+        return tuple(getattr(self, name) for name in TARIFF_ARGS)
 
 
 @dataclass
@@ -154,7 +137,7 @@ class _Builder:
     ver_decimals: list[int]
     ver_root: list[int]
     trie: list[Int64Array]
-    node_data: list[tuple[int, int, int, int]]
+    node_data: list[tuple[int, ...]]
     row_data: list[tuple[int, ...]]
     row_version: list[int]
     row_prefix: list[str]
@@ -197,16 +180,25 @@ def _row_record(table: TariffTable, row: TariffRow, rounding: int, node: int) ->
         _check_money(table, row, "first_rate", first)
         _check_money(table, row, "connect_fee", fee)
     base60 = 60 * fee + first * steps.minimum
-    return (
-        TIME_MIN if row.effective_from is None else epoch_ceil(row.effective_from),
-        TIME_MAX if row.effective_to is None else epoch_ceil(row.effective_to),
-        rate,
-        base60,
-        (INT64_MAX - base60) // max(rate, 1),
-        (steps.minimum << 32) + steps.increment,
-        rounding,
-        node * 32 + len(row.prefix),
-    )
+    record = [0] * ROW_COLUMNS  # filled by name: kernels/layout.py is the column contract
+    record[ROW_FROM] = TIME_MIN if row.effective_from is None else epoch_ceil(row.effective_from)
+    record[ROW_TO] = TIME_MAX if row.effective_to is None else epoch_ceil(row.effective_to)
+    record[ROW_RATE] = rate
+    record[ROW_BASE60] = base60
+    record[ROW_SAFE_REST] = (INT64_MAX - base60) // max(rate, 1)
+    record[ROW_STEPS] = (steps.minimum << 32) + steps.increment
+    record[ROW_ROUND] = rounding
+    record[ROW_NODE] = node * 32 + len(row.prefix)
+    return tuple(record)
+
+
+def _node_record(length: int, parent: int, row_lo: int, row_hi: int) -> tuple[int, ...]:
+    record = [0] * NODE_COLUMNS
+    record[NODE_LEN] = length
+    record[NODE_PARENT] = parent
+    record[NODE_ROW_LO] = row_lo
+    record[NODE_ROW_HI] = row_hi
+    return tuple(record)
 
 
 def _padded_interval(prefix: str) -> tuple[int, int]:
@@ -282,7 +274,7 @@ def _add_version(
             builder.row_destination.append(row.destination)
             builder.row_line.append(row.line)
             rows_end = len(builder.row_data)
-            builder.node_data.append((len(prefix), parent, rows_end - 1, rows_end))
+            builder.node_data.append(_node_record(len(prefix), parent, rows_end - 1, rows_end))
             continue
         # Rows of one prefix ordered by date; a row without a date sorts at its version's time.
         ordered = sorted(
@@ -310,7 +302,7 @@ def _add_version(
             builder.row_prefix.append(prefix)
             builder.row_destination.append(row.destination)
             builder.row_line.append(row.line)
-        builder.node_data.append((len(prefix), parent, row_lo, len(builder.row_data)))
+        builder.node_data.append(_node_record(len(prefix), parent, row_lo, len(builder.row_data)))
 
     small = len(prefixes) < small_root_below
     builder.ver_root.append(-(builder.trie_size + 1) if small else builder.trie_size)
@@ -397,7 +389,7 @@ def compile_tables(
         ver_decimals=np.asarray(builder.ver_decimals, dtype=np.int8),
         ver_root=np.asarray(builder.ver_root, dtype=np.int32),
         trie=cat(builder.trie, np.int32),
-        node_data=np.asarray(builder.node_data, dtype=np.int32).reshape(-1, 4),
+        node_data=np.asarray(builder.node_data, dtype=np.int32).reshape(-1, NODE_COLUMNS),
         row_data=np.asarray(builder.row_data, dtype=np.int64).reshape(-1, ROW_COLUMNS),
         row_version=np.asarray(builder.row_version, dtype=np.int32),
         row_prefix=_objects(builder.row_prefix),

@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rater.errors import TariffError, TariffImportError, TariffProblem
+from rater.escape import uncell
 from rater.money import Rounding
 from rater.tariffs.bulk import paused_gc
 from rater.tariffs.cells import (
@@ -330,6 +331,7 @@ class _RowReader:
             destination = " - ".join(p.strip() for p in parts if p.strip())
         else:
             destination = cells[self.i_dest].strip()
+        destination = uncell(destination)  # an export's formula escape (rater/escape.py)
         destination = self.destinations.setdefault(destination, destination)
         if first_rate == rate:
             first_rate = None

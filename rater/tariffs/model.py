@@ -104,3 +104,8 @@ class SwitchSettings:
     #: regex of carrier tech prefixes to strip, e.g. r"^\d{5}#" for "78816#"
     tech_prefix: str = r"^\d{1,6}#"
     timezone: str = "UTC"  # for timestamps without an offset
+    #: how its CDRs are written: rater, freeswitch-json, asterisk-csv, asterisk-json,
+    #: kamailio-json or mapping (rater/pipeline/formats/, docs/SWITCHES.md)
+    format: str = "rater"
+    mapping: str = ""  # the TOML text of a `mapping` format's field mapping
+    options: str = ""  # the format's options as a JSON object of strings ("" none)

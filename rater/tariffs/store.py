@@ -1,15 +1,22 @@
 """Tariff versions in Redis (the live store every rater process reads) with a ClickHouse copy.
 
-Redis keys (one table's keys share the hash tag {name}, so they sit in one cluster slot):
+Redis keys (rater/redis/keys.py; NAME is the table name in key form, keys.name, so a name with
+spaces, braces or '%' still gives one hash tag and one cluster slot per table):
 
     tariff:{NAME}:index     hash  version -> JSON header (currency, steps, effective_from, ...)
     tariff:{NAME}:v:N       string  the version, codec.encode (orjson columns, zlib)
-    tariff:names            set   every table name
+    tariff:{NAME}:owner     string  the reseller id owning the table; absent: the operator's
+    tariff:names            set   every table name (as given)
     tariff:generation       counter bumped on every save and delete: loaders poll it cheaply
 
 Versions (docs/DESIGN.md section 2): the first is in force from the beginning of time; a later
 one from `effective_from`, default the moment of saving. A version in another currency than
 the table's earlier ones is refused. Saved versions are never changed.
+
+Owners (docs/DESIGN.md section 1, "Tariff owners"): a table belongs to the operator or to one
+reseller, fixed by its first version. A reseller sees its own tables and the buy table assigned
+to it, never another reseller's (`may_see`); the account API assigns a customer only a table
+its reseller may see (rater/accounts/tariff_check.py), and the portal lists only those.
 """
 
 from __future__ import annotations
@@ -21,11 +28,11 @@ from typing import Any
 import orjson
 import redis
 from clickhouse_driver import errors as ch_errors
-from redis.cluster import RedisCluster
 
 from rater.clickhouse import client
 from rater.errors import NotFound, ServiceUnavailable, TariffError
 from rater.logs import get_logger
+from rater.redis import keys, legacy
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.tariffs import codec
@@ -33,17 +40,16 @@ from rater.tariffs.model import TariffTable
 
 log = get_logger(__name__)
 
-NAMES_KEY = "tariff:names"
-GENERATION_KEY = "tariff:generation"
 _SAVE_ATTEMPTS = 5
 
+#: the owner of the operator's tables (no owner key)
+OPERATOR = ""
 
-def index_key(name: str) -> str:
-    return f"tariff:{{{name}}}:index"
 
-
-def version_key(name: str, version: int) -> str:
-    return f"tariff:{{{name}}}:v:{version}"
+def may_see(name: str, owner: str, *, reseller_id: str, buy_tariff: str) -> bool:
+    """Whether a reseller may see (list, read, derive from, assign) the table `name` owned by
+    `owner`: its own tables, and the buy table assigned to it."""
+    return (owner != OPERATOR and owner == reseller_id) or name == buy_tariff
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,8 @@ class TariffStore:
         self.redis = redis_client
         self.settings = settings
         self.clickhouse = clickhouse
-        self._cluster = isinstance(redis_client, RedisCluster)
+        for name in legacy.move_tariff_keys(redis_client):
+            log.info("tariff keys moved to the encoded name", tariff=name)
 
     # ------------------------------------------------------------------ writing
     def save(
@@ -70,42 +77,47 @@ class TariffStore:
         *,
         effective_from: datetime | None = None,
         now: datetime | None = None,
+        owner: str | None = None,
     ) -> TariffTable:
         """Store `table` as the next version of its name and return it as saved.
 
         The version number, effective_from (None for version 1) and created_at are assigned
         here. TariffError when the currency differs from the earlier versions', or when the
         new version would take effect before the latest one.
+
+        `owner`: a reseller id, or OPERATOR. A new table gets it (None: the operator's); a new
+        version of an existing table must name the table's owner (None: whoever owns it, as
+        the operator may), else TariffError without saying who owns it.
         """
         if not table.name.strip():
             raise TariffError("a tariff table needs a name")
         now = _utc(now) or datetime.now(UTC)
         wanted = _utc(effective_from) or table.effective_from
-        key = index_key(table.name)
+        key = keys.tariff_index(table.name)
+        owner_key = keys.tariff_owner(table.name)
         for _ in range(_SAVE_ATTEMPTS):
-            with self.redis.pipeline(transaction=True) as pipe:  # MULTI on a cluster too
+            # MULTI on the table's slot (on a cluster too: its keys share one hash tag)
+            with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(key)
                     infos = _infos(pipe.hgetall(key))
+                    _check_owner(table.name, infos, _text(pipe.get(owner_key)), owner)
                     saved = self._next_version(table, infos, wanted, now)
                     blob = codec.encode(saved)
                     if self.clickhouse:
                         self._copy_rows(saved)  # before Redis: a failure here saves nothing
                     pipe.multi()
-                    pipe.set(version_key(saved.name, saved.version), blob)
+                    pipe.set(keys.tariff_version(saved.name, saved.version), blob)
                     pipe.hset(key, str(saved.version), orjson.dumps(codec.meta_of(saved)))
-                    if not self._cluster:
-                        # one server: the version, the name and the generation bump together
-                        pipe.sadd(NAMES_KEY, saved.name)
-                        pipe.incr(GENERATION_KEY)
+                    if not infos and owner:
+                        pipe.set(owner_key, owner)
                     pipe.execute()
                 except redis.WatchError:
                     continue  # another import of the same table won the version number
-            if self._cluster:
-                # other slots than the table's: after its version is in place (loaders then
-                # see the version a moment later, never a name without a version)
-                self.redis.sadd(NAMES_KEY, saved.name)
-                self.redis.incr(GENERATION_KEY)
+            # other slots than the table's (on a cluster): after its version is in place, so
+            # loaders see the version a moment later, never a name without a version
+            self.redis.sadd(keys.TARIFFS, saved.name)
+            self.redis.incr(keys.TARIFFS_GENERATION)
             if self.clickhouse:
                 self._copy_version(saved)
             log.info(
@@ -141,25 +153,46 @@ class TariffStore:
         infos = self.infos(name)
         if not infos:
             raise NotFound(f"no tariff table named {name!r}")
-        keys = [version_key(name, info.table.version) for info in infos]
-        self.redis.delete(*keys, index_key(name))
-        self.redis.srem(NAMES_KEY, name)
-        self.redis.incr(GENERATION_KEY)
+        versions = [keys.tariff_version(name, info.table.version) for info in infos]
+        self.redis.delete(*versions, keys.tariff_index(name), keys.tariff_owner(name))
+        self.redis.srem(keys.TARIFFS, name)
+        self.redis.incr(keys.TARIFFS_GENERATION)
         return len(infos)
 
     # ------------------------------------------------------------------ reading
     def generation(self) -> int:
         """A counter that changes whenever any table is saved or deleted."""
-        value: Any = self.redis.get(GENERATION_KEY)
+        value: Any = self.redis.get(keys.TARIFFS_GENERATION)
         return int(value) if value is not None else 0
 
     def names(self) -> list[str]:
-        members: Any = self.redis.smembers(NAMES_KEY)
+        members: Any = self.redis.smembers(keys.TARIFFS)
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    def owner(self, name: str) -> str:
+        """The reseller id owning a table, or OPERATOR (also for an unknown name)."""
+        return _text(self.redis.get(keys.tariff_owner(name)))
+
+    def owners(self, names: list[str]) -> dict[str, str]:
+        """name -> owner for many tables in one round trip (one GET each, pipelined: the keys
+        are in as many cluster slots as tables)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.get(keys.tariff_owner(name))
+        return {name: _text(raw) for name, raw in zip(names, pipe.execute(), strict=True)}
+
+    def visible(self, reseller_id: str, buy_tariff: str) -> list[str]:
+        """The names of the tables a reseller may see (may_see), sorted."""
+        names = self.names()
+        owners = self.owners(names)
+        return [
+            n for n in names
+            if may_see(n, owners[n], reseller_id=reseller_id, buy_tariff=buy_tariff)
+        ]  # fmt: skip
 
     def infos(self, name: str) -> list[TariffInfo]:
         """Headers of every version of a table, oldest first (empty when unknown)."""
-        return _infos(self.redis.hgetall(index_key(name)))
+        return _infos(self.redis.hgetall(keys.tariff_index(name)))
 
     def get(self, name: str, version: int | None = None) -> TariffTable:
         """One version (the latest when None); NotFound when there is no such table/version."""
@@ -168,7 +201,7 @@ class TariffStore:
             if not infos:
                 raise NotFound(f"no tariff table named {name!r}")
             version = infos[-1].table.version
-        blob: Any = self.redis.get(version_key(name, version))
+        blob: Any = self.redis.get(keys.tariff_version(name, version))
         if blob is None:
             known = [i.table.version for i in self.infos(name)]
             if not known:
@@ -246,6 +279,21 @@ def _infos(raw: Any) -> list[TariffInfo]:
         meta = orjson.loads(value)
         infos.append(TariffInfo(codec.table_of_meta(meta), int(meta["rows"])))
     return sorted(infos, key=lambda info: info.table.version)
+
+
+def _text(raw: Any) -> str:
+    if raw is None:
+        return OPERATOR
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _check_owner(name: str, infos: list[TariffInfo], current: str, wanted: str | None) -> None:
+    """A new version of an existing table only by its owner (or the operator: None)."""
+    if not infos or wanted is None or wanted == current:
+        return
+    raise TariffError(
+        f"a tariff table named {name!r} exists and is not yours to change; choose another name"
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,25 @@ BUY = "wholesale"
 SELL = "retail"
 RESELLER = "res1"
 START = 1_790_000_000  # 2026-09-21
+#: the clock of the pipeline in these tests (rater/clock.py): half a day after START, so CDRs of
+#: START .. START + 12 h are neither late nor in the future (docs/DESIGN.md section 4)
+CLOCK_START = START + 13 * 3600
+
+
+def own_topics(settings: Settings, name: str) -> Settings:
+    """The settings with topics and a consumer group of their own (created here), for a test
+    whose dead letters or leftovers must not meet another test's."""
+    tag = f"{name}-{uuid.uuid4().hex[:6]}"
+    ours = settings.replace(
+        topic_cdrs=tag, topic_dlq=f"{tag}.dlq", topic_meta=f"{tag}.meta", consumer_group=tag
+    )
+    asyncio.run(kafka.ensure_topics(ours))
+    return ours
+
+
+def pipeline_settings(settings: Settings) -> Settings:
+    """The settings with the world's clock, unless a test set one of its own."""
+    return settings if settings.clock_start else settings.replace(clock_start=str(CLOCK_START))
 
 
 def _rows(scale: int) -> tuple[TariffRow, ...]:
@@ -66,10 +86,14 @@ def make_world(settings: Settings, redis: RedisLike, *, cards: int = 2) -> World
     `cards` cards of 10 EUR) and cust2 (0.01 EUR: goes negative on its first call)."""
     store = TariffStore(redis, settings, clickhouse=False)
     world = World(settings, redis)
-    for name, table in tables().items():
-        world.versions[name] = [store.save(table)]
     accounts = Accounts(settings, redis, actor="test")
-    accounts.create_reseller(RESELLER, "Reseller one", credit="10000", buy_tariff=BUY)
+    for name, table in tables().items():
+        if name == BUY:
+            world.versions[name] = [store.save(table)]
+            accounts.create_reseller(RESELLER, "Reseller one", credit="10000", buy_tariff=BUY)
+    for name, table in tables().items():
+        if name != BUY:  # the reseller's own sell tables (docs/DESIGN.md section 1)
+            world.versions[name] = [store.save(table, owner=RESELLER)]
     accounts.create_customer(
         "cust1", "Customer one", reseller_id=RESELLER, tariff=SELL, balance="100"
     )
@@ -127,7 +151,7 @@ def run_in_process(settings: Settings, idle_s: float = 1.5) -> WorkerSummary:
     """One worker in this process until idle (everything committed). Short sessions: joins
     take about half the session timeout on Tansu."""
     fast = settings.replace(session_timeout_ms=3000, heartbeat_interval_ms=500)
-    return asyncio.run(run_worker(fast, until_idle_s=idle_s))
+    return asyncio.run(run_worker(pipeline_settings(fast), until_idle_s=idle_s))
 
 
 def env_of(settings: Settings, **extra: str) -> dict[str, str]:
@@ -137,7 +161,7 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
         "kafka_bootstrap", "topic_cdrs", "topic_dlq", "topic_meta", "consumer_group",
         "redis_url", "clickhouse_host", "clickhouse_port", "clickhouse_database",
         "session_timeout_ms", "heartbeat_interval_ms", "batch_max_records", "partitions",
-        "metrics_port",
+        "metrics_port", "clock_start",
     ):  # fmt: skip
         env[f"RATER_{name.upper()}"] = str(getattr(settings, name))
     env.update({f"RATER_{k.upper()}": v for k, v in extra.items()})
@@ -147,8 +171,9 @@ def env_of(settings: Settings, **extra: str) -> dict[str, str]:
 def spawn(
     settings: Settings, *args: str, log: Path | None = None, **extra: str
 ) -> subprocess.Popen[bytes]:
-    """`rater run ARGS` as a subprocess (killable). Its logs go to `log` (appended), or to a
-    pipe the caller must keep reading (a full pipe would stall the worker)."""
+    """`rater run ARGS` as a subprocess (killable), on the world's clock. Its logs go to `log`
+    (appended), or to a pipe the caller must keep reading (a full pipe would stall the worker)."""
+    settings = pipeline_settings(settings)
     if log is None:
         return subprocess.Popen(
             [str(Path(sys.executable).parent / "rater"), "run", *args],
@@ -212,7 +237,7 @@ def workload(world: World, count: int, *, seed: int, prefix: str) -> Workload:
         if roll < 0.15:
             out.messages.append(
                 rng.choice(
-                    [b"{oops", cdr(f"{prefix}-{i}", billsec=-3), cdr(f"{prefix}-{i}", callee="12")]
+                    [b"{oops", cdr(f"{prefix}-{i}", billsec=-3), cdr(f"{prefix}-{i}", callee="+12")]
                 )
             )
             out.invalid += 1
@@ -227,7 +252,7 @@ def workload(world: World, count: int, *, seed: int, prefix: str) -> Workload:
             else None
         )
         callee = "+8613912345678" if roll < 0.27 else rng.choice(_CALLEES)
-        start = START + rng.randint(0, 86_400)
+        start = START + rng.randint(0, 12 * 3600)
         message = cdr(f"{prefix}-{i}", account=account, card=card, callee=callee, billsec=billsec,
                       start_time=start, answer_time=start + 3 if billsec else "",
                       end_time=start + 3 + billsec)  # fmt: skip

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from rater.accounts.api import Accounts
-from rater.accounts.cards import pin_hash
 from rater.accounts.ledger import PENDING
 from rater.accounts.lookup import AccountLookup
 from rater.accounts.luhn import luhn_valid
+from rater.accounts.pinkeys import PinKey, PinKeys
 from rater.errors import AccountError, CoverageError, DisposableCardError, NotFound
+from rater.reasons import Kind, Reason
 from rater.redis import keys
 from rater.settings import Settings
 from rater.tariffs.model import TariffRow, TariffTable
@@ -106,7 +108,9 @@ def test_disposable_batch_funds_its_customer_within_coverage(accounts: Accounts)
     # (compared field by field: a 4-digit PIN can occur inside a date or a batch id)
     raw = accounts.redis.hgetall(keys.card("R1", card.number))
     pin = batch.cards[0].pin
-    assert raw[b"pin"].decode() == pin_hash(accounts.settings, card.number, pin)
+    key = PinKeys.from_settings(accounts.settings).current
+    assert raw[b"pin"].decode() == key.hmac(card.number, pin)
+    assert raw[b"pinkey"].decode() == key.key_id
     assert all(value != pin.encode() for value in raw.values())
     with pytest.raises(DisposableCardError, match="never topped up"):
         accounts.topup_card(card.number, "5", "customer asked")
@@ -147,7 +151,7 @@ def test_ledger_records_every_change_with_its_reason(
     )
     assert sorted(rows) == sorted(
         [
-            ("reseller", "", "credit", 100_000_000, "EUR", "initial credit", "test"),
+            ("reseller", "", "initial", 100_000_000, "EUR", "initial credit", "test"),
             ("customer", "C1", "topup", 5_000_000, "EUR", "opening balance", "test"),
             ("customer", "C1", "topup", 2_500_000, "EUR", "paid by card", "test"),
             ("customer", "C1", "adjustment", -250_000, "EUR", "goodwill reversal", "test"),
@@ -157,7 +161,7 @@ def test_ledger_records_every_change_with_its_reason(
 
 
 def test_pin_lockout(settings: Settings, redis: Any) -> None:
-    accounts = Accounts(settings.replace(pin_max_failures=3, pin_lock_s=1), redis)
+    accounts = Accounts(settings.replace(pin_max_failures=3, pin_lock_schedule_s="1"), redis)
     accounts.create_reseller("R1", "R", credit="100", buy_tariff="w")
     accounts.create_customer("C1", "C", reseller_id="R1", tariff="s", balance="5")
     issued = accounts.create_cards("C1", count=1, value="5").cards[0]
@@ -172,6 +176,58 @@ def test_pin_lockout(settings: Settings, redis: Any) -> None:
     assert accounts.verify_pin(issued.number, issued.pin).locked_until is not None
     time.sleep(1.1)
     assert accounts.verify_pin(issued.number, issued.pin).ok
+
+
+def _lock_passes(redis: Any, number: str) -> None:
+    """The lock's time is over (instead of waiting 15 minutes)."""
+    redis.hset(keys.card("R1", number), "pinlock", 1)
+
+
+def test_failures_never_reset_on_lock_and_locks_escalate_to_a_block(
+    settings: Settings, redis: Any
+) -> None:
+    """A lock that reset the count gave 5 guesses every 15 minutes for ever (480 a day)."""
+    accounts = Accounts(settings.replace(pin_max_failures=2, pin_lock_schedule_s="60,600"), redis)
+    accounts.create_reseller("R1", "R", credit="100", buy_tariff="w")
+    accounts.create_customer("C1", "C", reseller_id="R1", tariff="s", balance="5")
+    issued = accounts.create_cards("C1", count=1, value="5").cards[0]
+    number, wrong = issued.number, ("0000" if issued.pin != "0000" else "1111")
+    lengths = []
+    for _round in range(2):
+        assert accounts.verify_pin(number, wrong).failures == 2 * _round + 1
+        locked = accounts.verify_pin(number, wrong)
+        assert locked.locked_until is not None
+        lengths.append((locked.locked_until - datetime.now(UTC)).total_seconds())
+        assert accounts.get_card(number).pin_failures == 2 * _round + 2  # kept through the lock
+        _lock_passes(redis, number)
+    assert 50 < lengths[0] <= 60
+    assert 590 < lengths[1] <= 600  # the second lock is longer
+    # the schedule is used up: one round more blocks the card's PIN, the right PIN too
+    assert accounts.verify_pin(number, wrong).failures == 5
+    blocked = accounts.verify_pin(number, wrong)
+    assert blocked.blocked
+    assert accounts.verify_pin(number, issued.pin).blocked
+    assert accounts.get_card(number).pin_blocked
+    # only the reseller lifts it
+    unblocked = accounts.unblock_card(number)
+    assert (unblocked.pin_blocked, unblocked.pin_failures, unblocked.locked_until) == (
+        False,
+        0,
+        None,
+    )
+    assert accounts.verify_pin(number, issued.pin).ok
+
+
+def test_a_right_pin_resets_the_count(settings: Settings, redis: Any) -> None:
+    accounts = Accounts(settings.replace(pin_max_failures=3), redis)
+    accounts.create_reseller("R1", "R", credit="100", buy_tariff="w")
+    accounts.create_customer("C1", "C", reseller_id="R1", tariff="s", balance="5")
+    issued = accounts.create_cards("C1", count=1, value="5").cards[0]
+    wrong = "0000" if issued.pin != "0000" else "1111"
+    accounts.verify_pin(issued.number, wrong)
+    accounts.verify_pin(issued.number, wrong)
+    assert accounts.verify_pin(issued.number, issued.pin).ok
+    assert accounts.verify_pin(issued.number, wrong).failures == 1
 
 
 def test_ani_numbers_belong_to_one_card(accounts: Accounts) -> None:
@@ -200,12 +256,16 @@ def test_lookup_resolves_and_sees_new_accounts(accounts: Accounts, redis: Any) -
     assert first.currency[0] == "EUR"
     assert first.customer_id[3] == "C1"  # a card call names its customer through the card
     assert first.card_number[2] == card
-    assert "unknown account" in first.reason[1]
-    assert "unknown card" in first.reason[4]
+    assert first.reason[1] == Reason(Kind.UNKNOWN_ACCOUNT, "'C2'")
+    assert first.reason[4] == Reason(Kind.UNKNOWN_CARD, "'899999999999'")
+    assert first.reason[0] is None
     accounts.create_customer("C2", "other", reseller_id="R1", tariff="retail")
     other = lookup.resolve(["C2", "C2"], ["", card])
     assert other.known.tolist() == [True, False]
-    assert "belongs to customer C1" in other.reason[1]
+    foreign = other.reason[1]
+    assert foreign is not None
+    assert foreign.kind == Kind.FOREIGN_CARD
+    assert "of customer 'C1', not 'C2'" in foreign.detail
 
 
 def test_ledger_entries_wait_in_redis_while_clickhouse_is_away(
@@ -231,3 +291,48 @@ def test_a_tariff_in_another_currency_is_refused(settings: Settings, redis: Any)
     with pytest.raises(AccountError, match="in USD"):
         accounts.create_reseller("R9", "R", credit="1", buy_tariff="usd-buy", currency="EUR")
     accounts.create_reseller("R9", "R", credit="1", buy_tariff="usd-buy", currency="USD")
+
+
+OLD_SECRET = "old-test-pin-secret-0123456789abcdef-retired"
+NEW_SECRET = "new-test-pin-secret-fedcba9876543210-current"
+
+
+def test_rotation_keeps_old_pins_working_and_rehashes_them_on_use(
+    settings: Settings, redis: Any
+) -> None:
+    before = settings.replace(pin_secret=OLD_SECRET, pin_secret_file="")
+    accounts = Accounts(before, redis)
+    accounts.create_reseller("R1", "R", credit="100", buy_tariff="w")
+    accounts.create_customer("C1", "C", reseller_id="R1", tariff="s", balance="5")
+    used, unused = accounts.create_cards("C1", count=2, value="5").cards
+    old_id = PinKeys.from_settings(before).current.key_id
+    assert accounts.get_card(used.number).pin_key == old_id
+
+    rotated = Accounts(before.replace(pin_secret=NEW_SECRET, pin_secrets_old=OLD_SECRET), redis)
+    new_id = rotated.pins.keys.current.key_id
+    check = rotated.verify_pin(used.number, used.pin)
+    assert (check.ok, check.rehashed) == (True, True)
+    assert rotated.get_card(used.number).pin_key == new_id
+    assert not rotated.verify_pin(unused.number, "x").ok  # wrong PINs stay wrong
+    # once the old secret is dropped, a card re-hashed on use still works; one never used since
+    # the rotation does not (keep old secrets until every card was used or has expired)
+    after = Accounts(before.replace(pin_secret=NEW_SECRET), redis)
+    assert after.verify_pin(used.number, used.pin).ok
+    assert not after.verify_pin(unused.number, unused.pin).ok
+
+
+def test_cards_hashed_before_key_ids_verify_under_a_listed_old_secret(
+    settings: Settings, redis: Any
+) -> None:
+    """Cards made with the former fixed default have no key id: list that secret as an old one."""
+    accounts = Accounts(settings.replace(pin_secret=NEW_SECRET, pin_secret_file=""), redis)
+    accounts.create_reseller("R1", "R", credit="100", buy_tariff="w")
+    accounts.create_customer("C1", "C", reseller_id="R1", tariff="s", balance="5")
+    issued = accounts.create_cards("C1", count=1, value="5").cards[0]
+    legacy = PinKey.of("change-me-in-production")  # 23 bytes: accepted as an old secret only
+    redis.hset(keys.card("R1", issued.number), "pin", legacy.hmac(issued.number, issued.pin))
+    redis.hdel(keys.card("R1", issued.number), "pinkey")
+    assert not accounts.verify_pin(issued.number, issued.pin).ok
+    migrating = Accounts(accounts.settings.replace(pin_secrets_old=legacy.secret), redis)
+    assert migrating.verify_pin(issued.number, issued.pin).rehashed
+    assert accounts.verify_pin(issued.number, issued.pin).ok  # now under the current key

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from rater.accounts import api as accounts_api
+from rater.accounts import batches
 from rater.accounts.api import Accounts
+from rater.accounts.batches import CardBatches
 from rater.billing.reconcile import reconcile
 from rater.errors import AccountError
 from rater.settings import Settings
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def accounts(settings: Settings, redis: Any, monkeypatch: pytest.MonkeyPatch) -> Accounts:
-    monkeypatch.setattr(accounts_api, "CARD_CHUNK", 7)  # 20 cards: chunks of 7, 7 and 6
+    monkeypatch.setattr(batches, "CARD_CHUNK", 7)  # 20 cards: chunks of 7, 7 and 6
     found = Accounts(settings, redis, actor="test")
     # the ClickHouse database lives for the whole session: a reseller of this test's own
     reseller = f"K{uuid.uuid4().hex[:8]}"
@@ -66,7 +67,7 @@ def test_a_number_already_issued_is_drawn_again(
 ) -> None:
     first = accounts.create_cards(_customer(accounts), count=3, value="5", disposable=True)
     taken = first.cards[1].number
-    real = accounts_api.new_card_numbers  # type: ignore[attr-defined]
+    real = batches.new_card_numbers
 
     def with_a_clash(settings: Settings, count: int, **kwargs: Any) -> list[str]:
         numbers = real(settings, count, **kwargs)
@@ -74,7 +75,7 @@ def test_a_number_already_issued_is_drawn_again(
             numbers[9] = taken  # in the second chunk
         return numbers
 
-    monkeypatch.setattr(accounts_api, "new_card_numbers", with_a_clash)
+    monkeypatch.setattr(batches, "new_card_numbers", with_a_clash)
     second = accounts.create_cards(_customer(accounts), count=20, value="5", disposable=True)
     numbers = {c.number for c in second.cards}
     assert len(numbers) == 20
@@ -88,16 +89,16 @@ def test_a_number_already_issued_is_drawn_again(
 def test_a_batch_failing_half_way_is_blocked_and_unfunded(
     accounts: Accounts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = Accounts._create_card_chunk
+    real = CardBatches._create_chunk
     calls: list[int] = []
 
-    def failing(self: Accounts, made: Any, first: int, last: int) -> None:
+    def failing(self: CardBatches, made: Any, first: int, last: int) -> None:
         calls.append(first)
         if len(calls) == 2:
             raise ConnectionError("Redis went away")
         real(self, made, first, last)
 
-    monkeypatch.setattr(Accounts, "_create_card_chunk", failing)
+    monkeypatch.setattr(CardBatches, "_create_chunk", failing)
     done: list[int] = []
     with pytest.raises(AccountError) as error:
         accounts.create_cards(

@@ -11,7 +11,14 @@ from clickhouse_driver import Client
 from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
-from test_admin_cli_helpers import BUY_TARIFF, CARD_TARIFF, Cli, own_world, setup_tariffs
+from test_admin_cli_helpers import (
+    BUY_TARIFF,
+    CARD_TARIFF,
+    Cli,
+    derive_card_tariff,
+    own_world,
+    setup_tariffs,
+)
 
 from rater import clickhouse
 from rater.accounts.cardsheet import read_sheet
@@ -55,6 +62,7 @@ def books(cli: Cli) -> Cli:
     setup_tariffs(cli)
     cli("reseller", "create", "res1", "--name", "Reseller One", "--credit", "100",
         "--buy-tariff", BUY_TARIFF)  # fmt: skip
+    derive_card_tariff(cli, "res1")
     cli("customer", "create", "sip1", "--name", "SIP one", "--reseller", "res1",
         "--tariff", CARD_TARIFF, "--balance", "30")  # fmt: skip
     return cli

@@ -49,6 +49,9 @@ def own_world(base: Settings, *, topics: bool) -> Iterator[Settings]:
         topic_dlq=f"walk-{tag}.dlq",
         topic_meta=f"walk-{tag}.meta",
         consumer_group=f"walk-{tag}",
+        # the calls of these tests are of 2026-11-20 (call() below): the clock is that day's
+        # noon, so they are neither late nor in the future (docs/DESIGN.md section 4)
+        clock_start=base.clock_start or "2026-11-20T12:00:00+00:00",
     )
     clickhouse.migrate(ours)
     if topics:
@@ -137,14 +140,18 @@ def _cwd(folder: Path) -> Iterator[None]:
 
 
 def setup_tariffs(cli: Cli) -> None:
-    """The buy tariff from the fixture, and the seed's derived card tariff (+40%, 60/60)."""
+    """The buy tariff from the fixture (the operator's)."""
     cli(
         "tariff", "import", str(FIXTURES / "buy_rates.csv"),
         "--name", BUY_TARIFF, "--steps", "1/1", "--decimals", "4",
     )  # fmt: skip
+
+
+def derive_card_tariff(cli: Cli, owner: str) -> None:
+    """The notice's derived card tariff (+40%, 60/60), a table of reseller `owner`."""
     cli(
         "tariff", "derive", "--base", BUY_TARIFF, "--markup", "40",
-        "--steps", "60/60", "--name", CARD_TARIFF,
+        "--steps", "60/60", "--name", CARD_TARIFF, "--owner", owner,
     )  # fmt: skip
 
 

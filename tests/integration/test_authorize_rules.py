@@ -1,11 +1,11 @@
-"""Authorization against real Redis: refusals by the seed's rules, the seconds each level can
-pay (checked against the Decimal reference), and reservations under concurrency."""
+"""Authorization against real Redis: refusals by docs/DESIGN.md section 1, the seconds each
+level can pay (checked against the Decimal reference), and reservations under concurrency."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -45,10 +45,10 @@ BUY = TariffTable(
 @pytest.fixture
 def world(settings: Settings, redis: Any) -> tuple[Accounts, Authorizer, str, str]:
     store = TariffStore(redis, settings, clickhouse=False)
-    store.save(SELL)
     store.save(BUY)
     accounts = Accounts(settings, redis)
     accounts.create_reseller("R1", "Reseller", credit="100", buy_tariff="wholesale")
+    store.save(SELL, owner="R1")
     accounts.create_customer("C1", "SIP", reseller_id="R1", tariff="retail", balance="5")
     issued = accounts.create_cards("C1", count=1, value="10").cards[0]
     return accounts, Authorizer(settings, redis, accounts=accounts), issued.number, issued.pin
@@ -93,9 +93,7 @@ def test_account_authorization_seconds_match_reference(
         again = authorizer.authorize(account="C1", callee=callee, max_seconds=1200)
         assert again.reason is Reason.INSUFFICIENT_CREDIT
         assert "customer" in again.message
-        accounts.redis.delete(
-            keys.reservations("R1", "c", "C1"), keys.reservations("R1", "r", "R1")
-        )
+        authorizer.release(answer.auth_id)
 
 
 def test_tip2_card_stops_when_customer_below_zero(
@@ -133,15 +131,16 @@ def test_refusals_name_their_reason(world: tuple[Accounts, Authorizer, str, str]
     accounts, authorizer, card, pin = world
     wrong = "0000" if pin != "0000" else "1111"
     assert (
-        authorizer.authorize(card=card, pin=wrong, callee="31612345678").reason is Reason.WRONG_PIN
+        authorizer.authorize(card=card, pin=wrong, callee="31612345678").reason
+        is Reason.CARD_OR_PIN
     )
     for _ in range(accounts.settings.pin_max_failures):
         last = authorizer.authorize(card=card, pin=wrong, callee="31612345678")
-    assert last.reason is Reason.CARD_LOCKED
-    assert (
-        authorizer.authorize(card=card, pin=pin, callee="31612345678").reason is Reason.CARD_LOCKED
-    )
-    accounts.redis.hset(keys.card("R1", card), mapping={"pinlock": 0, "pinfail": 0})
+    assert last.reason is Reason.CARD_OR_PIN
+    assert accounts.get_card(card).locked_until is not None
+    locked = authorizer.authorize(card=card, pin=pin, callee="31612345678")
+    assert locked.reason is Reason.CARD_OR_PIN  # locked: even the right PIN
+    accounts.unblock_card(card)
 
     assert (
         authorizer.authorize(account="nobody", callee="31612345678").reason
@@ -208,15 +207,23 @@ def test_ani_refused_under_threshold_and_disposable_exhausted(
     assert authorizer.authorize(account="B1", callee="31612345678").reason is Reason.CARDS_ONLY
 
 
-def test_expired_reservations_free_the_credit(world: tuple[Accounts, Authorizer, str, str]) -> None:
+def test_expired_reservations_free_the_credit(
+    world: tuple[Accounts, Authorizer, str, str], redis: Any
+) -> None:
     _, authorizer, _, _ = world
-    long_ago = datetime.now(UTC) - timedelta(seconds=authorizer.settings.reservation_ttl_s + 60)
-    old = authorizer.authorize(account="C1", callee="31612345678", at=long_ago, max_seconds=10**6)
-    assert old.allowed
-    assert old.expires_at is not None
-    assert old.expires_at < datetime.now(UTC)
+    held = authorizer.authorize(account="C1", callee="31612345678", max_seconds=600)
+    assert held.allowed
+    again = authorizer.authorize(account="C1", callee="31612345678", max_seconds=10**6)
+    assert again.customer_seconds == 3000 - 600  # 5 EUR less the hold of 1.00
+    authorizer.release(again.auth_id)
+    # the hold's time is over (instead of waiting two hours): its entry and its place in the
+    # expiry index say it ended at epoch second 1
+    rsv = keys.reservations("R1", "c", "C1")
+    redis.hset(rsv, held.auth_id, redis.hget(rsv, held.auth_id).split(b":")[0] + b":1")
+    redis.zadd(keys.reservation_expiry("R1", "c", "C1"), {held.auth_id: 1})
     fresh = authorizer.authorize(account="C1", callee="31612345678", max_seconds=10**6)
     assert fresh.customer_seconds == 3000  # the whole 5 EUR again
+    assert redis.hget(rsv, held.auth_id) is None  # dropped by the script
 
 
 def _authorize_many(args: tuple[Settings, int]) -> list[bool]:
@@ -265,3 +272,46 @@ def test_cli_authorize(world: tuple[Accounts, Authorizer, str, str], settings: S
     assert answer["auth_id"]
     refused = runner.invoke(cli, ["authorize", "--account", "nobody", "--callee", "316"], env=env)
     assert "REFUSED (unknown_account)" in refused.output
+
+
+def test_cli_renew_release_and_held_credit_in_the_show_commands(
+    world: tuple[Accounts, Authorizer, str, str], settings: Settings
+) -> None:
+    _, _, card, pin = world
+    env = {"RATER_REDIS_URL": settings.redis_url}
+    if settings.redis_cluster_nodes:
+        env["RATER_REDIS_CLUSTER_NODES"] = settings.redis_cluster_nodes
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli, list(args), env=env)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    answer = json.loads(
+        run("authorize", "--card", card, "--pin", pin, "--caller", "+31 20 555 0101",
+            "--callee", "+31612345678", "--max-seconds", "120", "--json").strip().splitlines()[-1]
+    )  # fmt: skip
+    auth_id = answer["auth_id"]
+    shown = json.loads(run("card", "show", card, "--json"))
+    assert shown["held"] == "0.20"
+    assert shown["reservations"][0]["auth_id"] == auth_id
+    assert "held for calls: 1 call, 0.20 EUR, until" in " ".join(run("card", "show", card).split())
+    assert json.loads(run("customer", "show", "C1", "--json"))["held"] == "0.20"
+    assert "1 call, 0.20 EUR" in run("customer", "show", "C1")
+    reseller = json.loads(run("reseller", "show", "R1", "--json"))
+    assert reseller["held"] == "0.08"  # 120 s at the buy rate, 0.04 a minute
+    assert "held for calls" in run("reseller", "show", "R1")
+
+    renewed = run("authorize", "renew", auth_id)
+    assert "ALLOWED (ok): renewed: 3000 s in all" in renewed  # as far as the customer's 5 EUR go
+    first = run("authorize", "release", auth_id)
+    assert first == run("authorize", "release", auth_id)  # idempotent: the same answer
+    assert first.strip().endswith(f"auth_id {auth_id} released: it holds no credit")
+    assert json.loads(run("card", "show", card, "--json"))["reservations"] == []
+    assert "held for calls: none" in " ".join(run("card", "show", card).split())
+    gone = run("authorize", "renew", auth_id, code=2)
+    assert "REFUSED (unknown_auth)" in gone
+    bad = runner.invoke(cli, ["authorize", "release", "a:b"], env=env)
+    assert bad.exit_code == 2
+    assert "has the character ':'" in bad.output

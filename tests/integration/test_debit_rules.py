@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -113,7 +114,7 @@ def test_duplicates_change_nothing_and_keep_their_outcome_on_replay(
     assert replay.replayed.tolist() == [True, True, True, True]
     # the record is kept at least one de-duplication window, at most two
     bucket = int(redis.time()[0]) // settings.dedup_window_s
-    record_key = keys.dedup_bucket("R1", bucket)
+    record_key = debiter.topology.record_bucket("R1", bucket)
     assert redis.hexists(record_key, keys.dedup_field("sw1", "x"))
     ttl = redis.ttl(record_key)
     assert settings.dedup_window_s - 5 <= ttl <= 2 * settings.dedup_window_s
@@ -125,10 +126,11 @@ def test_records_of_the_previous_time_bucket_still_count(
     accounts, debiter, _ = world
     bucket = int(redis.time()[0]) // settings.dedup_window_s
     # a record written in the previous bucket by another message (partition 7, offset 5)
-    old = topic_token("topic-1") + struct.pack("<Hq", 7, 5) + bytes([0, 0])
-    redis.hset(keys.dedup_bucket("R1", bucket - 1), keys.dedup_field("sw1", "old"), old)
+    old = topic_token("topic-1") + struct.pack("<Hq", 7, 5) + bytes([0, 0]) + bytes(8)
+    records = debiter.topology.record_bucket
+    redis.hset(records("R1", bucket - 1), keys.dedup_field("sw1", "old"), old)
     # two buckets back is beyond the window: forgotten (the key would have expired anyway)
-    redis.hset(keys.dedup_bucket("R1", bucket - 2), keys.dedup_field("sw1", "older"), old)
+    redis.hset(records("R1", bucket - 2), keys.dedup_field("sw1", "older"), old)
     result = debiter.apply(
         make_batch([(1, "old", "C1", "", "R1", EUR, EUR), (2, "older", "C1", "", "R1", EUR, EUR)])
     )
@@ -277,3 +279,185 @@ def test_malformed_batches_are_refused(world: tuple[Accounts, Debiter, str]) -> 
         debiter.apply(make_batch([(1, "a", "C1", "", "R1", -1, 0)]))
     with pytest.raises(DebitError, match="no customer"):
         debiter.apply(make_batch([(1, "a", "", "", "R1", 5, 0)]))
+
+
+# ------------------------------------------------------------------ defects found in review
+def _second_reseller(accounts: Accounts) -> None:
+    accounts.create_reseller("R2", "Other reseller", credit="100", buy_tariff="wholesale")
+    accounts.create_customer("C2", "SIP", reseller_id="R2", tariff="retail", balance="5")
+
+
+def test_a_resent_cdr_for_another_resellers_account_is_charged_once(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    """(switch, cdr_id) identifies the CDR whatever account it names (docs/DESIGN.md section 4)."""
+    accounts, debiter, _ = world
+    _second_reseller(accounts)
+    first = debiter.apply(make_batch([(1, "x", "C1", "", "R1", EUR, EUR // 2)]))
+    assert first.outcome.tolist() == [Outcome.APPLIED]
+    # the switch re-sends it in a later batch, now naming a customer of another reseller
+    again = debiter.apply(make_batch([(2, "x", "C2", "", "R2", EUR, EUR // 2)]))
+    assert again.outcome.tolist() != [Outcome.APPLIED]
+    assert accounts.get_customer("C2").balance == 5 * EUR
+    assert accounts.get_reseller("R2").credit == 100 * EUR
+    # and within one batch, across resellers
+    both = debiter.apply(
+        make_batch([(3, "y", "C2", "", "R2", EUR, 0), (4, "y", "C1", "", "R1", EUR, 0)])
+    )
+    assert both.outcome.tolist()[0] == Outcome.APPLIED
+    assert both.outcome.tolist()[1] != Outcome.APPLIED
+    assert accounts.get_customer("C1").balance == 4 * EUR
+
+
+def test_huge_amounts_never_wrap_a_balance(world: tuple[Accounts, Debiter, str]) -> None:
+    """Three CDRs of 2^62 micro-units in one batch once wrapped a balance to -9.2e18."""
+    accounts, debiter, _ = world
+    huge = 2**62
+    debiter.apply(make_batch([(i, f"h{i}", "C1", "", "R1", huge, huge) for i in range(1, 4)]))
+    limit = 2**53
+    assert abs(accounts.get_customer("C1").balance) <= limit
+    assert abs(accounts.get_reseller("R1").credit) <= limit
+
+
+def test_large_amounts_are_summed_exactly(world: tuple[Accounts, Debiter, str]) -> None:
+    """Sums beyond 2^53 are not exact in doubles (Lua numbers): the balance must still be."""
+    accounts, debiter, _ = world
+    price = 2**52 + 1  # odd: three of them need 54 bits
+    rows = [(i, f"e{i}", "C1", "", "R1", price, 1) for i in range(1, 4)]
+    result = debiter.apply(make_batch(rows))
+    applied = result.count(Outcome.APPLIED)
+    assert applied >= 1
+    assert accounts.get_customer("C1").balance == 5 * EUR - applied * price
+    assert accounts.get_reseller("R1").credit == 100 * EUR - applied
+
+
+def test_an_auth_id_with_a_newline_releases_only_its_own_reservation(
+    world: tuple[Accounts, Debiter, str], redis: Any
+) -> None:
+    _, debiter, _ = world
+    reservations = keys.reservations("R1", "c", "C1")
+    redis.hset(reservations, "x", "500000:9999999999")  # another call, still going on
+    redis.hset(reservations, "x\ny", "500000:9999999999")
+    debiter.apply(make_batch([(1, "a", "C1", "", "R1", EUR, EUR, "x\ny")]))
+    assert redis.hexists(reservations, "x")
+
+
+# ------------------------------------------------------------------ amounts at the bounds
+MAX = 2**53 - 1  # rater/redis/contract.py MAX_AMOUNT
+
+
+def test_amounts_at_the_bound_apply_and_beyond_it_are_out_of_range(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    """A price of MAX_AMOUNT still applies; one more micro-unit, or a balance it would take
+    below -MAX_AMOUNT, is OUT_OF_RANGE: recorded (a re-send is a duplicate), nothing changed."""
+    accounts, debiter, _ = world
+    balance = 5 * EUR
+    # the customer can go down to -MAX exactly: a price of balance + MAX fits, one more does not
+    rows = [
+        (1, "over", "C1", "", "R1", MAX + 1, 0),
+        (2, "huge", "C1", "", "R1", 2**63 - 1, 0),
+        (3, "cost", "C1", "", "R1", 0, MAX + 1),
+        (4, "below", "C1", "", "R1", MAX, 0),  # 5 EUR - MAX: fits
+        (5, "more", "C1", "", "R1", balance + 1, 0),  # would reach -MAX - 1
+        (6, "last", "C1", "", "R1", balance, 0),  # reaches -MAX exactly
+    ]
+    result = debiter.apply(make_batch(rows))
+    assert result.outcome.tolist() == [
+        Outcome.OUT_OF_RANGE, Outcome.OUT_OF_RANGE, Outcome.OUT_OF_RANGE, Outcome.APPLIED,
+        Outcome.OUT_OF_RANGE, Outcome.APPLIED,
+    ]  # fmt: skip
+    assert accounts.get_customer("C1").balance == -MAX
+    assert result.customer_balances == {"C1": -MAX}
+    assert accounts.get_reseller("R1").credit == 100 * EUR
+    again = debiter.apply(make_batch([(7, "over", "C1", "", "R1", 1, 0)]))
+    assert again.outcome.tolist() == [Outcome.DUPLICATE]
+    replay = debiter.apply(make_batch(rows))
+    assert replay.outcome.tolist() == result.outcome.tolist()
+    assert replay.replayed.all()
+    assert accounts.get_customer("C1").balance == -MAX
+
+
+def test_many_large_debits_of_one_account_in_one_batch_are_exact(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    """The per-account sum is written before it would pass MAX_AMOUNT (a double's exact range):
+    these three sum to 2^53 + 4,999,999, which a double cannot hold."""
+    accounts, debiter, _ = world
+    rows = [
+        (1, "m1", "C1", "", "R1", MAX - 10, 1),
+        (2, "m2", "C1", "", "R1", 20, 1),
+        (3, "m3", "C1", "", "R1", 5 * EUR - 10, 1),  # the balance reaches -MAX exactly
+    ]
+    result = debiter.apply(make_batch(rows))
+    assert result.outcome.tolist() == [Outcome.APPLIED] * 3
+    assert accounts.get_customer("C1").balance == -MAX
+    assert result.customer_balances == {"C1": -MAX}
+    assert accounts.get_reseller("R1").credit == 100 * EUR - 3
+
+
+def test_corrections_beyond_the_bound_are_refused_and_change_nothing(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    accounts, debiter, _ = world
+    with pytest.raises(DebitError, match="beyond"):
+        debiter.apply_corrections([Correction("k-big", "R1", "C1", "", MAX + 1, 0)])
+    with pytest.raises(DebitError, match="k-far"):
+        debiter.apply_corrections(
+            [Correction("k-ok", "R1", "C1", "", 1, 0), Correction("k-far", "R1", "C1", "", -MAX, 0)]
+        )
+    assert accounts.get_customer("C1").balance == 5 * EUR - 1  # k-ok applied, k-far not
+    # k-far was not marked applied: with a smaller balance change it is not a no-op later
+    assert debiter.apply_corrections([Correction("k-ok", "R1", "C1", "", 1, 0)]).tolist() == [False]
+
+
+def test_a_replay_resolving_to_another_reseller_reads_back_its_first_outcome(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    """First seen with an unknown account (recorded under no reseller), replayed after the
+    account was created: the replay reads back what happened, it charges nothing."""
+    accounts, debiter, _ = world
+    first = debiter.apply(make_batch([(1, "early", "", "", "", 0, 0)]))
+    assert first.outcome.tolist() == [Outcome.APPLIED]
+    replay = debiter.apply(make_batch([(1, "early", "C1", "", "R1", EUR, EUR)]))
+    assert replay.outcome.tolist() == [Outcome.APPLIED]
+    assert replay.replayed.tolist() == [True]
+    assert accounts.get_customer("C1").balance == 5 * EUR
+
+
+def test_a_resend_with_other_rating_fields_is_a_conflict_across_resellers(
+    world: tuple[Accounts, Debiter, str],
+) -> None:
+    accounts, debiter, _ = world
+    _second_reseller(accounts)
+    prints = np.array([11, 11, 12, 0], dtype=np.uint64)
+    batch = make_batch(
+        [
+            (1, "f", "C1", "", "R1", EUR, 0),
+            (2, "f", "C2", "", "R2", EUR, 0),  # same fields: a duplicate
+            (3, "f", "C2", "", "R2", 2 * EUR, 0),  # other fields: a conflict
+            (4, "f", "C2", "", "R2", 3 * EUR, 0),  # no fingerprint: never a conflict
+        ]
+    )
+    result = debiter.apply(dataclasses.replace(batch, fingerprints=prints))
+    assert result.outcome.tolist() == [
+        Outcome.APPLIED, Outcome.DUPLICATE, Outcome.CONFLICT, Outcome.DUPLICATE,
+    ]  # fmt: skip
+    assert result.first is not None
+    assert result.first.tolist()[2] == [0, 1]  # (partition, offset) of the charged copy
+    assert accounts.get_customer("C2").balance == 5 * EUR
+    assert accounts.get_customer("C1").balance == 4 * EUR
+
+
+def test_records_of_the_per_reseller_layout_still_count_on_one_server(
+    world: tuple[Accounts, Debiter, str], settings: Settings, redis: Any
+) -> None:
+    """Records written per reseller ({r:R}:d:<bucket>, 20 bytes: before the fingerprint) are
+    read until they expire, so an upgrade does not charge a re-send twice."""
+    accounts, debiter, _ = world
+    bucket = int(redis.time()[0]) // settings.dedup_window_s
+    old = topic_token("topic-1") + struct.pack("<Hq", 7, 5) + bytes([0, 0])
+    redis.hset(keys.reseller_records("R1", bucket), keys.dedup_field("sw1", "before"), old)
+    result = debiter.apply(make_batch([(1, "before", "C1", "", "R1", EUR, EUR)]))
+    assert result.outcome.tolist() == [Outcome.DUPLICATE]
+    assert accounts.get_customer("C1").balance == 5 * EUR

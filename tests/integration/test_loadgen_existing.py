@@ -25,9 +25,9 @@ def test_scenario_from_existing_accounts(kafka_topics: Settings, redis: RedisLik
     settings = kafka_topics
     store = TariffStore(redis, settings)
     store.save(wholesale_table("ex-buy", limit=120, seed=5))
-    store.save(wholesale_table("ex-sell", limit=120, seed=6))
     accounts = Accounts(settings, redis)
     accounts.create_reseller("ex-r", "Existing reseller", credit="500", buy_tariff="ex-buy")
+    store.save(wholesale_table("ex-sell", limit=120, seed=6), owner="ex-r")
     accounts.create_customer(
         "ex-c1", "SIP one", reseller_id="ex-r", tariff="ex-sell", balance="100"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_world import RESELLER, make_world, publish, spawn, totals, workload
+from pipeline_world import RESELLER, make_world, pipeline_settings, publish, spawn, totals, workload
 
 from rater.billing.reconcile import reconcile
 from rater.pipeline import deadletter as dlq
@@ -128,4 +128,4 @@ async def _drain(settings: Settings) -> None:
     """Run one worker until idle so earlier tests' records are committed."""
     from rater.pipeline.worker import run_worker
 
-    await run_worker(settings, until_idle_s=1.5)
+    await run_worker(pipeline_settings(settings), until_idle_s=1.5)

@@ -15,6 +15,7 @@ from pipeline_world import (
     SELL,
     cdr,
     make_world,
+    pipeline_settings,
     publish,
     run_in_process,
 )
@@ -141,7 +142,7 @@ def test_unrated_cdrs_are_stored_with_their_reason_and_not_debited(
     run_in_process(kafka_topics)
     rows = _rows(ch, tag)
     assert rows[f"{tag}-nosell"]["outcome"] == "unrated"
-    assert rows[f"{tag}-nosell"]["reason"] == "no sell match"
+    assert rows[f"{tag}-nosell"]["reason"] == f"no sell match: {SELL}"
     assert rows[f"{tag}-acct"]["outcome"] == "unrated"
     assert "unknown account" in rows[f"{tag}-acct"]["reason"]
     assert "unknown card" in rows[f"{tag}-card"]["reason"]
@@ -175,6 +176,48 @@ def test_a_second_copy_is_counted_not_stored_nor_debited(
     assert later.outcomes == {("duplicate", ""): 1}
 
 
+def test_a_resend_with_other_rating_fields_is_a_conflict_kept_for_an_operator(
+    kafka_topics: Settings, redis: RedisLike, ch: Any
+) -> None:
+    """docs/DESIGN.md section 4: not charged, not stored as a CDR, kept, listed and counted."""
+    world = make_world(kafka_topics, redis)
+    tag = _tag()
+    before = _balance(redis, keys.customer(RESELLER, "cust1"))
+    publish(kafka_topics, [cdr(f"{tag}-1")])
+    run_in_process(kafka_topics)
+    charged = ch.execute(
+        "SELECT partition, offset FROM rated_cdrs WHERE cdr_id = %(c)s", {"c": f"{tag}-1"}
+    )
+    longer = cdr(f"{tag}-1", billsec=300, end_time=cdr("x")["start_time"] + 305)
+    publish(kafka_topics, [longer, cdr(f"{tag}-1"), longer])  # a plain copy between two
+    later = run_in_process(kafka_topics)
+    assert later.outcomes.get(("conflict", "")) == 2
+    assert later.outcomes.get(("duplicate", "")) == 1
+    rows = ch.execute(
+        "SELECT cdr_id, billsec FROM rated_cdrs WHERE cdr_id LIKE %(p)s", {"p": f"{tag}-%"}
+    )
+    assert rows == [(f"{tag}-1", 125)]
+    price = world.expected(SELL, "+493012345678", 125)
+    assert _balance(redis, keys.customer(RESELLER, "cust1")) == before - price
+    kept = ch.execute(
+        "SELECT billsec, first_partition, first_offset FROM cdr_conflicts WHERE cdr_id = %(c)s",
+        {"c": f"{tag}-1"},
+    )
+    assert sorted(kept) == [(300, *charged[0]), (300, *charged[0])]
+    # `rater conflicts list` shows them
+    from click.testing import CliRunner
+
+    from rater.cli.main import cli
+
+    listed = CliRunner().invoke(
+        cli, ["--database", kafka_topics.clickhouse_database, "conflicts", "list", "--json",
+              "--switch", "sw1", "--limit", "1000"],
+    )  # fmt: skip
+    assert listed.exit_code == 0, listed.output
+    found = [c for c in orjson.loads(listed.output)["conflicts"] if c["cdr_id"] == f"{tag}-1"]
+    assert [c["billsec"] for c in found] == [300, 300]
+
+
 def test_invalid_records_go_to_the_dead_letter_topic_with_origin_and_reason(
     kafka_topics: Settings, redis: RedisLike, ch: Any
 ) -> None:
@@ -200,9 +243,9 @@ def test_invalid_records_go_to_the_dead_letter_topic_with_origin_and_reason(
     originals = {orjson.dumps(m) if isinstance(m, dict) else m for m in bad}
     assert {letter.value for letter in letters} == originals
     reasons = " | ".join(letter.reason for letter in letters)
-    for expected in ("bad JSON", "billsec: missing", "billsec: expected an integer",
-                     "billsec: negative", "end_time: before start_time", "callee:",
-                     "start_time: 'yesterday'"):  # fmt: skip
+    for expected in ("bad json: ", "missing field: billsec", "wrong type: billsec: expected an "
+                     "integer", "negative: billsec -4", "end before start: end_time",
+                     "bad number: callee: ", "bad time: start_time 'yesterday'"):  # fmt: skip
         assert expected in reasons
     for letter in letters:
         assert letter.topic == kafka_topics.topic_cdrs
@@ -224,7 +267,7 @@ def test_a_new_tariff_version_is_picked_up_without_restart(
         from rater.pipeline.worker import run_worker
 
         stop = asyncio.Event()
-        task = asyncio.create_task(run_worker(kafka_topics, stop=stop))
+        task = asyncio.create_task(run_worker(pipeline_settings(kafka_topics), stop=stop))
         from pipeline_world import publish_async
 
         await publish_async(kafka_topics, [cdr(f"{tag}-1", callee="+8613912345678")])
@@ -259,3 +302,40 @@ async def _wait_rows(ch: Any, tag: str, count: int, timeout_s: float = 30.0) -> 
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"{count} rows of {tag} not stored within {timeout_s} s")
+
+
+def test_rejects_of_several_partitions_are_dead_lettered_once(
+    kafka_topics: Settings, redis: RedisLike
+) -> None:
+    """The dead-letter watermarks of four partitions (four slots on Redis Cluster, where one
+    MGET of them is refused) are read and written in one round trip."""
+    from dataclasses import dataclass
+
+    from rater import kafka
+    from rater.pipeline.decode import Reject
+    from rater.reasons import Kind, Reason
+
+    @dataclass(frozen=True)
+    class Rec:
+        partition: int
+        offset: int
+        key: bytes | None
+        value: bytes | None
+        timestamp: int = 0
+
+    topic_id = f"dlq-{_tag()}"
+    rejects = [
+        Reject(Rec(p, 10 + p, None, b"{oops"), Reason(Kind.BAD_JSON, "cut off")) for p in range(4)
+    ]
+
+    async def twice() -> tuple[int, int]:
+        producer = kafka.producer(kafka_topics)
+        await producer.start()
+        try:
+            first = await dlq.publish(producer, redis, kafka_topics, topic_id, rejects)
+            again = await dlq.publish(producer, redis, kafka_topics, topic_id, rejects)
+        finally:
+            await producer.stop()
+        return first, again
+
+    assert asyncio.run(twice()) == (4, 0)

@@ -106,7 +106,7 @@ def _valid(load: Any) -> list[dict[str, Any]]:
     for message in load.messages:
         if not isinstance(message, dict) or message["cdr_id"] in ids:
             continue
-        if message.get("billsec", 0) < 0 or message.get("callee") == "12":
+        if message.get("billsec", 0) < 0 or message.get("callee") == "+12":
             continue
         ids.add(message["cdr_id"])
         seen.append(message)

@@ -13,7 +13,14 @@ import uuid
 from typing import Any
 
 import pytest
-from pipeline_world import cdr, make_world, publish, publish_async, run_in_process
+from pipeline_world import (
+    cdr,
+    make_world,
+    pipeline_settings,
+    publish,
+    publish_async,
+    run_in_process,
+)
 
 from rater import kafka
 from rater.kafka import topic_identity
@@ -91,7 +98,7 @@ def test_a_running_worker_follows_the_broker_into_its_new_log(
 
     async def scenario() -> None:
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_worker(settings, stop=stop))
+        worker = asyncio.create_task(run_worker(pipeline_settings(settings), stop=stop))
         await publish_async(settings, [cdr(f"{tag}-a{i}") for i in range(30)])
         await _wait(ch, tag, 30)
         await asyncio.to_thread(_restart_broker, settings)

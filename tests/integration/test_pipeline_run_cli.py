@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_world import RESELLER, env_of, make_world, publish, spawn, workload
+from pipeline_world import (
+    RESELLER,
+    env_of,
+    make_world,
+    pipeline_settings,
+    publish,
+    spawn,
+    workload,
+)
 
 from rater import kafka
 from rater.redis import keys
@@ -36,8 +44,9 @@ RATER = str(Path(sys.executable).parent / "rater")
 
 
 def _own(settings: Settings, tag: str) -> Settings:
-    """Topics and a group of the test's own: its lag and its ends are its records only."""
-    ours = settings.replace(
+    """Topics and a group of the test's own: its lag and its ends are its records only; the
+    world's clock, so its CDRs are neither late nor in the future."""
+    ours = pipeline_settings(settings).replace(
         topic_cdrs=f"{settings.topic_cdrs}-{tag}",
         topic_dlq=f"{settings.topic_cdrs}-{tag}.dlq",
         topic_meta=f"{settings.topic_cdrs}-{tag}.meta",

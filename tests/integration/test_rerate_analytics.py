@@ -49,10 +49,10 @@ def world(settings: Settings, redis: Any, executor: Executor) -> dict[str, Any]:
     """retail@1 (mobile 0.20/min) and wholesale@1 (0.12/min); reseller r1, customer c1 with a
     card; two CDRs stored as the pipeline rated them with those versions."""
     store = TariffStore(redis, settings, clickhouse=False)
-    store.save(table("retail", 200_000, 100_000))
     store.save(table("wholesale", 120_000, 50_000))
     accounts = Accounts(settings, redis)
     accounts.create_reseller("r1", "Reseller", credit="100", buy_tariff="wholesale")
+    store.save(table("retail", 200_000, 100_000), owner="r1")
     accounts.create_customer("c1", "Customer", reseller_id="r1", tariff="retail", balance="50")
     card = accounts.create_cards("c1", count=1, value="5", batch_id="b1").cards[0].number
     rows = [
@@ -211,7 +211,7 @@ def test_unrated_cdrs_are_rated_once_their_account_exists(
     rerater = Rerater(settings, world["redis"], executor)
     first = rerater.run(RerateRequest(DAY, DAY, unrated=True))
     assert first.changed == 0
-    assert first.left == {"unknown account 'c9'": 1}
+    assert first.left == {"unknown account: 'c9'": 1}
 
     accounts: Accounts = world["accounts"]
     accounts.create_customer("c9", "Late", reseller_id="r1", tariff="retail", balance="10")
@@ -354,7 +354,7 @@ def test_a_tariff_without_the_destination_leaves_the_cdr_as_it_was(
     world["store"].save(uk_only)
     left = Rerater(settings, world["redis"], executor).run(RerateRequest(DAY, DAY, tariff="uk"))
     assert left.changed == 0
-    assert left.left == {"no sell match in uk": 2}
+    assert left.left == {"no sell match: uk": 2}
     with pytest.raises(RerateError, match="no version 7"):
         Rerater(settings, world["redis"], executor).run(
             RerateRequest(DAY, DAY, tariff="uk", version=7)
@@ -374,7 +374,7 @@ def test_unrated_rerate_of_another_resellers_account_is_left(
     summary = Rerater(settings, world["redis"], executor).run(
         RerateRequest(DAY, DAY, unrated=True, reseller="r2")
     )
-    assert (summary.changed, summary.left) == (0, {"another reseller's account": 1})
+    assert (summary.changed, summary.left) == (0, {"another reseller's account: 'r1'": 1})
 
 
 def test_one_rerate_at_a_time(

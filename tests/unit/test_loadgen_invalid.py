@@ -17,6 +17,7 @@ from rater.loadgen.invalid import CATALOGUE, KINDS, InvalidKind, corrupt, diagno
 from rater.loadgen.numbers import DEFAULT_SWITCHES, NumberBook
 from rater.loadgen.population import CustomerPlan, ResellerPlan, Scenario
 from rater.pipeline.decode import decode
+from rater.reasons import Reason
 from rater.switches.numbers import normalise_number
 
 
@@ -44,7 +45,7 @@ def _valid_records(n: int) -> list[dict[str, object]]:
     return [orjson.loads(v) for v in chunk.values]
 
 
-def _decode_reason(value: bytes) -> str | None:
+def _decode_reason(value: bytes) -> Reason | None:
     batch, rejects = decode([Record(value)], lambda _switch: UTC)
     if rejects:
         return rejects[0].reason
@@ -68,7 +69,7 @@ def test_each_kind_fails_for_its_stated_reason(kind: InvalidKind) -> None:
         value = corrupt(kind, record, rng)
         assert diagnose(value) is kind, value
         reason = _decode_reason(value)
-        if info.expected_reason is None:
+        if info.expected_kind is None:
             # decodes, but the pipeline cannot normalise the callee: dead letter all the same
             assert reason is None, (value, reason)
             callee = orjson.loads(value)["callee"]
@@ -76,7 +77,8 @@ def test_each_kind_fails_for_its_stated_reason(kind: InvalidKind) -> None:
                 normalise_number(callee, switches[str(record["switch"])])
         else:
             assert reason is not None, value
-            assert re.search(info.expected_reason, reason), (kind, reason, value)
+            assert reason.kind == info.expected_kind, (kind, reason, value)
+            assert re.search(info.expected_detail, reason.detail), (kind, reason, value)
 
 
 def test_corrupt_leaves_the_original_record_alone() -> None:

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rater.accounts.cards import new_card_number, new_pin, pin_hash
+from rater.accounts.cards import new_card_number, new_pin
 from rater.accounts.luhn import luhn_digit, luhn_valid
+from rater.accounts.pinkeys import PinKey
 from rater.errors import ConfigError
 from rater.settings import Settings
 
@@ -77,10 +78,11 @@ def test_pins_and_their_hashes() -> None:
     pin = new_pin(settings)
     assert len(pin) == 6
     assert pin.isdigit()
-    digest = pin_hash(settings, "800000000009", pin)
+    key = PinKey.of("test-pin-secret-0123456789abcdef-not-for-production")
+    digest = key.hmac("800000000009", pin)
     assert len(digest) == 64
     assert pin not in digest
     # the same PIN on another card or with another secret hashes differently
-    assert pin_hash(settings, "800000000017", pin) != digest
-    other = settings.replace(pin_secret="another-secret")
-    assert pin_hash(other, "800000000009", pin) != digest
+    assert key.hmac("800000000017", pin) != digest
+    other = PinKey.of("another-test-pin-secret-fedcba9876543210-not-for-use")
+    assert other.hmac("800000000009", pin) != digest

@@ -55,7 +55,7 @@ def test_examples(raw: str, switch: SwitchSettings, expected: str) -> None:
         ("anonymous", BARE, "letters"),
         ("12ab34567", BARE, "letters"),
         ("123*456", BARE, "'*'"),
-        ("12345", BARE, "too short"),
+        ("+12345", BARE, "too short"),  # '+' says E.164 (12345 alone is a short number)
         ("+1234567890123456", BARE, "too long"),
         ("0201234567", BARE, "no country code"),
         ("+0201234567", BARE, "starts with 0"),

@@ -16,19 +16,20 @@ from hypothesis import strategies as st
 from rater import reference
 from rater.accounts.lookup import Resolved
 from rater.pipeline.debit import DebitResult, Outcome
-from rater.pipeline.decode import decode, fixed_zone_of
-from rater.pipeline.flow import (
+from rater.pipeline.decode import CdrBatch, Reject, decode, fixed_zone_of
+from rater.pipeline.fates import (
     DUPLICATE,
     INVALID,
     RATED,
     UNANSWERED,
     UNRATED,
     BatchReport,
-    _apply_outcomes,
-    _count,
-    _rate,
-    reason_kind,
+    apply_outcomes,
+    count,
+    rated_rows,
 )
+from rater.pipeline.store import RatedRows
+from rater.reasons import Kind, Reason
 from rater.switches.numbers import normalise_many
 from rater.tariffs.compile import compile_tables
 from rater.tariffs.model import Steps, SwitchSettings, TariffRow, TariffTable
@@ -72,7 +73,7 @@ def _batch(calls: list[tuple[str, int, str, str]]):  # type: ignore[no-untyped-d
     n = len(calls)
     resolved = Resolved(
         known=np.asarray(known),
-        reason=["" if k else "unknown account 'x'" for k in known],
+        reason=[None if k else Reason(Kind.UNKNOWN_ACCOUNT, "'x'") for k in known],
         customer_id=["cust" if k else "" for k in known],
         card_number=[c if k else "" for (_, _, _, c), k in zip(calls, known, strict=True)],
         reseller_id=["res" if k else "" for k in known],
@@ -81,6 +82,24 @@ def _batch(calls: list[tuple[str, int, str, str]]):  # type: ignore[no-untyped-d
         currency=["EUR"] * n,
     )
     return cdrs, digits, lengths, resolved
+
+
+def _rate(
+    compiled: object,
+    cdrs: CdrBatch,
+    resolved: Resolved,
+    digits: np.ndarray,  # type: ignore[type-arg]
+    lengths: np.ndarray,  # type: ignore[type-arg]
+    *,
+    late: list[bool] | None = None,
+    max_price: int = 10**12,
+) -> RatedRows:
+    flags = np.asarray(late if late is not None else [False] * len(cdrs), dtype=bool)
+    return rated_rows(COMPILED, cdrs, resolved, digits, lengths, late=flags, max_price=max_price)
+
+
+def _texts(rows: RatedRows) -> list[str]:
+    return [r.text if r is not None else "" for r in rows.reason.tolist()]
 
 
 def _expected(table: TariffTable, callee: str, billsec: int) -> int:
@@ -101,8 +120,8 @@ def test_each_fate_before_the_debit() -> None:
     cdrs, digits, lengths, resolved = _batch(calls)
     rows = _rate(COMPILED, cdrs, resolved, digits, lengths)
     assert rows.outcome.tolist() == [RATED, UNANSWERED, UNRATED, UNRATED, UNRATED, RATED]
-    assert rows.reason.tolist() == [
-        "", "", "no sell match", "no sell match", "unknown account 'x'", ""
+    assert _texts(rows) == [
+        "", "", "no sell match: sell", "no sell match: sell", "unknown account: 'x'", ""
     ]  # fmt: skip
     assert rows.price.tolist()[1:5] == [0, 0, 0, 0]
     assert rows.cost.tolist()[1:5] == [0, 0, 0, 0]
@@ -153,11 +172,11 @@ def test_debit_outcomes_drop_duplicates_and_unknown_accounts_become_unrated() ->
         blocked=np.array([False, False, False, True]),
         replayed=np.array([False, False, False, True]),
     )
-    kept, duplicates, replayed = _apply_outcomes(rows, result)
+    kept, duplicates, replayed = apply_outcomes(rows, result, window_s=86_400)
     assert duplicates == 1
     assert kept.cdrs.cdr_id.tolist() == ["c0", "c2", "c3"]
     assert kept.outcome.tolist() == [RATED, UNRATED, RATED]
-    assert kept.reason.tolist()[1] == "unknown account"
+    assert kept.reason.tolist()[1].kind == Kind.UNKNOWN_ACCOUNT
     assert kept.price.tolist()[1] == 0
     assert kept.blocked.tolist() == [False, False, True]
     assert replayed.tolist() == [False, False, True]
@@ -173,20 +192,12 @@ def test_counting_groups_reasons_without_record_values() -> None:
     )
     rows = _rate(COMPILED, cdrs, resolved, digits, lengths)
     report = BatchReport(records=3)
-    from rater.pipeline.decode import Reject
-
-    rejects = [Reject(0, 9, b"{", None, "bad JSON: unexpected end of data: line 1 column 2")]
-    _count(report, rows, 2, rejects)
+    record = Rec(0, 9, None, b"{")
+    rejects = [Reject(record, Reason(Kind.BAD_JSON, "unexpected end of data: line 1 column 2"))]
+    count(report, rows, 2, rejects)
     assert report.outcomes == {
         (RATED, ""): 1,
         (UNRATED, "unknown account"): 2,
         (DUPLICATE, ""): 2,
-        (INVALID, "bad JSON: unexpected end of data"): 1,
+        (INVALID, "bad json"): 1,
     }
-
-
-def test_reason_kind() -> None:
-    assert reason_kind("unknown card 8123") == "unknown card"
-    assert reason_kind("billsec: negative (-5)") == "billsec: negative"
-    assert reason_kind("card 81 belongs to customer a, not b") == "card of another customer"
-    assert reason_kind("no sell match") == "no sell match"

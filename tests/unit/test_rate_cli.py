@@ -106,8 +106,8 @@ def test_errors_name_line_field_and_reason(tariff: Path) -> None:
         "--decimals", "6", "--rounding", "down",
     )  # fmt: skip
     assert out[0]["cdr_id"] is None
-    assert str(out[0]["error"]).startswith("line 1: bad JSON")
-    assert out[1] == {"cdr_id": "nobill", "error": "line 2: switch: missing"}
+    assert str(out[0]["error"]).startswith("line 1: bad json: ")
+    assert out[1] == {"cdr_id": "nobill", "error": "line 2: missing field: switch"}
     assert out[2]["cdr_id"] == "letters"
     assert "line 3: callee: " in str(out[2]["error"])
     assert "letters" in str(out[2]["error"])

@@ -106,11 +106,11 @@ def test_rounding_modes() -> None:
 
 
 def test_longest_prefix_wins_and_numbers_shorter_than_a_prefix_fall_back() -> None:
-    table = _table(TariffRow("4", "a", 1), TariffRow("44", "b", 2), TariffRow("4477", "c", 3))
-    assert reference.match(table, "447712", T0).destination == "c"  # type: ignore[union-attr]
-    assert reference.match(table, "4476", T0).destination == "b"  # type: ignore[union-attr]
-    assert reference.match(table, "447", T0).destination == "b"  # type: ignore[union-attr]
-    assert reference.match(table, "31", T0) is None
+    table = _table(TariffRow("4", "a", 1), TariffRow("44", "b", 2), TariffRow("4477123", "c", 3))
+    assert reference.match(table, "44771234", T0).destination == "c"  # type: ignore[union-attr]
+    assert reference.match(table, "447600", T0).destination == "b"  # type: ignore[union-attr]
+    assert reference.match(table, "447712", T0).destination == "b"  # type: ignore[union-attr]
+    assert reference.match(table, "310000", T0) is None
 
 
 def test_row_dates_scheduled_changes_and_closed_codes() -> None:
@@ -122,12 +122,12 @@ def test_row_dates_scheduled_changes_and_closed_codes() -> None:
         TariffRow("4479", "later", 5, effective_from=T0 + 2 * HOUR),
     )
     at = reference.match
-    assert at(table, "4470", T0).destination == "old"  # type: ignore[union-attr]
-    assert at(table, "4470", T0 + HOUR).destination == "new"  # type: ignore[union-attr]
-    assert at(table, "4478", T0 + HOUR - timedelta(seconds=1)).destination == "closing"  # type: ignore[union-attr]
-    assert at(table, "4478", T0 + HOUR).destination == "new"  # type: ignore[union-attr]  # closed
-    assert at(table, "4479", T0).destination == "old"  # type: ignore[union-attr]  # not started
-    assert at(table, "4479", T0 + 2 * HOUR).destination == "later"  # type: ignore[union-attr]
+    assert at(table, "447000", T0).destination == "old"  # type: ignore[union-attr]
+    assert at(table, "447000", T0 + HOUR).destination == "new"  # type: ignore[union-attr]
+    assert at(table, "447800", T0 + HOUR - timedelta(seconds=1)).destination == "closing"  # type: ignore[union-attr]
+    assert at(table, "447800", T0 + HOUR).destination == "new"  # type: ignore[union-attr]  # closed
+    assert at(table, "447900", T0).destination == "old"  # type: ignore[union-attr]  # not started
+    assert at(table, "447900", T0 + 2 * HOUR).destination == "later"  # type: ignore[union-attr]
 
 
 def test_duplicate_prefix_and_date_is_an_error() -> None:
@@ -145,9 +145,9 @@ def test_version_in_force() -> None:
     assert reference.version_at(versions, T0) is v2
     assert reference.version_at(versions, T0 + HOUR) is v3
     assert reference.version_at([], T0) is None
-    rated = reference.rate(versions, "1555", 60, T0)
+    rated = reference.rate(versions, "155500", 60, T0)
     assert rated == reference.RefRated("t@2", "1", "v2", 60, 100)  # 2 micro, up to 0.0001
-    assert reference.rate(versions, "1555", 60, T0 + HOUR) is None  # v3 has no rows
+    assert reference.rate(versions, "155500", 60, T0 + HOUR) is None  # v3 has no rows
 
 
 def test_rate_cdr_normalises_the_dialled_number() -> None:

@@ -48,6 +48,12 @@ def test_environment_values_are_converted_to_field_types() -> None:
     assert settings.pin_secret == "hunter2"
 
 
+def test_there_is_no_default_pin_secret() -> None:
+    """A fixed default let anyone with a Redis dump try the 10^4 PINs of every card."""
+    assert Settings().pin_secret == ""
+    assert Settings.from_env({}).pin_secret == ""
+
+
 def test_secrets_do_not_print_themselves() -> None:
     settings = Settings.from_env({"RATER_PIN_SECRET": "hunter2"})
     assert "hunter2" not in repr(settings)
@@ -66,6 +72,13 @@ def test_other_rater_prefixed_variables_are_ignored() -> None:
         ("RATER_PARTITIONS", "0", r"RATER_PARTITIONS must be >= 1, not 0"),
         ("RATER_BATCH_MAX_RECORDS", "0", r"RATER_BATCH_MAX_RECORDS must be >= 1"),
         ("RATER_LOG_FORMAT", "xml", r"RATER_LOG_FORMAT must be console or json, not 'xml'"),
+        ("RATER_RESERVATION_RING_S", "7200", r"RING_S \(7200\) must be less than .*TTL_S \(7200\)"),
+        ("RATER_MAX_CALLS_PER_CARD", "0", r"RATER_MAX_CALLS_PER_CARD must be >= 1, not 0"),
+        (
+            "RATER_PIN_LOCK_SCHEDULE_S",
+            "15m",
+            r"RATER_PIN_LOCK_SCHEDULE_S='15m' must be lock lengths",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:

@@ -7,7 +7,8 @@
 --   Returns {0, customer balance} | {1, ''} customer not found | {2, shortfall} coverage
 --           | {6, ''} the batch id is taken
 -- ARGV[1] = 'cards': ARGV reseller, customer, batch id, value (micro), disposable (1|0),
---                    expires (epoch s, 0 none), then per card 2 values: number, PIN HMAC (hex)
+--                    expires (epoch s, 0 none), PIN key id, then per card 2 values: number,
+--                    PIN HMAC (hex) under that key (rater/accounts/pinkeys.py)
 --   Creates one chunk of the batch's cards (the caller sends a few thousand per call).
 --   Returns {0, ''} | {1, ''} customer not found
 --           | {5, number} a card number already exists (nothing of the chunk was created; the
@@ -45,8 +46,8 @@ if phase == 'fund' then
 end
 
 if phase ~= 'cards' then return redis.error_reply('create_cards: unknown phase ' .. tostring(phase)) end
-local value, disp, exp = tonumber(ARGV[5]), ARGV[6], ARGV[7]
-local first = 8
+local value, disp, exp, pinkey = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local first = 9
 local count = (#ARGV - first + 1) / 2
 if global then
   for i = 0, count - 1 do
@@ -66,7 +67,8 @@ for i = 0, count - 1 do
   local num, pin = ARGV[b], ARGV[b + 1]
   redis.call('HSET', tag .. ':k:' .. num, 'cust', cust, 'res', res, 'bal', bal,
     'value', bal, 'disp', disp, 'st', st, 'blk', '0', 'anion', anion,
-    'exp', exp, 'batch', batch, 'pin', pin, 'pinfail', '0', 'pinlock', '0', 'created', now)
+    'exp', exp, 'batch', batch, 'pin', pin, 'pinkey', pinkey, 'pinfail', '0', 'pinlock', '0',
+    'pinblk', '0', 'created', now)
   if global then redis.call('SET', 'card:' .. num, owner) end
   numbers[#numbers + 1] = num
   -- the sets grow by one SADD per 1,000 members (unpack's stack limit is ~8,000)
