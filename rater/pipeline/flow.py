@@ -21,7 +21,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +103,9 @@ class Pipeline:
     switch_names: SwitchNames = field(init=False)
     late_check: LateCheck = field(init=False)
     batches: int = 0
+    #: called (in the prepare thread) right before a batch is debited; what it raises ends the
+    #: batch's prepare with nothing debited (the worker checks the Redis server here)
+    before_debit: Callable[[], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.switches = SwitchRegistry(self.redis)
@@ -206,6 +209,8 @@ class Pipeline:
                 max_price=settings.max_price_micro,
             )  # fmt: skip
         with timer("debit"):
+            if self.before_debit is not None:
+                self.before_debit()
             result = guarded.debit(self.debiter, self.topic_id, rows)
             conflicts = Conflicts.of(rows.cdrs, result)
             rows, duplicates, replayed = apply_outcomes(

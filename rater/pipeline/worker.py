@@ -19,7 +19,11 @@ Liveness (docs/DESIGN.md section 3, "Liveness"):
   shutdown_timeout_s, and the consumer leaves the group; a worker process still running then
   is ended by its watchdog.
 
-`check_partition` is the one hook for a per-partition check; see its docstring.
+Redis data loss (docs/DESIGN.md section 3, "Redis data loss"): one Recovery
+(rater/billing/recovery.py) per worker, sharing the pipeline's debiter, re-applies what Redis
+lost from what ClickHouse stored, through `check_partitions` (see its docstring): on
+assignment, before the first debit on another Redis server process (a restart, a promoted
+replica) and every recovery_check_s.
 `until_idle_s`: a worker exits cleanly, having committed, after that many seconds without
 records and with no lag left (the demo and tests use it).
 """
@@ -45,6 +49,7 @@ from clickhouse_driver import errors as ch_errors
 from redis.exceptions import ClusterDownError, TryAgainError
 
 from rater import kafka, metrics
+from rater.billing.recovery import Recovery
 from rater.errors import RaterError
 from rater.kafka import topic_identity
 from rater.logs import configure_logging, get_logger
@@ -65,8 +70,6 @@ T = TypeVar("T")
 __all__ = ["Worker", "WorkerFailed", "WorkerSummary", "run_worker", "run_workers", "worker_main"]
 
 _BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
-#: the partition check runs at least this often (seconds)
-CHECK_EVERY_S = 60.0
 #: how often the loop refreshes its Health and metrics (seconds); Progress goes out every 1 s
 TICK_S = 0.5
 #: after a stop request, the loop gets this long to notice it before its task is cancelled
@@ -85,6 +88,12 @@ class WorkerFailed(RaterError):
     def __init__(self, message: str, exit_status: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.exit_status = exit_status
+
+
+class RedisServerChanged(RaterError):
+    """Redis answers from another server process than at the last check (a restart, a promoted
+    replica): it may have lost its last writes, which are applied again before the next debit.
+    Not retried as such: the worker repairs, then prepares the batch again."""
 
 
 class Worker:
@@ -125,6 +134,11 @@ class Worker:
         self._consumer: CdrConsumer | None = None
         self._checkpointer: Checkpointer | None = None
         self._checking: asyncio.Task[None] | None = None
+        self._recovery: Recovery | None = None
+        #: the assigned partitions, as a tuple the prepare thread may read
+        self._assigned: tuple[int, ...] = ()
+        #: the Redis server changed and its lost writes were not applied again yet
+        self._repair_pending = False
 
     # ------------------------------------------------------------------ the parts, once started
     @property
@@ -254,7 +268,14 @@ class Worker:
         fence = self.fence
         self.health.doing("prepare")
         prepare = functools.partial(self.pipeline.prepare, records)
-        prepared = await self._retrying("prepare", prepare)
+        while True:
+            if self._repair_pending:
+                await self._repair_after_server_change()
+            try:
+                prepared = await self._retrying("prepare", prepare)
+                break
+            except RedisServerChanged:
+                continue  # nothing was debited: repair, then prepare the batch again
         if fence != self.fence:
             log.warning("batch left to the partitions' next owner (prepared during a rebalance)",
                         records=len(records))  # fmt: skip
@@ -301,6 +322,12 @@ class Worker:
         self._producer = kafka.producer(settings)
         await asyncio.wait_for(self._producer.start(), settings.broker_timeout_s)
         self._pipeline = Pipeline(settings, topic_id, self._redis, self._producer)
+        debiter = self._pipeline.debiter
+        self._recovery = Recovery(settings, debiter.topology, debiter)
+        # the server this worker starts on; the assignment's check covers what it lacks
+        first_look = functools.partial(asyncio.to_thread, self._recovery.server_changed)
+        await self._retrying("read the Redis server's run id", first_look)
+        self._pipeline.before_debit = self._before_debit
         self.health.doing("warm-up")
         await asyncio.to_thread(self._pipeline.warm_up)
         self._consumer = CdrConsumer(settings, self)
@@ -362,6 +389,7 @@ class Worker:
                       "abandoned, its partitions replay it", partitions=partitions)  # fmt: skip
         except Exception as error:
             self.fail(WorkerFailed(f"worker {self.index}: a batch failed: {error!r}"))
+        self._assigned = tuple(p for p in self._assigned if p not in partitions)
         self.pipeline.partitions_revoked(partitions)
 
     async def watermarks(self, partitions: list[int]) -> dict[int, int]:
@@ -379,40 +407,74 @@ class Worker:
 
     async def partitions_assigned(self, partitions: list[int]) -> None:
         self.fetched_next = dict(self.consumer.positions)
+        self._assigned = tuple(sorted(self.consumer.assigned))
         self.health.progress_at = time.monotonic()  # new partitions get a whole stall period
         deadline = time.monotonic() + self.settings.drain_timeout_s
-        for partition in partitions:
-            await self._retrying(
-                "check a partition",
-                functools.partial(self.check_partition, partition, "assigned"),
-                deadline=deadline,
+        await self._retrying(
+            "check the assigned partitions",
+            functools.partial(self.check_partitions, partitions, "assigned"),
+            deadline=deadline,
+        )
+
+    async def check_partitions(self, partitions: list[int], reason: str) -> None:
+        """The check of partitions' state across Redis and ClickHouse: Recovery.check_and_repair
+        (rater/billing/recovery.py) re-applies the debits, corrections and ledger entries Redis
+        lost. With `reason`:
+        - "assigned": for the partitions just assigned, after their positions were chosen and
+          before any of their records is fetched (inside the assignment callback);
+        - "periodic": for every assigned partition every settings.recovery_check_s, between
+          batches (under the batch gate, after the batch in flight was stored);
+        - "server changed": for every assigned partition, before the first debit on a Redis
+          server process other than the last one seen (`_before_debit` finds it).
+        An infrastructure error it raises is retried like any step's; any other error stops the
+        worker with a non-zero status.
+        """
+        if not partitions or self._recovery is None:
+            return
+        recovery, topic_id = self._recovery, self.pipeline.topic_id
+        started = time.perf_counter()
+        repair = await asyncio.to_thread(recovery.check_and_repair, topic_id, partitions)
+        log.debug("partitions checked", reason=reason, partitions=partitions,
+                  seconds=round(time.perf_counter() - started, 3),
+                  applied=repair.cdrs_applied)  # fmt: skip
+
+    def _before_debit(self) -> None:
+        """In the prepare thread, right before a batch's debit: is Redis still the server
+        process of the last check? One INFO per batch (about 0.1 ms, docs/DESIGN.md section
+        3): a batch debited on a restarted server would raise the watermarks above the debits
+        it lost, and they would never be applied again."""
+        assert self._recovery is not None
+        if self._recovery.server_changed():
+            self._repair_pending = True
+        if self._repair_pending:
+            raise RedisServerChanged(
+                f"Redis at {self.settings.redis_url}: another server process than before "
+                "(a restart or a promoted replica); applying its lost writes again first"
             )
 
-    async def check_partition(self, partition: int, reason: str) -> None:
-        """The per-partition check: a no-op for now, the one place for a check of a partition's
-        state across Kafka, Redis and ClickHouse.
+    async def _repair_after_server_change(self) -> None:
+        """Every batch debited so far stored (the repair reads ClickHouse), then the lost
+        debits of every assigned partition applied again, before the next debit."""
+        log.warning("Redis is another server process than before: checking what it lost",
+                    partitions=list(self._assigned))  # fmt: skip
+        await self.checkpointer.drain()
 
-        Called for each assigned partition of settings.topic_cdrs, with `reason`:
-        - "assigned": on assignment, after the partition's position was chosen (its committed
-          offset or Redis watermark + 1) and before any of its records is fetched;
-        - "redis reconnected": after every Redis reconnection, i.e. once Redis answers again
-          after an error, before the step that failed is tried again;
-        - "periodic": at least once a minute (CHECK_EVERY_S), between batches (it holds the
-          batch gate: no batch is being prepared meanwhile).
-        An infrastructure error it raises is retried like any step's; any other error stops the
-        worker with a non-zero status. It must finish within seconds: it runs inside the
-        rebalance callback on assignment.
-        """
+        async def repair() -> None:
+            await self.check_partitions(list(self._assigned), "server changed")
+            self._repair_pending = False
 
-    async def _check_assigned(self, reason: str) -> None:
-        for partition in sorted(self.consumer.assigned) if self._consumer else []:
-            await self.check_partition(partition, reason)
+        await self._retrying("apply what Redis lost again", repair)
+
+    def _server_changed(self) -> bool:
+        return self._recovery is not None and self._recovery.server_changed()
 
     async def _periodic_check(self) -> None:
         try:
             async with self.gate:
+                await self.checkpointer.drain()
                 await self._retrying(
-                    "check the partitions", functools.partial(self._check_assigned, "periodic")
+                    "check the partitions",
+                    functools.partial(self.check_partitions, list(self._assigned), "periodic"),
                 )
         except Exception as error:
             self.fail(WorkerFailed(f"worker {self.index}: the partition check failed: {error!r}"))
@@ -436,8 +498,9 @@ class Worker:
     ) -> T:
         """Run a step, again after an infrastructure error, with backoff (every effect before
         the commit is idempotent, so a half-done attempt is safe to repeat). After a Redis
-        error, Redis must answer again before the step is retried, and the partition check runs
-        first (check_partition, "redis reconnected")."""
+        error, Redis must answer again before the step is retried; when it answers from another
+        server process, what it lost is applied again before the next debit
+        (`check_partitions`, "server changed")."""
         attempt = 0
         redis_lost = False
         while True:
@@ -446,7 +509,8 @@ class Worker:
                     await asyncio.to_thread(self._redis.ping)
                     redis_lost = False
                     log.info("Redis answers again", step=what)
-                    await self._check_assigned("redis reconnected")
+                    if await asyncio.to_thread(self._server_changed):
+                        self._repair_pending = True  # repaired before the next debit
                 return await step()
             except Exception as error:
                 service = service_of(error)
@@ -486,7 +550,7 @@ class Worker:
                     if lag is not None:
                         metrics.LAG.labels(str(partition)).set(lag)
                 if (
-                    now - self.checked_at >= CHECK_EVERY_S
+                    now - self.checked_at >= self.settings.recovery_check_s
                     and not consumer.rebalancing
                     and (self._checking is None or self._checking.done())
                 ):
