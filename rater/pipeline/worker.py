@@ -458,12 +458,12 @@ class Worker:
         log.warning("Redis is another server process than before: checking what it lost",
                     partitions=list(self._assigned))  # fmt: skip
         await self.checkpointer.drain()
+        await self._retrying("apply what Redis lost again", self._repair_losses)
 
-        async def repair() -> None:
-            await self.check_partitions(list(self._assigned), "server changed")
-            self._repair_pending = False
-
-        await self._retrying("apply what Redis lost again", repair)
+    async def _repair_losses(self) -> None:
+        """One attempt; the server change stays pending until one succeeds."""
+        await self.check_partitions(list(self._assigned), "server changed")
+        self._repair_pending = False
 
     def _server_changed(self) -> bool:
         return self._recovery is not None and self._recovery.server_changed()

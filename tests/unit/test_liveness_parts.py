@@ -22,6 +22,7 @@ from aiokafka.errors import CommitFailedError, KafkaConnectionError
 from clickhouse_driver import errors as ch_errors
 from structlog.testing import capture_logs
 
+from rater.billing.recovery import Repair
 from rater.errors import CdrError, ServiceUnavailable
 from rater.pipeline.checkpoint import Checkpoint, Checkpointer
 from rater.pipeline.consume import BrokerTimeout
@@ -29,7 +30,7 @@ from rater.pipeline.flow import BatchReport
 from rater.pipeline.progress import Progress, Reporter, WorkerSummary
 from rater.pipeline.supervisor import exit_text
 from rater.pipeline.watchdog import EXIT_STALLED, Health, Watchdog
-from rater.pipeline.worker import WorkerFailed, service_of
+from rater.pipeline.worker import RedisServerChanged, Worker, WorkerFailed, service_of
 from rater.settings import Settings
 
 
@@ -182,6 +183,7 @@ def test_a_non_retriable_error_of_a_checkpoint_reaches_the_worker() -> None:
         (CdrError("bad record"), None),
         (ValueError("a bug"), None),
         (WorkerFailed("stalled", EXIT_STALLED), None),
+        (RedisServerChanged("Redis at x: another server process"), None),
     ],
 )
 def test_only_infrastructure_errors_are_retried(error: BaseException, service: str | None) -> None:
@@ -303,3 +305,49 @@ def test_a_workers_exit_is_said_in_words() -> None:
     assert exit_text(-signal.SIGKILL) == "was killed by SIGKILL"
     assert exit_text(3) == "stalled (exit status 3)"
     assert exit_text(1) == "failed (exit status 1)"
+
+
+class _Recovery:
+    """Recovery's two calls the worker makes: the server check and the repair."""
+
+    def __init__(self) -> None:
+        self.run_ids = ["a", "a", "b", "b", "b", "b"]
+        self.repair_fails = True
+        self.repaired: list[list[int]] = []
+
+    def server_changed(self) -> bool:
+        return self.run_ids.pop(0) != self.run_ids[0] if len(self.run_ids) > 1 else False
+
+    def check_and_repair(self, topic_id: str, partitions: list[int]) -> Repair:
+        if self.repair_fails:
+            raise ch_errors.NetworkError("ClickHouse refused")
+        self.repaired.append(partitions)
+        return Repair()
+
+
+def test_no_batch_is_debited_on_a_changed_redis_until_its_losses_were_applied_again() -> None:
+    """The server change is seen once (the next look says 'same server'); a repair that fails
+    (ClickHouse down) must not clear it: a batch debited then would hide the lost debits."""
+    worker = Worker(Settings())
+    recovery = _Recovery()
+    worker._recovery = recovery  # type: ignore[assignment]
+    worker._assigned = (0, 2)
+
+    class _Pipeline:
+        topic_id = "t"
+
+    worker._pipeline = _Pipeline()  # type: ignore[assignment]
+    worker._before_debit()  # same server: the batch goes on
+    with pytest.raises(RedisServerChanged):
+        worker._before_debit()  # changed
+    with pytest.raises(RedisServerChanged):
+        worker._before_debit()  # the same new server, but nothing repaired yet
+
+    with pytest.raises(ch_errors.NetworkError):
+        asyncio.run(worker._repair_losses())
+    with pytest.raises(RedisServerChanged):
+        worker._before_debit()  # still blocked: the repair failed
+    recovery.repair_fails = False
+    asyncio.run(worker._repair_losses())
+    worker._before_debit()
+    assert recovery.repaired == [[0, 2]]
