@@ -4,6 +4,7 @@ rated. A second replay publishes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -12,6 +13,8 @@ from click.testing import CliRunner
 from pipeline_world import cdr, env_of, make_world, publish, run_in_process
 
 from rater.cli.main import cli
+from rater.pipeline import deadletter as dlq
+from rater.reasons import Kind
 from rater.redis.connection import RedisLike
 from rater.settings import Settings
 from rater.switches.registry import SwitchRegistry
@@ -38,6 +41,9 @@ def test_dead_letters_are_rated_after_the_switch_is_fixed_and_replayed(
     assert sum(n for (o, _), n in first.outcomes.items() if o == "invalid") == 5
     shown = _rater(kafka_topics, "dlq", "show", "--limit", "50")
     assert "has no country code" in shown
+    ours = [x for x in asyncio.run(dlq.read_all(kafka_topics)) if tag.encode() in x.value]
+    assert len(ours) == 5
+    assert {x.reason_kind for x in ours} == {Kind.BAD_NUMBER.value}  # the reason_kind header
 
     SwitchRegistry(redis).set(SwitchSettings(name=switch, country_code="49"))
     assert "replayed 5 record(s)" in _rater(kafka_topics, "dlq", "replay")
@@ -56,7 +62,6 @@ def test_every_dead_letter_is_read_from_a_topic_of_many_record_batches(
 ) -> None:
     """The local broker answers ListOffsets(latest) with its last record batch's base offset
     + 1, not the log's end; a reader that stops there misses the rest of that batch."""
-    import asyncio
 
     from rater import kafka
     from rater.pipeline import deadletter as dlq
@@ -103,7 +108,6 @@ def test_the_end_of_a_log_is_the_high_watermark_of_a_fetch_not_end_offsets(
 ) -> None:
     """Five batches of 100 records: the log ends at 500, where the local broker's ListOffsets
     answers 401 (its last batch's base offset + 1)."""
-    import asyncio
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
