@@ -27,6 +27,7 @@ member heartbeats "rebalancing" for ever). So:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias, TypeVar
@@ -176,21 +177,21 @@ class CdrConsumer:
         self.rebalancing = True
         self.rebalancing_since = self.changed_at = loop.time()
         partitions = sorted(tp.partition for tp in revoked)
-        metrics.REBALANCES.labels("revoked").inc()
+        metrics.inc(metrics.REBALANCES, 1, "revoked")
         try:
             await self.owner.partitions_revoked(partitions)
         finally:
             self.assigned -= set(partitions)
             for partition in partitions:
                 self.positions.pop(partition, None)
-                if _has_label(partition):
+                with contextlib.suppress(KeyError):  # a series never set (some versions raise)
                     metrics.LAG.remove(str(partition))
         if partitions:
             log.info("partitions revoked", partitions=partitions)
 
     async def _assigned(self, assigned: set[TopicPartition]) -> None:
         partitions = sorted(tp.partition for tp in assigned)
-        metrics.REBALANCES.labels("assigned").inc()
+        metrics.inc(metrics.REBALANCES, 1, "assigned")
         try:
             bound = self.settings.batch_timeout_ms / 1000 + self.settings.broker_timeout_s + 1
             async with asyncio.timeout(bound):
@@ -245,14 +246,6 @@ class CdrConsumer:
             else:
                 return committed
         return None
-
-
-def _has_label(partition: int) -> bool:
-    return any(
-        sample.labels.get("partition") == str(partition)
-        for metric in metrics.LAG.collect()
-        for sample in metric.samples
-    )
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -306,8 +306,8 @@ class Worker:
             summary.latencies_ms.append(latency)
         summary.add(report)
         summary.last_at = time.time()
-        metrics.BATCH_SECONDS.observe(sum(report.stage_seconds.values()))
-        metrics.BATCH_SIZE.observe(report.records)
+        metrics.observe(metrics.BATCH_SECONDS, sum(report.stage_seconds.values()))
+        metrics.observe(metrics.BATCH_SIZE, report.records)
         if checkpoint.committed:
             self.health.progress_at = time.monotonic()
 
@@ -520,7 +520,7 @@ class Worker:
                 attempt += 1
                 redis_lost = redis_lost or service == "Redis"
                 self.health.infra_at, self.health.infra_what = time.monotonic(), service
-                metrics.RETRIES.labels(service.lower()).inc()
+                metrics.inc(metrics.RETRIES, 1, _service_label(service))
                 log.warning(f"{service} unreachable: retrying to {what} in {delay} s",
                             attempt=attempt, error=repr(error))  # fmt: skip
                 await asyncio.sleep(delay)
@@ -548,7 +548,7 @@ class Worker:
                     health.progress_at = now  # nothing left to do is not a stall
                 for partition, lag in lags.items():
                     if lag is not None:
-                        metrics.LAG.labels(str(partition)).set(lag)
+                        metrics.set_gauge(metrics.LAG, lag, str(partition))
                 if (
                     now - self.checked_at >= self.settings.recovery_check_s
                     and not consumer.rebalancing
@@ -598,6 +598,15 @@ def service_of(error: BaseException) -> str | None:
     return None
 
 
+#: the `service` label of rater_retries_total: the services service_of names, else "other"
+_SERVICE_LABELS = frozenset({"kafka", "redis", "clickhouse"})
+
+
+def _service_label(service: str) -> str:
+    label = service.lower()
+    return label if label in _SERVICE_LABELS else metrics.OTHER
+
+
 def _timestamps(records: list[Record]) -> list[int]:
     """Producer timestamps (epoch ms) of at most 64 records of a batch."""
     sample = records[:: max(1, len(records) // 64)]
@@ -610,7 +619,7 @@ def _latencies(timestamps: list[int]) -> list[tuple[float, float]]:
     samples = []
     for published in timestamps:
         latency = max(0.0, now_ms - published)
-        metrics.LATENCY.observe(latency / 1000)
+        metrics.observe(metrics.LATENCY, latency / 1000)
         samples.append((float(published), latency))
     return samples
 
