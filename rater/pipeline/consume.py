@@ -95,7 +95,17 @@ class CdrConsumer:
     # ----------------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         self.consumer.subscribe([self.settings.topic_cdrs], listener=_Listener(self))
-        await self.bounded(self.consumer.start(), "start the consumer")
+        # start() returns after the first join, which waits for members that went away without
+        # leaving until their session expires: a request's bound plus two sessions (a join
+        # right after a group's members were stopped took 16 s on the local broker)
+        join_s = self.settings.broker_timeout_s + 2 * self.settings.session_timeout_ms / 1000
+        try:
+            await asyncio.wait_for(self.consumer.start(), join_s)
+        except TimeoutError:
+            raise BrokerTimeout(
+                f"Kafka at {self.settings.kafka_bootstrap}: no answer within {join_s:.0f} s "
+                "to join the group"
+            ) from None
 
     async def stop(self, timeout_s: float) -> None:
         """Leave the group (bounded: a member that cannot leave is dropped by the broker after
