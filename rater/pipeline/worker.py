@@ -137,8 +137,11 @@ class Worker:
         self._recovery: Recovery | None = None
         #: the assigned partitions, as a tuple the prepare thread may read
         self._assigned: tuple[int, ...] = ()
-        #: the Redis server changed and its lost writes were not applied again yet
+        #: the Redis server changed (or a check failed) and what it lost was not applied again
+        #: yet; _changes_seen counts such findings
         self._repair_pending = False
+        self._changes_seen = 0
+        self._pending_why = ""
 
     # ------------------------------------------------------------------ the parts, once started
     @property
@@ -410,11 +413,19 @@ class Worker:
         self._assigned = tuple(sorted(self.consumer.assigned))
         self.health.progress_at = time.monotonic()  # new partitions get a whole stall period
         deadline = time.monotonic() + self.settings.drain_timeout_s
-        await self._retrying(
-            "check the assigned partitions",
-            functools.partial(self.check_partitions, partitions, "assigned"),
-            deadline=deadline,
-        )
+        try:
+            await self._retrying(
+                "check the assigned partitions",
+                functools.partial(self.check_partitions, partitions, "assigned"),
+                deadline=deadline,
+            )
+        except Exception as error:
+            if service_of(error) is None:
+                raise
+            # the callback cannot wait longer; no batch is debited until a check succeeded
+            self._note_server_change("the check on assignment failed")
+            log.warning("the check of the assigned partitions is retried before their first "
+                        "debit", partitions=partitions, error=repr(error))  # fmt: skip
 
     async def check_partitions(self, partitions: list[int], reason: str) -> None:
         """The check of partitions' state across Redis and ClickHouse: Recovery.check_and_repair
@@ -426,8 +437,9 @@ class Worker:
           batches (under the batch gate, after the batch in flight was stored);
         - "server changed": for every assigned partition, before the first debit on a Redis
           server process other than the last one seen (`_before_debit` finds it).
-        An infrastructure error it raises is retried like any step's; any other error stops the
-        worker with a non-zero status.
+        An infrastructure error it raises is retried like any step's (on assignment for
+        drain_timeout_s, then again before the partitions' first debit, which waits for it);
+        any other error stops the worker with a non-zero status.
         """
         if not partitions or self._recovery is None:
             return
@@ -440,30 +452,38 @@ class Worker:
 
     def _before_debit(self) -> None:
         """In the prepare thread, right before a batch's debit: is Redis still the server
-        process of the last check? One INFO per batch (about 0.1 ms, docs/DESIGN.md section
-        3): a batch debited on a restarted server would raise the watermarks above the debits
+        process of the last check? One INFO per batch (0.08 ms on the local stack,
+        docs/DESIGN.md section 3): a batch debited on a restarted server would raise the watermarks above the debits
         it lost, and they would never be applied again."""
         assert self._recovery is not None
         if self._recovery.server_changed():
-            self._repair_pending = True
+            self._note_server_change("Redis is another server process than before")
         if self._repair_pending:
             raise RedisServerChanged(
-                f"Redis at {self.settings.redis_url}: another server process than before "
-                "(a restart or a promoted replica); applying its lost writes again first"
+                f"Redis at {self.settings.redis_url}: {self._pending_why}; applying what it "
+                "lost again first"
             )
 
     async def _repair_after_server_change(self) -> None:
         """Every batch debited so far stored (the repair reads ClickHouse), then the lost
         debits of every assigned partition applied again, before the next debit."""
-        log.warning("Redis is another server process than before: checking what it lost",
+        log.warning(f"{self._pending_why}: checking what Redis lost before the next debit",
                     partitions=list(self._assigned))  # fmt: skip
         await self.checkpointer.drain()
         await self._retrying("apply what Redis lost again", self._repair_losses)
 
     async def _repair_losses(self) -> None:
-        """One attempt; the server change stays pending until one succeeds."""
+        """One attempt; the server change stays pending until one succeeds (and no other
+        change was seen meanwhile)."""
+        seen = self._changes_seen
         await self.check_partitions(list(self._assigned), "server changed")
-        self._repair_pending = False
+        if seen == self._changes_seen:
+            self._repair_pending = False
+
+    def _note_server_change(self, why: str) -> None:
+        self._changes_seen += 1
+        self._pending_why = why
+        self._repair_pending = True
 
     def _server_changed(self) -> bool:
         return self._recovery is not None and self._recovery.server_changed()
@@ -510,7 +530,8 @@ class Worker:
                     redis_lost = False
                     log.info("Redis answers again", step=what)
                     if await asyncio.to_thread(self._server_changed):
-                        self._repair_pending = True  # repaired before the next debit
+                        # repaired before the next debit
+                        self._note_server_change("Redis is another server process than before")
                 return await step()
             except Exception as error:
                 service = service_of(error)
