@@ -453,8 +453,8 @@ class Worker:
     def _before_debit(self) -> None:
         """In the prepare thread, right before a batch's debit: is Redis still the server
         process of the last check? One INFO per batch (0.08 ms on the local stack,
-        docs/DESIGN.md section 3): a batch debited on a restarted server would raise the watermarks above the debits
-        it lost, and they would never be applied again."""
+        docs/DESIGN.md section 3): a batch debited on a restarted server would raise the
+        watermarks above the debits it lost, and they would never be applied again."""
         assert self._recovery is not None
         if self._recovery.server_changed():
             self._note_server_change("Redis is another server process than before")
