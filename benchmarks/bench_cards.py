@@ -1,8 +1,8 @@
-"""Calling-card batches: `rater cards create --count 100000` end to end, and where the time goes.
+"""Calling-card batches: `rater card create --count 100000` end to end, and where the time goes.
 
 Measured in one run, on a Redis database and a ClickHouse database of its own (dropped after):
 
-- the whole command, `rater cards create --count N --value 5 --disposable`, in a subprocess as
+- the whole command, `rater card create --count N --value 5 --disposable`, in a subprocess as
   a reseller runs it (imports, the account API's create_cards, the XLSX with the PINs);
   target 10 s for 100,000 cards;
 - the XLSX issue sheet: the production writer (openpyxl writes the frame and one template row,
@@ -109,7 +109,7 @@ def _env(settings: Settings) -> dict[str, str]:
 def _end_to_end(
     settings: Settings, client: redis_client.RedisLike, work: Path, n: int, report: BenchReport
 ) -> float:
-    """`rater cards create` as a reseller runs it; a tariff-less setup (the API only warns)."""
+    """`rater card create` as a reseller runs it; a tariff-less setup (the API only warns)."""
     accounts = Accounts(settings, client, LedgerWriter(settings, client), actor="bench")
     accounts.create_reseller("bench", "Bench reseller", credit="10000000", buy_tariff="bench buy")
     accounts.create_customer(
@@ -117,8 +117,8 @@ def _end_to_end(
         kind="card_batch",
     )  # fmt: skip
     target = work / "batch.xlsx"
-    args = ["cards", "create", "--customer", "ccbench", "--count", str(n), "--value", "5",
-            "--disposable", "--xlsx", str(target), "--json"]  # fmt: skip
+    args = ["card", "create", "--customer", "ccbench", "--count", str(n), "--value", "5",
+            "--disposable", "-o", str(target), "--json"]  # fmt: skip
     last_slow = _slowlog_ids(client)
     started = time.perf_counter()
     done = subprocess.run(
@@ -132,7 +132,7 @@ def _end_to_end(
     )
     wall = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"rater cards create failed: {done.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"rater card create failed: {done.stderr.strip()[-2000:]}")
     answer = json.loads(done.stdout)
     created_s, sheet_s = float(answer["seconds_create"]), float(answer["seconds_sheet"])
     script_s = _longest_script_since(client, last_slow)
@@ -142,7 +142,7 @@ def _end_to_end(
         raise RuntimeError(f"the sheet holds {len(cards)} cards, not {n}")
     report.measurements += [
         Measurement(
-            f"rater cards create --count {n:,} (wall, subprocess)",
+            f"rater card create --count {n:,} (wall, subprocess)",
             wall,
             "s",
             target=f"<= {TARGET_S:.0f} s for 100,000 cards",
@@ -174,7 +174,7 @@ def _end_to_end(
         )
     rest = wall - created_s - sheet_s
     report.notes.append(
-        f"`rater cards create --count {n:,} --value 5 --disposable`: {wall:.2f} s wall = "
+        f"`rater card create --count {n:,} --value 5 --disposable`: {wall:.2f} s wall = "
         f"{created_s:.2f} s in the account API's create_cards + {sheet_s:.2f} s writing the "
         f"XLSX + {rest:.2f} s start-up, look-ups and output."
     )

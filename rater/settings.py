@@ -282,6 +282,13 @@ class Settings:
             values[name] = _convert(name, known[name].type, raw)
         return cls(**values)
 
+    @staticmethod
+    def in_env(name: str, env: Mapping[str, str] | None = None) -> bool:
+        """Whether RATER_<NAME> is set: where a command has its own default for a field (the
+        CLI logs at WARNING unless RATER_LOG_LEVEL says otherwise, README.md)."""
+        env = os.environ if env is None else env
+        return f"RATER_{name.upper()}" in env
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (CLI options); None values are ignored."""
         known = {f.name: f for f in dataclasses.fields(self)}

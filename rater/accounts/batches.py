@@ -202,7 +202,7 @@ class CardBatches:
         """After a chunk failed: block the cards already created (nobody will get their PINs),
         record them in the ledger, and take the funding back. Returns the error to raise:
         `error` itself when the clean-up failed too on a non-RaterError (Redis away), which
-        `rater cards create` answers by blocking the batch's cards itself."""
+        `rater card create` answers by blocking the batch's cards itself."""
         store = self.store
         batch, count = made.batch_id, len(made.numbers)
         numbers = made.numbers[:created]

@@ -5,7 +5,7 @@ Two sheets exist:
 - the **issue sheet**, written once when a batch is created: card number, PIN, value, currency,
   expiry, batch and tariff. It is the only place the PINs ever exist in clear (the account API
   keeps an HMAC of each PIN and returns the clear PIN once, at creation).
-- the **export sheet** (`rater cards export`): everything but the PINs, plus each card's
+- the **export sheet** (`rater card export`): everything but the PINs, plus each card's
   current balance and status.
 
 Both are formatted for printing: a bold header row that stays frozen on screen and repeats on

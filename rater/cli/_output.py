@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -90,12 +92,23 @@ def last_valid_day(expires: datetime | None) -> date | None:
 
 # ---------------------------------------------------------------------------- output
 def json_option(function: F) -> F:
-    """The --json flag every command has."""
+    """The --json flag of a command that prints one thing: one JSON object."""
     return click.option(
         "--json",
         "as_json",
         is_flag=True,
         help="Print one JSON object (for scripts) instead of text.",
+    )(function)
+
+
+def json_lines_option(function: F) -> F:
+    """The --json flag of a listing: one JSON object per line (JSON Lines), so a script reads
+    a long listing line by line; an empty listing prints nothing."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print one JSON object per line (for scripts) instead of text.",
     )(function)
 
 
@@ -117,11 +130,28 @@ def emit_json(data: Mapping[str, Any]) -> None:
     click.echo(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
 
 
+def json_line(row: Mapping[str, Any]) -> str:
+    """One compact JSON object on one line, escaped as emit_json: a line of a listing's --json
+    and of a .jsonl file (the same bytes in both)."""
+    text = json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
+def emit_json_lines(rows: Iterable[Mapping[str, Any]]) -> None:
+    """One JSON object per line on stdout (a listing's --json)."""
+    for row in rows:
+        click.echo(json_line(row))
+
+
 #: characters json.dumps(ensure_ascii=False) leaves raw that a terminal would act on
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)  # exact, never a float (percentages, minutes)
+    if isinstance(value, Path):
+        return str(value)
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
@@ -197,6 +227,12 @@ def held_json(holds: Sequence[Hold]) -> dict[str, Any]:
     }
 
 
+def echo_line(text: str) -> None:
+    """One line of text on stdout that carries ids, reasons or names from users and records:
+    every control character is shown as an escape, never sent (rater.escape.terminal)."""
+    click.echo(terminal(text))
+
+
 def warn(message: str) -> None:
     click.secho(f"warning: {terminal(message, newlines=True)}", fg="yellow", err=True)
 
@@ -239,11 +275,15 @@ __all__ = [
     "amount_micro",
     "amount_text",
     "block",
+    "echo_line",
     "emit_json",
+    "emit_json_lines",
     "expiry_date",
     "expiry_instant",
     "held_json",
     "held_text",
+    "json_line",
+    "json_lines_option",
     "json_option",
     "last_valid_day",
     "money",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from rater.accounts.model import Card
-from rater.cli._output import accounts_of, emit_json, json_option, money
+from rater.cli._output import accounts_of, echo_line, emit_json, json_option, money
+from rater.cli.grammar import Group
 
 
-@click.group()
+@click.group(cls=Group)
 def ani() -> None:
     """Add or remove caller numbers for PIN-less card dialling.
 
@@ -58,7 +59,7 @@ def _report(card: Card, caller: str, *, verb: str, as_json: bool) -> None:
     state = (
         "answers now" if card.ani_on else "is off until a top-up lifts the card to the threshold"
     )
-    click.echo(
+    echo_line(
         f"card {card.number}: caller {caller} {verb}; numbers: {', '.join(card.anis) or 'none'}; "
         f"ANI recognition {state}"
     )

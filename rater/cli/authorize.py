@@ -12,6 +12,8 @@ import click
 from rater.accounts.answers import Authorization
 from rater.accounts.authorize import Authorizer
 from rater.accounts.ids import auth_id_problem
+from rater.cli._output import echo_line
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 
 
@@ -23,7 +25,7 @@ def _auth_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
-@click.group(invoke_without_command=True)
+@click.group(cls=Group, invoke_without_command=True)
 @click.option("--account", metavar="ID", help="The SIP account (customer id) calling.")
 @click.option("--card", metavar="NUMBER", help="A calling card number (needs --pin).")
 @click.option("--pin", metavar="PIN", help="The card's PIN.")
@@ -112,7 +114,7 @@ def release(ctx: click.Context, *, auth_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"auth_id": answer.auth_id, "released": True}))
     else:
-        click.echo(answer.message)
+        echo_line(answer.message)
 
 
 def _print(answer: Authorization, as_json: bool) -> None:
@@ -120,9 +122,9 @@ def _print(answer: Authorization, as_json: bool) -> None:
         click.echo(json.dumps(answer.as_dict()))
     else:
         verdict = "ALLOWED" if answer.allowed else "REFUSED"
-        click.echo(f"{verdict} ({answer.reason.value}): {answer.message}")
+        echo_line(f"{verdict} ({answer.reason.value}): {answer.message}")
         if answer.allowed:
-            click.echo(f"auth_id      {answer.auth_id}")
+            echo_line(f"auth_id      {answer.auth_id}")
             click.echo(f"max seconds  {answer.max_seconds}")
             if answer.expires_at is not None:
                 click.echo(f"held until   {answer.expires_at:%Y-%m-%d %H:%M:%S} UTC")

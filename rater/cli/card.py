@@ -1,4 +1,5 @@
-"""`rater card`: one calling card: show it, top it up, block or unblock it."""
+"""`rater card`: batches of calling cards (create, export: rater/cli/card_batch.py) and one card:
+show it, top it up, block or unblock it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rater.cli._output import (
     amount_micro,
     amount_text,
     block,
+    echo_line,
     emit_json,
     held_json,
     held_text,
@@ -20,12 +22,14 @@ from rater.cli._output import (
     money,
     reason_option,
 )
+from rater.cli.card_batch import create, export
 from rater.cli.customer import card_json
+from rater.cli.grammar import DeprecatedArgument, Group, required
 
 
-@click.group()
+@click.group(cls=Group)
 def card() -> None:
-    """Show, top up or block one calling card.
+    """Create and export batches of calling cards; show, top up or block one card.
 
     A card's balance is a spending limit on its customer's money: a call debits the card and
     the customer, and stops when either runs out. Disposable cards are never topped up.
@@ -84,17 +88,26 @@ def show(ctx: click.Context, *, number: str, as_json: bool) -> None:
 
 @card.command("topup")
 @click.argument("number")
-@click.argument("amount")
+@click.argument(
+    "old_amount", cls=DeprecatedArgument, new="--amount", dest="amount", metavar="AMOUNT"
+)
+@click.option("--amount", metavar="AMOUNT", help="How much to add, e.g. 5.  [required]")
 @reason_option
 @json_option
 @click.pass_context
-def topup(ctx: click.Context, *, number: str, amount: str, reason: str, as_json: bool) -> None:
-    """Raise a rechargeable card's balance by AMOUNT (disposable cards are refused).
+def topup(
+    ctx: click.Context, *, number: str, amount: str | None, reason: str, as_json: bool
+) -> None:
+    """Raise a rechargeable card's balance by --amount (disposable cards are refused).
 
     The money stays the customer's: the card's balance is a limit inside it. A top-up that
     lifts the card to the reseller's ANI threshold turns ANI recognition back on.
+
+    \b
+    Example:
+      rater card topup 862895316779 --amount 5 --reason "paid in the shop"
     """
-    micro = amount_micro(amount, "AMOUNT")
+    micro = amount_micro(required(amount, "--amount"), "--amount")
     accounts = accounts_of(ctx)
     before = accounts.get_card(number)
     after = accounts.topup_card(number, amount_text(micro), reason)
@@ -107,7 +120,7 @@ def topup(ctx: click.Context, *, number: str, amount: str, reason: str, as_json:
     ani = ""
     if after.ani_on != before.ani_on:
         ani = "; ANI recognition back on" if after.ani_on else "; ANI recognition off"
-    click.echo(
+    echo_line(
         f"card {number}: {money(micro)} {cur} added ({reason}); balance "
         f"{money(before.balance)} -> {money(after.balance)} {cur}, {after.status}{ani}"
     )
@@ -138,7 +151,7 @@ def _print_state(number: str, status: str, balance: int, as_json: bool) -> None:
     if as_json:
         emit_json({"card": number, "status": status, "balance": money(balance)})
     else:
-        click.echo(f"card {number}: {status}, balance {money(balance)}")
+        echo_line(f"card {number}: {status}, balance {money(balance)}")
 
 
 def _pin_text(found: Card) -> str:
@@ -155,3 +168,7 @@ def _pin_text(found: Card) -> str:
         )
     wrong = f"; {found.pin_failures} wrong since the last right one" if found.pin_failures else ""
     return "kept only as a hash" + wrong
+
+
+card.add_command(create)
+card.add_command(export)

@@ -7,13 +7,14 @@ from datetime import UTC, date, datetime
 import click
 
 from rater import clickhouse
-from rater.cli._output import emit_json, json_option, table
+from rater.cli._output import emit_json_lines, json_lines_option, table
 from rater.cli.db_summaries import DAY
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.pipeline.conflicts import ConflictStore
 
 
-@click.group()
+@click.group(cls=Group)
 def conflicts() -> None:
     """A switch sent the same (switch, cdr_id) again with another account, card, callee,
     billsec or time: the copy was not charged and is kept here for an operator to decide
@@ -22,15 +23,17 @@ def conflicts() -> None:
 
 
 @conflicts.command("list")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1), default=50, show_default=True, help="Copies listed at most."
+)
 @click.option("--switch", help="Only this switch's conflicts.")
 @click.option("--since", type=DAY, help="Only conflicts found on or after this UTC day.")
-@json_option
+@json_lines_option
 @click.pass_context
 def list_conflicts(
     ctx: click.Context, limit: int, switch: str | None, since: date | None, as_json: bool
 ) -> None:
-    """The latest conflicting copies, newest first."""
+    """The latest conflicting copies, newest first (--json: one object per copy)."""
     client = clickhouse.client(settings_of(ctx), numpy=False)
     start = datetime(since.year, since.month, since.day) if since else None
     rows = ConflictStore(client).recent(limit=limit, switch=switch, since=start)
@@ -38,7 +41,7 @@ def list_conflicts(
         for column in ("start_time", "answer_time", "end_time", "detected_at"):
             row[column] = row[column].replace(tzinfo=UTC)  # stored as UTC (DESIGN.md section 1)
     if as_json:
-        emit_json({"conflicts": rows})
+        emit_json_lines(rows)
         return
     if not rows:
         click.echo("no conflicting re-sends")

@@ -11,6 +11,7 @@ from rater.cli._output import (
     amount_micro,
     amount_text,
     block,
+    echo_line,
     emit_json,
     held_json,
     held_text,
@@ -20,6 +21,7 @@ from rater.cli._output import (
     require_tariff,
     table,
 )
+from rater.cli.grammar import DeprecatedArgument, Group, required
 
 if TYPE_CHECKING:
     from rater.accounts.api import Accounts
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 KINDS = {"normal": "normal", "card-batch": "card_batch"}
 
 
-@click.group()
+@click.group(cls=Group)
 def customer() -> None:
     """Create SIP customers, top up, show balances.
 
@@ -91,14 +93,24 @@ def create(
 
 @customer.command("topup")
 @click.argument("customer_id")
-@click.argument("amount")
+@click.argument(
+    "old_amount", cls=DeprecatedArgument, new="--amount", dest="amount", metavar="AMOUNT"
+)
+@click.option("--amount", metavar="AMOUNT", help="How much to add, e.g. 50.  [required]")
 @reason_option
 @json_option
 @click.pass_context
-def topup(ctx: click.Context, *, customer_id: str, amount: str, reason: str, as_json: bool) -> None:
-    """Add AMOUNT to a customer's SIP credit (refused, with the shortfall, if the reseller's
-    credit would no longer cover its customers)."""
-    micro = amount_micro(amount, "AMOUNT")
+def topup(
+    ctx: click.Context, *, customer_id: str, amount: str | None, reason: str, as_json: bool
+) -> None:
+    """Add --amount to a customer's SIP credit (refused, with the shortfall, if the reseller's
+    credit would no longer cover its customers).
+
+    \b
+    Example:
+      rater customer topup sip1 --amount 50 --reason "invoice 2026-0112 paid"
+    """
+    micro = amount_micro(required(amount, "--amount"), "--amount")
     accounts = accounts_of(ctx)
     before = accounts.get_customer(customer_id)
     after = accounts.topup_customer(customer_id, amount_text(micro), reason)
@@ -116,7 +128,7 @@ def topup(ctx: click.Context, *, customer_id: str, amount: str, reason: str, as_
             }
         )
         return
-    click.echo(
+    echo_line(
         f"customer {customer_id}: {money(micro)} {currency} added ({reason}); balance "
         f"{money(before.balance)} -> {money(after.balance)} {currency}, {after.status}"
     )
@@ -168,7 +180,7 @@ def correct(
         )
         return
     verb = "added" if micro > 0 else "deducted"
-    click.echo(
+    echo_line(
         f"customer {customer_id}: {money(abs(micro))} {currency} {verb} ({reason}); balance "
         f"{money(before.balance)} -> {money(after.balance)} {currency}, {after.status}"
     )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 
+from rater.cli._output import emit_json, json_option
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.escape import terminal
 from rater.pipeline import deadletter as dead_letters
@@ -14,7 +17,7 @@ from rater.redis import connection as redis_client
 from rater.stack import broker
 
 
-@click.group()
+@click.group(cls=Group)
 def dlq() -> None:
     """Records that could not be stored as a CDR (bad JSON, missing or mistyped fields,
     impossible times, numbers that cannot be normalised), with where they came from and why."""
@@ -28,21 +31,49 @@ def dlq() -> None:
     show_default=True,
     help="Records to list (0: only the counts).",
 )
+@json_option
 @click.pass_context
-def show(ctx: click.Context, limit: int) -> None:
-    """Count dead letters by reason and list the latest ones."""
+def show(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Count dead letters by reason and list the latest ones.
+
+    --json prints one object: the topic, the count, the counts by reason and the latest
+    letters (origin, reason, and the record's value as text, undecodable bytes replaced).
+    """
     settings = settings_of(ctx)
     broker.probe(settings)  # a clear error, not a consumer left half-started, when Kafka is down
     letters = asyncio.run(dead_letters.read_all(settings))
-    click.echo(f"{len(letters)} dead letter(s) in {terminal(settings.topic_dlq)}")
     by_reason: dict[str, int] = {}
     for letter in letters:
         kind = letter.reason_kind or _kind_shown(letter.reason)
         by_reason[kind] = by_reason.get(kind, 0) + 1
+    latest = letters[-limit:] if limit else []
+    if as_json:
+        emit_json(
+            {
+                "topic": settings.topic_dlq,
+                "count": len(letters),
+                "by_reason": by_reason,
+                "latest": [_letter_json(letter) for letter in latest],
+            }
+        )
+        return
+    click.echo(f"{len(letters)} dead letter(s) in {terminal(settings.topic_dlq)}")
     for kind, count in sorted(by_reason.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {terminal(kind):<60} {count:>8}")
-    for letter in letters[-limit:] if limit else []:
+    for letter in latest:
         click.echo(describe_letter(letter))
+
+
+def _letter_json(letter: dead_letters.DeadLetter) -> dict[str, Any]:
+    return {
+        "topic": letter.topic,
+        "topic_id": letter.topic_id,
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "reason": letter.reason,
+        "reason_kind": letter.reason_kind or _kind_shown(letter.reason),
+        "value": letter.value.decode(errors="replace"),
+    }
 
 
 #: bytes of a record's value shown per dead letter
@@ -59,15 +90,19 @@ def describe_letter(letter: dead_letters.DeadLetter) -> str:
 
 
 @dlq.command()
+@json_option
 @click.pass_context
-def replay(ctx: click.Context) -> None:
+def replay(ctx: click.Context, as_json: bool) -> None:
     """Publish dead letters again to the cdrs topic (after fixing a switch's settings or the
     parser). Each dead letter is replayed once; those still invalid come back as new ones."""
     settings = settings_of(ctx)
     broker.probe(settings)
     client = redis_client.connect(settings)
     count = asyncio.run(dead_letters.replay(settings, client))
-    click.echo(f"replayed {count} record(s) to {settings.topic_cdrs}")
+    if as_json:
+        emit_json({"replayed": count, "topic": settings.topic_cdrs})
+        return
+    click.echo(terminal(f"replayed {count} record(s) to {settings.topic_cdrs}"))
 
 
 def _kind_shown(text: str) -> str:

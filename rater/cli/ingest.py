@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from rater import kafka
+from rater.cli._output import emit_json, json_option, warn
+from rater.cli.grammar import Command, info, quiet
 from rater.cli.main import settings_of
 from rater.errors import ConfigError
 from rater.ingest.bridge import bridge
@@ -29,7 +31,7 @@ from rater.tariffs.model import SwitchSettings
 CHUNK = 5_000
 
 
-@click.command("ingest")
+@click.command("ingest", cls=Command)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--switch", "switch_name", required=True, help="The switch whose CDRs these are.")
 @click.option(
@@ -49,6 +51,7 @@ CHUNK = 5_000
     type=click.Path(dir_okay=False, path_type=Path),
     help="--follow's position file (default: in the stack folder, per switch and file).",
 )
+@json_option
 @click.pass_context
 def ingest(
     ctx: click.Context,
@@ -59,6 +62,7 @@ def ingest(
     follow_: bool,
     from_topic: str | None,
     state: Path | None,
+    as_json: bool,
 ) -> None:
     """Publish CDR files to the cdrs topic: Master.csv, directories of *.cdr.json, JSONL
     (or, with --from-topic, the records a switch publishes to a Kafka topic of its own).
@@ -66,6 +70,7 @@ def ingest(
     Each record carries the switch's name (header rater-switch) and its account as the key;
     the workers read it with the switch's format (rater switch set NAME --format ...).
     Publishing a file twice charges nothing twice: CDRs are de-duplicated by (switch, cdr_id).
+    --json prints the counts as one object when publishing ends.
     """
     settings = settings_of(ctx)
     switch = SwitchRegistry(connect(settings)).get(switch_name)
@@ -85,6 +90,17 @@ def ingest(
         counts = asyncio.run(_follow(settings, switch, format_name or "", paths[0], where))
     else:
         counts = asyncio.run(_publish(settings, switch, format_name or "", list(paths)))
+    if as_json:
+        emit_json(
+            {
+                "switch": switch_name,
+                "published": counts.records,
+                "other_legs": counts.other_legs,
+                "unreadable": counts.unreadable,
+                "first_problem": counts.first_problem or None,
+            }
+        )
+        return
     _summary(counts, switch_name)
 
 
@@ -95,8 +111,8 @@ def _state_path(settings: Settings, switch: str, path: Path) -> Path:
 
 
 def _bar(total: int | None) -> Any:
-    """A tqdm progress bar on stderr (only on a terminal)."""
-    if not sys.stderr.isatty():
+    """A tqdm progress bar on stderr (only on a terminal, and not with --quiet)."""
+    if not sys.stderr.isatty() or quiet():
         return None
     from tqdm import tqdm  # noqa: PLC0415 - keep `rater --help` light
 
@@ -132,10 +148,7 @@ async def _publish(
             bar.close()
         await producer.stop()
     seconds = time.perf_counter() - started
-    click.echo(
-        f"published {sender.counts.records} records from {len(files)} files in {seconds:.1f} s",
-        err=True,
-    )
+    info(f"published {sender.counts.records} records from {len(files)} files in {seconds:.1f} s")
     return sender.counts
 
 
@@ -158,7 +171,7 @@ async def _follow(
                 await sender.send(records[start : start + CHUNK])
             await sender.acknowledged()
 
-        click.echo(f"following {path} (state in {state}); Ctrl-C stops", err=True)
+        info(f"following {path} (state in {state}); Ctrl-C stops")
         await follow(path, splitting(path, sender.format.files), state, send, stop=stop)
     finally:
         if bar is not None:
@@ -174,7 +187,7 @@ async def _bridge(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    click.echo(f"bridging topic {topic} into {settings.topic_cdrs}; Ctrl-C stops", err=True)
+    info(f"bridging topic {topic} into {settings.topic_cdrs}; Ctrl-C stops")
     return await bridge(settings, switch, format_name, topic, stop=stop, progress=_bar(None))
 
 
@@ -182,10 +195,9 @@ def _summary(counts: Counts, switch: str) -> None:
     if counts.other_legs:
         click.echo(f"{counts.other_legs} records are other legs of calls (counted, not billed)")
     if counts.unreadable:
-        click.echo(
+        warn(
             f"{counts.unreadable} records cannot be read with switch {switch!r}'s settings "
             f"(first: {counts.first_problem}); the workers dead-letter them with the reason "
-            "(rater dlq show; rater dlq replay after fixing the settings)",
-            err=True,
+            "(rater dlq show; rater dlq replay after fixing the settings)"
         )
     click.echo(f"{counts.records} records published")

@@ -1,7 +1,7 @@
 """`rater loadgen`: publish synthetic CDRs to the cdrs topic and write a reference manifest.
 
     rater loadgen --count 100000 --invalid-fraction 0.01 --duplicate-fraction 0.01 \\
-        --manifest runs/manifest.json
+        -o runs/manifest.json
     rater loadgen --duration 60 --rate 20000          # open loop at 20,000 msgs/s for a minute
     rater loadgen --count 1000 --use-existing         # call from the accounts already there
 
@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import click
 
+from rater.cli._output import emit_json, json_option
+from rater.cli.grammar import Command, Deprecated, be_quiet, quiet
 from rater.cli.main import settings_of
 from rater.loadgen.generate import GenerationOptions
 from rater.loadgen.manifest import Manifest
@@ -28,7 +31,7 @@ from rater.money import from_micro
 _FRACTION = click.FloatRange(0.0, 1.0)
 
 
-@click.command("loadgen")
+@click.command("loadgen", cls=Command)
 @click.option("--count", type=click.IntRange(min=1), help="Messages to publish.")
 @click.option(
     "--duration", type=click.FloatRange(min=0, min_open=True), help="Seconds to publish for."
@@ -110,10 +113,20 @@ _FRACTION = click.FloatRange(0.0, 1.0)
     help="Existing tariff table for a new scenario's resellers (default: a phonenumbers deck).",
 )
 @click.option(
-    "--manifest",
+    "-o",
+    "--output",
     "manifest_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the run's manifest (JSON) here [default: loadgen-RUN_ID.json].",
+    metavar="FILE",
+    help="Write the run's manifest (JSON) to FILE [default: loadgen-RUN_ID.json].",
+)
+@click.option(
+    "--manifest",
+    "old_manifest",
+    cls=Deprecated,
+    new="-o/--output",
+    dest="manifest_path",
+    type=click.Path(dir_okay=False, path_type=Path),
 )
 @click.option(
     "--seed",
@@ -129,7 +142,15 @@ _FRACTION = click.FloatRange(0.0, 1.0)
     help="Price the manifest in a second process while publishing "
     "(default: in this process once publishing is done).",
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--no-progress",
+    "old_no_progress",
+    cls=Deprecated,
+    new="`rater --quiet loadgen`",
+    is_flag=True,
+    apply=be_quiet,
+)
+@json_option
 @click.pass_context
 def loadgen(  # noqa: PLR0917 - click passes every option as an argument
     ctx: click.Context,
@@ -151,11 +172,12 @@ def loadgen(  # noqa: PLR0917 - click passes every option as an argument
     seed: int,
     topic: str | None,
     background_pricing: bool,
-    no_progress: bool,
+    as_json: bool,
 ) -> None:
     """Publish realistic synthetic CDRs, with a manifest of their expected totals.
 
     Give --count, or --duration (with --rate: count = rate x duration; without: as many as fit).
+    --json prints the manifest's totals as one object (money as decimal strings).
     """
     settings = settings_of(ctx)
     if count is None and duration is None:
@@ -191,11 +213,34 @@ def loadgen(  # noqa: PLR0917 - click passes every option as an argument
         manifest_path=manifest_path or Path(f"loadgen-{run_id}.json"),
         run_id=run_id,
         topic=topic,
-        progress=not no_progress,
+        progress=not (quiet() or as_json),
         price_in_background=background_pricing,
     )
     manifest = asyncio.run(run_async(settings, options, scenario))
-    _summary(manifest, options.manifest_path)
+    if as_json:
+        emit_json(_json(manifest, options.manifest_path))
+    else:
+        _summary(manifest, options.manifest_path)
+
+
+def _json(manifest: Manifest, path: Path | None) -> dict[str, Any]:
+    return {
+        "run_id": manifest.run_id,
+        "topic": manifest.topic,
+        "published": manifest.published,
+        "seconds": manifest.publish["seconds"],
+        "valid": manifest.valid,
+        "answered": manifest.answered,
+        "unanswered": manifest.unanswered,
+        "rated": manifest.rated,
+        "unrated": manifest.unrated,
+        "duplicates": manifest.duplicates,
+        "invalid": dict(sorted(manifest.invalid.items())),
+        "price": from_micro(manifest.price_micro),
+        "cost": from_micro(manifest.cost_micro),
+        "currency": manifest.currency,
+        "output": None if path is None else str(path),
+    }
 
 
 def _summary(manifest: Manifest, path: Path | None) -> None:

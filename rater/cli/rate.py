@@ -22,6 +22,7 @@ import orjson
 
 from kernels.layout import E164_MIN_DIGITS, MAX_BILLSEC
 from rater import reference
+from rater.cli.grammar import Command
 from rater.errors import NormalisationError
 from rater.money import Rounding, from_micro
 from rater.pipeline.decode import CdrBatch, decode
@@ -189,7 +190,7 @@ def rate_lines(
             yield orjson.dumps(outcomes[record.offset]) + b"\n"
 
 
-@click.command("rate")
+@click.command("rate", cls=Command)
 @click.option(
     "--tariff",
     "tariff_path",
@@ -198,12 +199,19 @@ def rate_lines(
     help="Tariff file: canonical CSV, XLSX or a real-world deck layout.",
 )
 @click.option("--steps", default="1/1", show_default=True, help="Default billing steps X/Y.")
-@click.option("--decimals", type=click.IntRange(0, 6), default=4, show_default=True)
+@click.option(
+    "--decimals",
+    type=click.IntRange(0, 6),
+    default=4,
+    show_default=True,
+    help="Decimals prices are rounded to.",
+)
 @click.option(
     "--rounding",
     type=click.Choice([mode.value for mode in Rounding]),
     default=Rounding.UP.value,
     show_default=True,
+    help="How prices are rounded to those decimals.",
 )
 @click.option("--country", default="", help="Country code of national numbers, e.g. 31.")
 @click.option("--trunk-prefix", default="0", show_default=True, help="National trunk prefix.")
@@ -214,8 +222,23 @@ def rate_lines(
     show_default=True,
     help="kernel: the numba rater; reference: the plain-Python Decimal rater (audits).",
 )
-@click.option("--input", "input_file", type=click.File("rb"), default="-", help="CDRs (JSONL).")
-@click.option("--output", "output_file", type=click.File("wb"), default="-", help="Rated JSONL.")
+@click.option(
+    "--input",
+    "input_file",
+    type=click.File("rb"),
+    default="-",
+    metavar="FILE",
+    help="CDRs, one JSON object a line [stdin].",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_file",
+    type=click.File("wb"),
+    default="-",
+    metavar="FILE",
+    help="Write the rated CDRs (JSON lines) to FILE [stdout].",
+)
 def rate(
     *,
     tariff_path: Path,

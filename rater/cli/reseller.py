@@ -12,6 +12,7 @@ from rater.cli._output import (
     amount_micro,
     amount_text,
     block,
+    echo_line,
     emit_json,
     held_json,
     held_text,
@@ -21,6 +22,7 @@ from rater.cli._output import (
     require_tariff,
     table,
 )
+from rater.cli.grammar import Group
 
 if TYPE_CHECKING:
     from rater.accounts.api import Accounts
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from rater.accounts.reservations import Hold
 
 
-@click.group()
+@click.group(cls=Group)
 def reseller() -> None:
     """Create resellers, add credit, show coverage.
 
@@ -56,7 +58,9 @@ def reseller() -> None:
     metavar="AMOUNT",
     help="Cards below this balance lose ANI (PIN-less) recognition.",
 )
-@click.option("--timezone", default="UTC", show_default=True, help="Time zone for reports.")
+@click.option(
+    "--timezone", default="UTC", show_default=True, metavar="ZONE", help="Time zone for reports."
+)
 @json_option
 @click.pass_context
 def create(
@@ -141,7 +145,7 @@ def credit(
         )
         return
     verb = "added" if micro > 0 else "deducted"
-    click.echo(
+    echo_line(
         f"reseller {reseller_id}: {money(abs(micro))} {after.currency} {verb} "
         f"({reason}); credit {money(before.credit)} -> {money(after.credit)} {after.currency}"
     )
@@ -325,7 +329,7 @@ def _print_reseller(found: Reseller, as_json: bool, verb: str) -> None:
             }
         )
         return
-    click.echo(
+    echo_line(
         f"reseller {found.reseller_id} ({found.name}) {verb}: credit {money(found.credit)} "
         f"{found.currency}, buys at {found.buy_tariff!r}, ANI threshold "
         f"{money(found.ani_threshold)} {found.currency}"
@@ -351,4 +355,4 @@ def password(ctx: click.Context, reseller_id: str) -> None:
         secret = sys.stdin.readline().rstrip("\r\n")
     accounts = accounts_of(ctx)
     set_password(accounts.redis, reseller_id, secret)
-    click.echo(f"reseller {reseller_id}: portal password set; earlier sessions ended")
+    echo_line(f"reseller {reseller_id}: portal password set; earlier sessions ended")

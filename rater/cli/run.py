@@ -6,11 +6,12 @@ import sys
 
 import click
 
+from rater.cli.grammar import Command, Deprecated
 from rater.cli.main import settings_of
 from rater.pipeline.worker import WorkerFailed, WorkerSummary, run_workers
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -25,11 +26,19 @@ from rater.pipeline.worker import WorkerFailed, WorkerSummary, run_workers
     help="Exit cleanly (everything committed) after this many seconds without records.",
 )
 @click.option(
-    "--batch",
+    "--batch-size",
     "batch_max_records",
     type=click.IntRange(1),
     default=None,
     help="Records per batch at most [RATER_BATCH_MAX_RECORDS].",
+)
+@click.option(
+    "--batch",
+    "old_batch",
+    cls=Deprecated,
+    new="--batch-size",
+    dest="batch_max_records",
+    type=click.IntRange(1),
 )
 @click.pass_context
 def run(

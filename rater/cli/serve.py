@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from rater.cli.grammar import Command
 from rater.cli.main import settings_of
 from rater.serve import server
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--host", help="Address to listen on [RATER_HTTP_HOST, 127.0.0.1].")
 @click.option("--port", type=int, help="Port to listen on [RATER_HTTP_PORT, 18080].")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes [RATER_HTTP_WORKERS, 1].")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 
 import click
 
 from rater import stack as local_stack
 from rater.cli._output import emit_json
+from rater.cli.grammar import Group, quiet
 from rater.cli.main import settings_of
 from rater.stack import redis_cluster as redis_cluster_stack
 from rater.stack.broker import MEMORY_ONLY_NOTE
 
 
-@click.group()
+@click.group(cls=Group)
 def stack() -> None:
     """Start, stop and inspect the local Kafka (Tansu), Redis and ClickHouse.
 
@@ -46,15 +48,27 @@ def up(ctx: click.Context, no_install: bool, timeout: float | None, redis_cluste
     service that failed.
     """
     settings = settings_of(ctx)
+    echo = _say()
     # the single Redis is probed on redis_url even when RATER_REDIS_CLUSTER_NODES is exported
     single = settings.replace(redis_cluster_nodes="")
-    report = local_stack.up(single, echo=click.echo, install=not no_install, wait_s=timeout)
+    report = local_stack.up(single, echo=echo, install=not no_install, wait_s=timeout)
     if redis_cluster:
-        redis_cluster_stack.up(settings, echo=click.echo)
+        redis_cluster_stack.up(settings, echo=echo)
     if not report.started:
-        click.echo("stack already up: nothing started")
-    click.echo(f"state folder: {settings.stack_dir}")
-    click.echo(f"note: {MEMORY_ONLY_NOTE}")
+        echo("stack already up: nothing started")
+    echo(f"state folder: {settings.stack_dir}")
+    echo(f"note: {MEMORY_ONLY_NOTE}")
+
+
+def _say() -> Callable[[str], None]:
+    """What `stack up` and `stack down` print as they go: nothing with `rater --quiet`."""
+    silent = quiet()
+
+    def say(line: str) -> None:
+        if not silent:
+            click.echo(line)
+
+    return say
 
 
 @stack.command()
@@ -64,7 +78,7 @@ def up(ctx: click.Context, no_install: bool, timeout: float | None, redis_cluste
 @click.pass_context
 def down(ctx: click.Context, purge: bool) -> None:
     """Stop the services this stack started (by PID file). Data stays unless --purge."""
-    local_stack.down(settings_of(ctx), purge=purge, echo=click.echo)
+    local_stack.down(settings_of(ctx), purge=purge, echo=_say())
 
 
 @stack.command()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import click
 
+from rater.cli._output import emit_json, emit_json_lines, json_lines_option, json_option
+from rater.cli.grammar import Group
 from rater.cli.main import settings_of
 from rater.cli.switch_token import token
+from rater.escape import terminal
 from rater.pipeline.formats import FORMATS
 from rater.pipeline.formats.common import dump_options, parse_options
 from rater.redis.connection import connect
@@ -19,6 +23,25 @@ from rater.tariffs.model import SwitchSettings
 
 def _registry(ctx: click.Context) -> SwitchRegistry:
     return SwitchRegistry(connect(settings_of(ctx)))
+
+
+def _json(settings: SwitchSettings, credentials: Credentials | None = None) -> dict[str, Any]:
+    """A switch's settings as --json prints them (the mapping's TOML text in full)."""
+    data: dict[str, Any] = {
+        "switch": settings.name,
+        "country": settings.country_code,
+        "trunk_prefix": settings.trunk_prefix,
+        "tech_prefix": settings.tech_prefix,
+        "timezone": settings.timezone,
+        "format": settings.format,
+        "options": parse_options(settings.options),
+        "mapping": settings.mapping or None,
+    }
+    if credentials is not None:
+        scope = credentials.scope(settings.name)
+        data["resellers"] = sorted(scope.resellers)
+        data["allow_ip"] = [str(network) for network in scope.networks]
+    return data
 
 
 def _show(settings: SwitchSettings, credentials: Credentials | None = None) -> str:
@@ -35,12 +58,13 @@ def _show(settings: SwitchSettings, credentials: Credentials | None = None) -> s
     if credentials is not None:
         resellers, networks = credentials.scope(settings.name).describe()
         text += f"; acts for resellers {resellers}, from {networks}"
-    return text
+    return terminal(text)
 
 
-@click.group()
+@click.group(cls=Group)
 def switch() -> None:
-    """Per-switch settings: default country, trunk prefix, tech prefixes, time zone."""
+    """Per-switch settings: default country, trunk prefix, tech prefixes, time zone, CDR format,
+    and the API tokens and scopes of `rater serve`."""
 
 
 @switch.command("set")
@@ -48,7 +72,7 @@ def switch() -> None:
 @click.option("--country", help="Country code for national numbers, e.g. 31 or 1.")
 @click.option("--trunk-prefix", help="National trunk prefix, e.g. 0 (1 in North America).")
 @click.option("--tech-prefix", help=r"Regex of carrier tech prefixes to strip, e.g. '^\d{5}#'.")
-@click.option("--timezone", help="IANA time zone of timestamps without an offset.")
+@click.option("--timezone", metavar="ZONE", help="IANA time zone of timestamps without an offset.")
 @click.option(
     "--resellers", help="Resellers its `rater serve` token acts for: r1,r2 or '*' ('' none)."
 )
@@ -66,6 +90,7 @@ def switch() -> None:
     metavar="KEY=VALUE",
     help="A format option, e.g. encode-values=false (KEY= removes it; docs/SWITCHES.md).",
 )
+@json_option
 @click.pass_context
 def set_(
     ctx: click.Context,
@@ -80,6 +105,7 @@ def set_(
     format_: str | None,
     mapping: Path | None,
     options: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Set some settings of a switch; the others keep their current values."""
     registry = _registry(ctx)
@@ -103,7 +129,14 @@ def set_(
     registry.set(updated)  # ConfigError naming a bad setting (rater's one-line error)
     if scope_resellers is not None or scope_networks is not None:
         credentials.set_scope(name, resellers=scope_resellers, networks=scope_networks)
-    click.echo(_show(updated, credentials))
+    _print(updated, credentials, as_json)
+
+
+def _print(settings: SwitchSettings, credentials: Credentials, as_json: bool) -> None:
+    if as_json:
+        emit_json(_json(settings, credentials))
+    else:
+        click.echo(_show(settings, credentials))
 
 
 def _options(stored: str, given: tuple[str, ...]) -> str:
@@ -121,18 +154,23 @@ def _options(stored: str, given: tuple[str, ...]) -> str:
 
 @switch.command("show")
 @click.argument("name")
+@json_option
 @click.pass_context
-def show(ctx: click.Context, name: str) -> None:
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
     """A switch's settings (the defaults when never set)."""
     registry = _registry(ctx)
-    click.echo(_show(registry.get(name), Credentials(registry.redis)))
+    _print(registry.get(name), Credentials(registry.redis), as_json)
 
 
 @switch.command("list")
+@json_lines_option
 @click.pass_context
-def list_(ctx: click.Context) -> None:
-    """Every switch with settings."""
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """Every switch with settings (--json: one object per switch)."""
     switches = _registry(ctx).list()
+    if as_json:
+        emit_json_lines(_json(settings) for settings in switches)
+        return
     if not switches:
         click.echo("no switches configured (every switch uses the defaults)")
     for settings in switches:

@@ -3,12 +3,14 @@ switch; rater/serve/credentials.py keeps only their SHA-256)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import click
 
+from rater.cli._output import emit_json, emit_json_lines, json_lines_option, json_option, warn
+from rater.cli.grammar import Group, info
 from rater.cli.main import settings_of
+from rater.escape import terminal
 from rater.redis.connection import connect
 from rater.serve.credentials import Credentials
 
@@ -17,52 +19,50 @@ def _credentials(ctx: click.Context) -> Credentials:
     return Credentials(connect(settings_of(ctx)))
 
 
-@click.group()
+@click.group(cls=Group)
 def token() -> None:
     """API tokens switches send to `rater serve` (Authorization: Bearer <token>)."""
 
 
 @token.command("create")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help='Print {"token": ..., ...} only.')
+@json_option
 @click.pass_context
 def create(ctx: click.Context, name: str, as_json: bool) -> None:
     """A new token for switch NAME, printed once: only its hash is kept."""
     credentials = _credentials(ctx)
     issued = credentials.create_token(name)
     if as_json:
-        click.echo(
-            json.dumps({"token": issued.token, "id": issued.token_id, "switch": issued.switch})
-        )
+        emit_json({"token": issued.token, "id": issued.token_id, "switch": issued.switch})
         return
     click.echo(issued.token)
-    click.echo(
-        f"token {issued.token_id} for switch {name}: store it now, it is not shown again",
-        err=True,
-    )
+    info(f"token {issued.token_id} for switch {name}: store it now, it is not shown again")
     resellers, _ = credentials.scope(name).describe()
     if resellers == "(none)":
-        click.echo(
-            f"switch {name} acts for no reseller yet: rater switch set {name} --resellers ...",
-            err=True,
-        )
+        warn(f"switch {name} acts for no reseller yet: rater switch set {name} --resellers ...")
 
 
 @token.command("list")
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per token.")
+@json_lines_option
 @click.pass_context
 def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """Token ids (never the tokens) of switch NAME, or of every switch."""
+    """Token ids (never the tokens) of switch NAME, or of every switch (--json: one object per
+    token)."""
     tokens = _credentials(ctx).list_tokens(name)
-    for info in tokens:
-        created = datetime.fromtimestamp(info.created, UTC)
+    for token_info in tokens:
+        created = datetime.fromtimestamp(token_info.created, UTC)
         if as_json:
-            click.echo(
-                json.dumps({"id": info.token_id, "switch": info.switch, "created": str(created)})
+            emit_json_lines(
+                [{"id": token_info.token_id, "switch": token_info.switch, "created": created}]
             )
         else:
-            click.echo(f"{info.switch:<20} {info.token_id}  created {created:%Y-%m-%d %H:%M} UTC")
+            click.echo(
+                terminal(
+                    f"{token_info.switch:<20} {token_info.token_id}  "
+                    f"created {created:%Y-%m-%d %H:%M} UTC"
+                )
+            )
     if not tokens and not as_json:
         click.echo("no tokens")
 
@@ -70,9 +70,13 @@ def list_(ctx: click.Context, name: str | None, as_json: bool) -> None:
 @token.command("revoke")
 @click.argument("name")
 @click.option("--id", "token_ids", multiple=True, help="Only this token (repeatable).")
+@json_option
 @click.pass_context
-def revoke(ctx: click.Context, name: str, token_ids: tuple[str, ...]) -> None:
+def revoke(ctx: click.Context, name: str, token_ids: tuple[str, ...], as_json: bool) -> None:
     """Revoke switch NAME's tokens (all, or those given with --id); every `rater serve`
     process refuses them within 5 s."""
     gone = _credentials(ctx).revoke(name, token_ids)
-    click.echo(f"revoked {len(gone)} token(s) of switch {name}: {' '.join(gone) or '-'}")
+    if as_json:
+        emit_json({"switch": name, "revoked": list(gone)})
+        return
+    click.echo(terminal(f"revoked {len(gone)} token(s) of switch {name}: {' '.join(gone) or '-'}"))

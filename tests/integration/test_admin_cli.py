@@ -31,8 +31,7 @@ pytestmark = pytest.mark.integration
 GROUPS = {
     "reseller": ("create", "show", "credit"),
     "customer": ("create", "show", "topup", "correct"),
-    "cards": ("create", "export"),
-    "card": ("show", "topup", "block", "unblock"),
+    "card": ("create", "export", "show", "topup", "block", "unblock"),
     "ani": ("add", "remove"),
 }
 
@@ -79,7 +78,7 @@ def test_every_command_has_help(cli: Cli) -> None:
             assert "Usage: rater" in help_text
             assert "--json" in help_text
     assert "--reason" in cli("reseller", "credit", "--help").out
-    assert "--disposable" in cli("cards", "create", "--help").out
+    assert "--disposable" in cli("card", "create", "--help").out
 
 
 def test_errors_are_one_line_with_exit_status_1(books: Cli) -> None:
@@ -87,7 +86,7 @@ def test_errors_are_one_line_with_exit_status_1(books: Cli) -> None:
     missing = books("customer", "show", "nobody", code=1, process=True)
     assert missing.err.strip() == "error: customer 'nobody' does not exist"
     assert missing.out == ""
-    wrong_kind = books("cards", "create", "--customer", "sip1", "--count", "2", "--value", "5",
+    wrong_kind = books("card", "create", "--customer", "sip1", "--count", "2", "--value", "5",
                        "--disposable", code=1, process=True)  # fmt: skip
     assert wrong_kind.err.count("\n") == 1
     assert "card_batch" in wrong_kind.err
@@ -102,18 +101,18 @@ def test_errors_are_one_line_with_exit_status_1(books: Cli) -> None:
 
 
 def test_bad_input_is_a_usage_error_naming_the_option(books: Cli) -> None:
-    bad = books("customer", "topup", "sip1", "5.1234567", "--reason", "x", code=2)
-    assert "AMOUNT" in bad.err
+    bad = books("customer", "topup", "sip1", "--amount", "5.1234567", "--reason", "x", code=2)
+    assert "--amount" in bad.err
     assert "more than 6 decimals" in bad.err
-    no_reason = books("customer", "topup", "sip1", "5", code=2)
+    no_reason = books("customer", "topup", "sip1", "--amount", "5", code=2)
     assert "--reason" in no_reason.err
     both = books("reseller", "credit", "res1", "--add", "1", "--deduct", "1", "--reason", "x",
                  code=2)  # fmt: skip
     assert "exactly one of --add" in both.err
-    past = books("cards", "create", "--customer", "sip1", "--count", "1", "--value", "5",
+    past = books("card", "create", "--customer", "sip1", "--count", "1", "--value", "5",
                  "--expires", "2008-09-29", code=2)  # fmt: skip
     assert "in the past" in past.err
-    zero = books("cards", "create", "--customer", "sip1", "--count", "0", "--value", "5", code=2)
+    zero = books("card", "create", "--customer", "sip1", "--count", "0", "--value", "5", code=2)
     assert "--count" in zero.err
     assert books("customer", "show", "sip1", "--json").json()["cards"] == 0
 
@@ -132,12 +131,14 @@ def test_credit_adds_and_corrects_with_a_reason_never_sets(books: Cli, ledger: C
     refused = books("reseller", "credit", "res1", "--deduct", "110", "--reason", "x", code=1)
     assert "shortfall" in refused.err
     assert books("reseller", "show", "res1", "--json").json()["credit"] == "129.50"
-    topped = books("customer", "topup", "sip1", "9.99", "--reason", "paid by card", "--json")
+    topped = books(
+        "customer", "topup", "sip1", "--amount", "9.99", "--reason", "paid by card", "--json"
+    )
     assert (topped.json()["balance_before"], topped.json()["balance"]) == ("30.00", "39.99")
     fixed = books("customer", "correct", "sip1", "--deduct", "0.99", "--reason", "booked twice")
     assert "balance 39.99 -> 39.00 EUR, active" in fixed.out
     books("customer", "correct", "sip1", "--add", "0.99", "--reason", "undo")
-    too_much = books("customer", "topup", "sip1", "100", "--reason", "x", code=1)
+    too_much = books("customer", "topup", "sip1", "--amount", "100", "--reason", "x", code=1)
     assert "shortfall 10.49 EUR" in too_much.err
     reasons = {row[0] for row in ledger.execute("SELECT reason FROM ledger")}
     assert {"invoice 17", "double booking", "paid by card", "booked twice", "undo"} <= reasons
@@ -160,21 +161,21 @@ def test_reseller_show_names_a_shortfall(books: Cli, redis: RedisLike) -> None:
 
 
 def test_rechargeable_cards_block_unblock_ani_and_export(books: Cli) -> None:
-    made = books("cards", "create", "--customer", "sip1", "--count", "3", "--value", "2.50",
+    made = books("card", "create", "--customer", "sip1", "--count", "3", "--value", "2.50",
                  "--expires", "2099-06-30", "--json").json()  # fmt: skip
     assert (made["funded"], made["customer_balance"], made["disposable"]) == (
         "0.00",
         "30.00",
         False,
     )
-    sheet = Path(made["xlsx"])
+    sheet = Path(made["output"])
     assert sheet.name == f"cards-{made['batch']}.xlsx"
     assert oct(sheet.stat().st_mode & 0o777) == "0o600"  # PINs: owner only
     cards = read_sheet(sheet)
     number = cards[0].number
     # a second batch may not overwrite the PIN sheet of the first
-    clash = books("cards", "create", "--customer", "sip1", "--count", "1", "--value", "1",
-                  "--xlsx", str(sheet), code=2)  # fmt: skip
+    clash = books("card", "create", "--customer", "sip1", "--count", "1", "--value", "1",
+                  "-o", str(sheet), code=2)  # fmt: skip
     assert "never overwritten" in clash.err
     assert len(read_sheet(sheet)) == 3
     assert books("customer", "show", "sip1", "--json").json()["cards"] == 3
@@ -188,7 +189,9 @@ def test_rechargeable_cards_block_unblock_ani_and_export(books: Cli) -> None:
     assert "pin" not in {k.lower() for k in shown}
     assert books("card", "block", number, "--json").json()["status"] == "blocked"
     assert books("card", "unblock", number, "--json").json()["status"] == "active"
-    topped = books("card", "topup", number, "1", "--reason", "asked by phone", "--json").json()
+    topped = books(
+        "card", "topup", number, "--amount", "1", "--reason", "asked by phone", "--json"
+    ).json()
     assert (topped["balance_before"], topped["balance"]) == ("2.50", "3.50")
 
     books("ani", "add", number, "0031 6 1234 5678")
@@ -198,14 +201,14 @@ def test_rechargeable_cards_block_unblock_ani_and_export(books: Cli) -> None:
     assert gone["anis"] == []
     books("ani", "remove", number, "+31612345678", code=1)
 
-    export = books("cards", "export", "--batch", made["batch"], "--xlsx", "export.xlsx")
+    export = books("card", "export", "--batch", made["batch"], "-o", "export.xlsx")
     assert "3 cards (3 active)" in export.out
     header = [c.value for c in load_workbook(books.cwd / "export.xlsx")["Cards"][1]]
     assert "PIN" not in header
     rows = {c.number: c for c in read_sheet(books.cwd / "export.xlsx")}
     assert rows[number].balance == 3_500_000
     assert rows[cards[2].number].balance == 2_500_000
-    missing = books("cards", "export", "--batch", "nope", "--xlsx", "n.xlsx", code=1)
+    missing = books("card", "export", "--batch", "nope", "-o", "n.xlsx", code=1)
     assert "batch 'nope' does not exist" in missing.err
 
 
@@ -213,11 +216,11 @@ def test_disposable_batch_is_refused_with_the_shortfall(books: Cli) -> None:
     books("customer", "create", "cc1", "--name", "Calling card user batch 1", "--reseller",
           "res1", "--tariff", CARD_TARIFF, "--kind", "card-batch")  # fmt: skip
     # 100 of credit, 30 held by sip1: 20 cards of 5 (100) do not fit, 14 (70) do
-    refused = books("cards", "create", "--customer", "cc1", "--count", "20", "--value", "5",
+    refused = books("card", "create", "--customer", "cc1", "--count", "20", "--value", "5",
                     "--disposable", code=1, process=True)  # fmt: skip
     assert refused.err.strip().endswith("shortfall 30.00 EUR")
     assert not list(books.cwd.glob("*.xlsx"))
-    made = books("cards", "create", "--customer", "cc1", "--count", "14", "--value", "5",
+    made = books("card", "create", "--customer", "cc1", "--count", "14", "--value", "5",
                  "--disposable", "--json").json()  # fmt: skip
     assert made["funded"] == "70.00"
     shown = books("reseller", "show", "res1", "--json").json()
@@ -226,10 +229,10 @@ def test_disposable_batch_is_refused_with_the_shortfall(books: Cli) -> None:
         True,
         "0.00",
     )
-    card = read_sheet(Path(made["xlsx"]))[0].number
-    refused = books("card", "topup", card, "5", "--reason", "x", code=1)
+    card = read_sheet(Path(made["output"]))[0].number
+    refused = books("card", "topup", card, "--amount", "5", "--reason", "x", code=1)
     assert "disposable" in refused.err
-    refused = books("customer", "topup", "sip1", "0.01", "--reason", "x", code=1)
+    refused = books("customer", "topup", "sip1", "--amount", "0.01", "--reason", "x", code=1)
     assert "shortfall 0.01 EUR" in refused.err
 
 
@@ -247,14 +250,14 @@ def test_cards_whose_sheet_cannot_be_written_are_blocked(
     books: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The PINs exist only in the sheet: if it cannot be written, nobody may use the cards."""
-    import rater.cli.cards
+    import rater.cli.card_batch
 
     def disk_full(*_args: object, **_kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rater.cli.cards, "write_issue_sheet", disk_full)
-    failed = books("cards", "create", "--customer", "sip1", "--count", "4", "--value", "2",
-                   "--batch-id", "lost-1", code=1)  # fmt: skip
+    monkeypatch.setattr(rater.cli.card_batch, "write_issue_sheet", disk_full)
+    failed = books("card", "create", "--customer", "sip1", "--count", "4", "--value", "2",
+                   "--batch", "lost-1", code=1)  # fmt: skip
     assert "batch lost-1: 4 cards were created but their sheet could not be written" in failed.err
     assert "all 4 cards of the batch are now blocked" in failed.err
     shown = books("customer", "show", "sip1", "--json").json()

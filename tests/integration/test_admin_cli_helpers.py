@@ -114,6 +114,22 @@ class Cli:
         assert result.code == code, str(result)
         return result
 
+    def run_env(self, changes: dict[str, str | None], *args: str, code: int = 0) -> Result:
+        """`rater ARGS` in a subprocess with some RATER_* variables changed (None: unset)."""
+        env = cli_env(self.settings)
+        for name, value in changes.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        done = subprocess.run(
+            [str(RATER), *args], env=env, cwd=self.cwd, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        result = Result(tuple(args), done.returncode, done.stdout, done.stderr)
+        assert result.code == code, str(result)
+        return result
+
     def _in_process(self, args: tuple[str, ...]) -> Result:
         env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("RATER_")}
         env.update(cli_env(self.settings))

@@ -165,7 +165,7 @@ def test_report_query_command(settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "top.csv"
     args = ["report", "query", "top-destinations-by-margin", "--reseller", "r1",
             "--from", "2026-11-01", "--to", "2026-11-30", "--limit", "1",
-            "--csv", str(out)]  # fmt: skip
+            "-o", str(out)]  # fmt: skip
     result = runner.invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open(newline="")))

@@ -39,16 +39,16 @@ def books(world: Settings, redis: RedisLike, tmp_path: Path) -> tuple[Cli, Cli]:
     derive_card_tariff(cli, "res1")
     cli("customer", "create", "sip1", "--name", "S", "--reseller", "res1", "--tariff",
         CARD_TARIFF, "--balance", "30")  # fmt: skip
-    cli("cards", "create", "--customer", "sip1", "--count", "1", "--value", "5",
-        "--xlsx", "one.xlsx")  # fmt: skip
+    cli("card", "create", "--customer", "sip1", "--count", "1", "--value", "5",
+        "-o", "one.xlsx")  # fmt: skip
     bare = world.replace(pin_secret="", pin_secret_file="", stack_dir=tmp_path / "no-stack")
     return cli, Cli(bare, tmp_path)
 
 
 def test_pin_commands_refuse_to_start_without_a_secret(books: tuple[Cli, Cli]) -> None:
     with_secret, without = books
-    made = without("cards", "create", "--customer", "sip1", "--count", "2", "--value", "5",
-                   "--xlsx", "two.xlsx", code=1, process=True)  # fmt: skip
+    made = without("card", "create", "--customer", "sip1", "--count", "2", "--value", "5",
+                   "-o", "two.xlsx", code=1, process=True)  # fmt: skip
     assert made.err.startswith(NO_SECRET)
     assert len(made.err.strip().splitlines()) == 1
     assert not (with_secret.cwd / "two.xlsx").exists()
@@ -64,5 +64,5 @@ def test_pin_commands_refuse_to_start_without_a_secret(books: tuple[Cli, Cli]) -
 
 def test_a_short_secret_is_refused(books: tuple[Cli, Cli], world: Settings, tmp_path: Path) -> None:
     short = Cli(world.replace(pin_secret="x" * 31, pin_secret_file=""), tmp_path)
-    made = short("cards", "create", "--customer", "sip1", "--count", "1", "--value", "5", code=1)
+    made = short("card", "create", "--customer", "sip1", "--count", "1", "--value", "5", code=1)
     assert "RATER_PIN_SECRET is 31 bytes; at least 32 are needed" in made.err

@@ -67,7 +67,7 @@ def test_kills_at_every_point_lose_nothing_and_charge_nothing_twice(
     for point, chunk in zip(("after_debit", "after_store", "before_commit"), chunks, strict=False):
         publish(settings, chunk)
         worker = spawn(
-            settings, "--batch", BATCH, log=log, fault_point=point, fault_after_batches="2"
+            settings, "--batch-size", BATCH, log=log, fault_point=point, fault_after_batches="2"
         )
         code = _wait_exit(worker, log)
         assert code == -signal.SIGKILL, f"{point}: exit {code}"
@@ -75,7 +75,7 @@ def test_kills_at_every_point_lose_nothing_and_charge_nothing_twice(
     for chunk in chunks[3:]:
         publish(settings, chunk)
         before = _stored(ch)
-        worker = spawn(settings, "--batch", BATCH, log=log)
+        worker = spawn(settings, "--batch-size", BATCH, log=log)
         deadline = time.monotonic() + 60
         while _stored(ch) == before and time.monotonic() < deadline and worker.poll() is None:
             time.sleep(0.05)

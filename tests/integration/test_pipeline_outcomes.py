@@ -214,7 +214,9 @@ def test_a_resend_with_other_rating_fields_is_a_conflict_kept_for_an_operator(
               "--switch", "sw1", "--limit", "1000"],
     )  # fmt: skip
     assert listed.exit_code == 0, listed.output
-    found = [c for c in orjson.loads(listed.output)["conflicts"] if c["cdr_id"] == f"{tag}-1"]
+    # one JSON object per line (a listing's --json)
+    rows = [orjson.loads(line) for line in listed.output.splitlines()]
+    found = [c for c in rows if c["cdr_id"] == f"{tag}-1"]
     assert [c["billsec"] for c in found] == [300, 300]
 
 

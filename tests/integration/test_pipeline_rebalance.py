@@ -63,8 +63,8 @@ def test_a_worker_leaving_hands_its_partitions_over_without_loss(
     valid_ids = {m["cdr_id"] for m in _valid(load)}
     first_unique = len({m["cdr_id"] for m in first if isinstance(m, dict)} & valid_ids)
 
-    a = spawn(settings, "--batch", "100")
-    b = spawn(settings, "--batch", "100")
+    a = spawn(settings, "--batch-size", "100")
+    b = spawn(settings, "--batch-size", "100")
     logs = (_Log(a), _Log(b))
     try:
         publish(settings, first)

@@ -197,7 +197,7 @@ def test_cards_report_joins_redis_balances(
             "2026-11-30",
             "--reseller",
             "rep1",
-            "--csv",
+            "-o",
             str(out),
         ],
         env=env,

@@ -68,7 +68,7 @@ def test_import_list_show_and_new_versions(
     assert len(lines) == 2
     assert "2026-04-01 00:00:00" in lines[1]
 
-    result = run("tariff", "show", "notice", "--version", "1", "--prefix", "233271234")
+    result = run("tariff", "show", "notice", "--tariff-version", "1", "--prefix", "233271234")
     assert result.exit_code == 0, result.output
     assert "23327" in result.output
     assert "2026-03-12" in result.output

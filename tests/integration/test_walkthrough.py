@@ -93,19 +93,19 @@ def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, world: Settin
     )
 
     # 4. 100 cards of EUR 5: 500 of customer credit, but only 450 of the 500 is free
-    refused = cli("cards", "create", "--customer", "ccbatch1", "--count", "100", "--value", "5",
+    refused = cli("card", "create", "--customer", "ccbatch1", "--count", "100", "--value", "5",
                   "--disposable", code=1)  # fmt: skip
     assert "shortfall 50.00 EUR" in refused.err
     assert refused.err.count("\n") == 1  # one clear line
     assert not list(cli.cwd.glob("*.xlsx"))
     assert cli("customer", "show", "ccbatch1", "--json").json()["cards"] == 0
     cli("reseller", "credit", "xeloq", "--add", "100", "--reason", "invoice 2008-0929 paid")
-    batch = cli("cards", "create", "--customer", "ccbatch1", "--count", "100", "--value", "5",
+    batch = cli("card", "create", "--customer", "ccbatch1", "--count", "100", "--value", "5",
                 "--disposable", "--expires", "2099-12-31", "--json").json()  # fmt: skip
     assert (batch["count"], batch["funded"], batch["customer_balance"]) == (100, "500.00", "500.00")
 
     # 5. the XLSX: every card, as printed
-    sheet = Path(batch["xlsx"])
+    sheet = Path(batch["output"])
     assert sheet.parent == cli.cwd
     assert batch["batch"] in sheet.name
     cards = read_sheet(sheet)
@@ -172,7 +172,9 @@ def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, world: Settin
     after = cli("card", "show", card.number, "--json").json()
     assert after["status"] == "exhausted"
     assert to_micro(after["balance"]) == 5_000_000 - calls * price
-    refused = cli("card", "topup", card.number, "5", "--reason", "customer asked", code=1)
+    refused = cli(
+        "card", "topup", card.number, "--amount", "5", "--reason", "customer asked", code=1
+    )
     assert "disposable" in refused.err
     assert "never topped up" in refused.err
     assert cli("card", "show", card.number, "--json").json()["balance"] == after["balance"]
@@ -191,14 +193,14 @@ def test_tip3_disposable_calling_cards(cli: Cli, redis: RedisLike, world: Settin
     )
 
     # the batch exported later: no PINs, the exhausted card marked
-    export = cli("cards", "export", "--batch", batch["batch"], "--json").json()
-    listed = {c.number: c for c in read_sheet(Path(export["xlsx"]))}
+    export = cli("card", "export", "--batch", batch["batch"], "--json").json()
+    listed = {c.number: c for c in read_sheet(Path(export["output"]))}
     assert len(listed) == 100
     assert all(c.pin is None for c in listed.values())
     assert listed[card.number].status == "exhausted"
     assert listed[card.number].balance == 5_000_000 - calls * price
     assert listed[other.number].balance == 5_000_000
-    assert "PIN" not in [c.value for c in load_workbook(export["xlsx"])["Cards"][1]]
+    assert "PIN" not in [c.value for c in load_workbook(export["output"])["Cards"][1]]
 
 
 def _sip_customer_with_card(
@@ -207,8 +209,8 @@ def _sip_customer_with_card(
     """A normal SIP customer on the card tariff with one rechargeable card: (number, PIN)."""
     cli("customer", "create", customer, "--name", f"SIP account {customer}",
         "--reseller", "xeloq", "--tariff", CARD_TARIFF, "--balance", balance)  # fmt: skip
-    made = cli("cards", "create", "--customer", customer, "--count", "1", "--value", card_value,
-               "--xlsx", f"{customer}.xlsx", "--json").json()  # fmt: skip
+    made = cli("card", "create", "--customer", customer, "--count", "1", "--value", card_value,
+               "-o", f"{customer}.xlsx", "--json").json()  # fmt: skip
     assert made["funded"] == "0.00"  # a limit inside the SIP credit, not new money
     (card,) = read_sheet(cli.cwd / f"{customer}.xlsx")
     assert card.pin is not None
@@ -260,7 +262,9 @@ def test_tips_1_and_2_ani_threshold_and_sip_credit(cli: Cli, world: Settings) ->
     off = cli("authorize", "--ani", "+31205550101", "--callee", MOBILE_NL, "--json", code=2)
     assert off.json()["reason"] in ("ani_disabled", "unknown_ani")
     # ... and comes back with a top-up that lifts the card to >= 1.00
-    topped = cli("card", "topup", ani_card, "0.50", "--reason", "tip 1: keep EUR 1 on the card")
+    topped = cli(
+        "card", "topup", ani_card, "--amount", "0.50", "--reason", "tip 1: keep EUR 1 on the card"
+    )
     assert "ANI recognition back on" in topped.out
     back = cli("authorize", "--ani", "+31205550101", "--callee", MOBILE_NL, "--json").json()
     assert (back["allowed"], back["card"]) == (True, ani_card)
@@ -275,6 +279,14 @@ def test_tips_1_and_2_ani_threshold_and_sip_credit(cli: Cli, world: Settings) ->
                   "--json", code=2).json()  # fmt: skip
     assert refused["reason"] == "customer_negative"
     # "as long as the Customer / SIP account covers the funds, there is no problem"
-    cli("customer", "topup", "sip2", "20", "--reason", "tip 2: SIP credit covers the card")
+    cli(
+        "customer",
+        "topup",
+        "sip2",
+        "--amount",
+        "20",
+        "--reason",
+        "tip 2: SIP credit covers the card",
+    )
     again = cli("authorize", "--card", big_card, "--pin", pin, "--callee", MOBILE_NL, "--json")
     assert again.json()["allowed"] is True

@@ -72,7 +72,7 @@ def create_batch(ctx: Ctx) -> Response:
     try:
         body = issue_sheet_bytes(info, rows)
     except Exception as error:
-        # the PINs would be lost: nobody may use these cards (as `rater cards create` does)
+        # the PINs would be lost: nobody may use these cards (as `rater card create` does)
         for card in made.cards:
             ctx.accounts.block_card(card.number)
         log.error("card sheet not made; batch blocked", batch=made.batch_id, error=str(error))

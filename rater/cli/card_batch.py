@@ -1,6 +1,7 @@
-"""`rater cards`: create a batch of calling cards (with its XLSX sheet) and export batches.
+"""`rater card create` and `rater card export`: a batch of calling cards (with its XLSX sheet)
+and the export of a batch (rater/cli/card.py adds them to `rater card`).
 
-The sheet written by `cards create` is the only copy of the PINs: the account API keeps an
+The sheet written by `card create` is the only copy of the PINs: the account API keeps an
 HMAC of each PIN and hands the clear PINs out once, at creation. So the sheet's target is
 checked before any card exists, and if writing it fails after the cards were made, the batch's
 cards are blocked at once (nobody could use them, and a disposable batch's money stays put).
@@ -32,6 +33,7 @@ from rater.cli._output import (
     amount_micro,
     amount_text,
     block,
+    echo_line,
     emit_json,
     expiry_date,
     expiry_instant,
@@ -39,6 +41,7 @@ from rater.cli._output import (
     last_valid_day,
     money,
 )
+from rater.cli.grammar import Command, Deprecated, quiet
 from rater.cli.main import settings_of
 from rater.errors import AccountError, CardSheetError, RaterError
 
@@ -46,19 +49,26 @@ if TYPE_CHECKING:
     from rater.accounts.api import Accounts
 
 
-@click.group()
-def cards() -> None:
-    """Create and export batches of calling cards (XLSX).
-
-    \b
-    Disposable cards (tip 3 of the reseller notice) live on a card-batch customer with its own
-    tariff; creating the batch funds that customer with count x value, which the reseller's
-    credit must cover. They are never topped up. Cards on a normal SIP customer are spending
-    limits inside its balance (nothing is funded).
-    """
+def _old_xlsx() -> Deprecated:
+    """The old spelling of -o/--output on both commands (README.md, "Command grammar")."""
+    return Deprecated(
+        ["--xlsx"],
+        new="-o/--output",
+        dest="output",
+        type=click.Path(dir_okay=False, path_type=Path),
+    )
 
 
-@cards.command("create")
+def _sheet_option(default: str) -> click.Option:
+    return click.Option(
+        ["-o", "--output", "output"],
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE.xlsx",
+        help=f"Where the sheet goes [default: {default}]. Never overwritten.",
+    )
+
+
+@click.command("create", cls=Command)
 @click.option("--customer", "customer_id", required=True, metavar="CUSTOMER", help="Owner.")
 @click.option(
     "--count", required=True, type=click.IntRange(1, 100_000), help="How many cards (1-100000)."
@@ -71,12 +81,12 @@ def cards() -> None:
     help="Last day the cards can be used (YYYY-MM-DD, UTC); none by default.",
 )
 @click.option(
-    "--xlsx",
-    "xlsx",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where the sheet with the PINs goes [default: ./cards-<batch>.xlsx]. Never overwritten.",
+    "--batch",
+    "batch_id",
+    metavar="ID",
+    help="The new batch's id [default: <customer>-<time>-<random>].",
 )
-@click.option("--batch-id", metavar="ID", help="Batch id [default: <customer>-<time>-<random>].")
+@click.option("--batch-id", "old_batch_id", cls=Deprecated, new="--batch", dest="batch_id")
 @json_option
 @click.pass_context
 def create(
@@ -87,28 +97,37 @@ def create(
     value: str,
     disposable: bool,
     expires: str | None,
-    xlsx: Path | None,
+    output: Path | None,
     batch_id: str | None,
     as_json: bool,
 ) -> None:
     """Create a batch of calling cards and write its XLSX sheet (card numbers and PINs).
 
+    The sheet is the only copy of the PINs. --json prints one object with the card numbers
+    made (never the PINs).
+
+    \b
+    Disposable cards (tip 3 of the reseller notice) live on a card-batch customer with its own
+    tariff; creating the batch funds that customer with count x value, which the reseller's
+    credit must cover. They are never topped up. Cards on a normal SIP customer are spending
+    limits inside its balance (nothing is funded).
+
     \b
     Example (the notice's tip 3):
-      rater cards create --customer ccbatch1 --count 100 --value 5 --disposable
+      rater card create --customer ccbatch1 --count 100 --value 5 --disposable
     """
     micro = amount_micro(value, "--value")
     last_day = expiry_date(expires)
     PinKeys.from_settings(settings_of(ctx))  # no PIN secret: refused before anything is made
     batch = batch_id or _new_batch_id(customer_id)
-    target = xlsx if xlsx is not None else Path.cwd() / f"cards-{batch}.xlsx"
+    target = output if output is not None else Path.cwd() / f"cards-{batch}.xlsx"
     _check_sheet_target(target)
     accounts = accounts_of(ctx)
     owner = accounts.get_customer(customer_id)
     reseller = accounts.get_reseller(owner.reseller_id)
 
     started = time.perf_counter()
-    with _progress(count, "creating cards", quiet=as_json) as progress:
+    with _progress(count, "creating cards", quiet=as_json or quiet()) as progress:
         try:
             made = accounts.create_cards(
                 customer_id,
@@ -147,7 +166,7 @@ def create(
     rows = [IssuedRow(card.number, card.pin) for card in made.cards]
     started = time.perf_counter()
     try:
-        with _progress(len(rows), "writing sheet", quiet=as_json) as progress:
+        with _progress(len(rows), "writing sheet", quiet=as_json or quiet()) as progress:
             write_issue_sheet(target, info, rows, progress=progress)
     except (OSError, RaterError) as error:
         blocked = _block_all(accounts, [card.number for card in made.cards])
@@ -174,9 +193,11 @@ def create(
                 "valid_through": last_day,
                 "tariff": owner.tariff,
                 "customer_balance": money(after.balance),
-                "xlsx": str(target),
+                "output": str(target),
+                "xlsx": str(target),  # the old name of "output", kept for one release
                 "seconds_create": round(created_s, 3),
                 "seconds_sheet": round(written_s, 3),
+                "cards": [card.number for card in made.cards],
             }
         )
         return
@@ -203,20 +224,18 @@ def create(
     )
 
 
-@cards.command("export")
+# -o/--output goes before --json in --help, as on every other command
+create.params[-1:-1] = [_sheet_option("./cards-<batch>.xlsx"), _old_xlsx()]
+
+
+@click.command("export", cls=Command)
 @click.option("--batch", "batch_id", required=True, metavar="BATCH", help="The batch id.")
-@click.option(
-    "--xlsx",
-    "xlsx",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Target file [default: ./cards-<batch>-export-<time>.xlsx]. Never overwritten.",
-)
 @json_option
 @click.pass_context
-def export(ctx: click.Context, *, batch_id: str, xlsx: Path | None, as_json: bool) -> None:
+def export(ctx: click.Context, *, batch_id: str, output: Path | None, as_json: bool) -> None:
     """Write a batch's cards to XLSX with their current balances and status (never PINs)."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    target = xlsx if xlsx is not None else Path.cwd() / f"cards-{batch_id}-export-{stamp}.xlsx"
+    target = output if output is not None else Path.cwd() / f"cards-{batch_id}-export-{stamp}.xlsx"
     _check_sheet_target(target)
     accounts = accounts_of(ctx)
     found = accounts.list_cards(batch_id=batch_id)
@@ -235,7 +254,7 @@ def export(ctx: click.Context, *, batch_id: str, xlsx: Path | None, as_json: boo
         disposable=first.disposable,
     )
     rows = [ExportRow(card.number, card.balance, card.status) for card in found]
-    with _progress(len(rows), "writing sheet", quiet=as_json) as progress:
+    with _progress(len(rows), "writing sheet", quiet=as_json or quiet()) as progress:
         write_export_sheet(target, info, rows, progress=progress)
     by_status: dict[str, int] = {}
     for card in found:
@@ -250,15 +269,19 @@ def export(ctx: click.Context, *, batch_id: str, xlsx: Path | None, as_json: boo
                 "cards_by_status": by_status,
                 "value_left": money(left),
                 "currency": reseller.currency,
-                "xlsx": str(target),
+                "output": str(target),
+                "xlsx": str(target),  # the old name of "output", kept for one release
             }
         )
         return
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
-    click.echo(
+    echo_line(
         f"batch {batch_id}: {len(found)} cards ({statuses}), {money(left)} {reseller.currency} "
         f"left on them, written to {target} (no PINs)"
     )
+
+
+export.params[-1:-1] = [_sheet_option("./cards-<batch>-export-<time>.xlsx"), _old_xlsx()]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -269,21 +292,21 @@ def _new_batch_id(customer_id: str) -> str:
 def _check_sheet_target(target: Path) -> None:
     """Before any card exists: the sheet must be creatable where asked."""
     if target.suffix.lower() != ".xlsx":
-        raise click.BadParameter(f"{target} must end in .xlsx", param_hint="--xlsx")
+        raise click.BadParameter(f"{target} must end in .xlsx", param_hint="-o/--output")
     if target.exists():
         raise click.BadParameter(
-            f"{target} exists; card sheets are never overwritten", param_hint="--xlsx"
+            f"{target} exists; card sheets are never overwritten", param_hint="-o/--output"
         )
     folder = target.parent if str(target.parent) else Path.cwd()
     if not folder.is_dir():
-        raise click.BadParameter(f"folder {folder} does not exist", param_hint="--xlsx")
+        raise click.BadParameter(f"folder {folder} does not exist", param_hint="-o/--output")
     probe = folder / f".{target.name}.{secrets.token_hex(4)}.probe"
     try:
         probe.touch(exist_ok=False)
         probe.unlink()
     except OSError as error:
         raise click.BadParameter(
-            f"cannot write in {folder}: {error}", param_hint="--xlsx"
+            f"cannot write in {folder}: {error}", param_hint="-o/--output"
         ) from None
 
 
