@@ -119,7 +119,7 @@ def test_rater_run_logs_progress_lines_when_stderr_is_not_a_terminal(
     load = workload(make_world(settings, redis), 3000, seed=21, prefix=tag)
     publish(settings, load.messages)
     log = tmp_path / "run.log"
-    run = spawn(settings, "--workers", "2", "--until-idle", "3", "--batch", "20", log=log,
+    run = spawn(settings, "--workers", "2", "--until-idle", "3", "--batch-size", "20", log=log,
                 progress_interval_s="1")  # fmt: skip
     assert _wait(run, log, 120) == 0
     text = log.read_text(errors="replace")
@@ -144,7 +144,7 @@ def test_rater_run_draws_a_live_line_on_a_terminal(
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     run = subprocess.Popen(
-        [RATER, "run", "--until-idle", "3", "--batch", "20"], env=env_of(settings),
+        [RATER, "run", "--until-idle", "3", "--batch-size", "20"], env=env_of(settings),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
     )  # fmt: skip
     os.close(slave)
@@ -188,7 +188,7 @@ def test_a_stalled_worker_says_why_and_exits_with_status_3(
     publish(settings, load.messages)
     log = tmp_path / "run.log"
     started = time.monotonic()
-    run = spawn(settings, "--batch", "50", log=log, fault_point="stall_before_commit",
+    run = spawn(settings, "--batch-size", "50", log=log, fault_point="stall_before_commit",
                 fault_after_batches="2", stall_timeout_s="4", shutdown_timeout_s="4")  # fmt: skip
     assert _wait(run, log, 90) == 3
     text = log.read_text(errors="replace")
@@ -207,7 +207,7 @@ def test_a_worker_whose_event_loop_froze_is_ended_by_its_watchdog(
     load = workload(make_world(settings, redis), 300, seed=24, prefix=tag)
     publish(settings, load.messages)
     log = tmp_path / "run.log"
-    run = spawn(settings, "--batch", "50", log=log, fault_point="freeze_before_commit",
+    run = spawn(settings, "--batch-size", "50", log=log, fault_point="freeze_before_commit",
                 fault_after_batches="2", stall_timeout_s="4", shutdown_timeout_s="3")  # fmt: skip
     assert _wait(run, log, 90) == 3
     text = log.read_text(errors="replace")
@@ -225,7 +225,7 @@ def test_an_unreachable_clickhouse_is_waited_out_not_taken_for_a_stall(
     publish(settings, load.messages)
     log = tmp_path / "run.log"
     # port 1: nothing listens there, the connection is refused at once
-    run = spawn(settings, "--batch", "50", log=log, clickhouse_port="1", stall_timeout_s="3")
+    run = spawn(settings, "--batch-size", "50", log=log, clickhouse_port="1", stall_timeout_s="3")
 
     def said(text: str) -> Any:
         return lambda: text in log.read_text(errors="replace")
@@ -256,7 +256,7 @@ def test_a_killed_worker_is_restarted_and_the_totals_are_exact(
     opening = int(redis.hget(keys.reseller(RESELLER), "bal") or 0)
     load = workload(world, 2000, seed=26, prefix=tag)
     log = tmp_path / "run.log"
-    run = spawn(settings, "--workers", "2", "--batch", "20", log=log, restart_backoff_ms="200")
+    run = spawn(settings, "--workers", "2", "--batch-size", "20", log=log, restart_backoff_ms="200")
     try:
         _wait_for(lambda: len(_children(run.pid)) == 2, 60, "two workers", log)
         publish(settings, load.messages)
@@ -286,8 +286,9 @@ def test_workers_that_keep_failing_are_all_stopped_with_one_clear_line(
     load = workload(make_world(settings, redis), 400, seed=27, prefix=tag)
     publish(settings, load.messages)
     log = tmp_path / "run.log"
-    run = spawn(settings, "--workers", "2", "--batch", "20", log=log, fault_point="after_debit",
-                fault_after_batches="1", restart_max="3", restart_backoff_ms="100")  # fmt: skip
+    run = spawn(settings, "--workers", "2", "--batch-size", "20", log=log,
+                fault_point="after_debit", fault_after_batches="1", restart_max="3",
+                restart_backoff_ms="100")  # fmt: skip
     assert _wait(run, log, 180) == 1
     text = log.read_text(errors="replace")
     final = [line for line in text.splitlines() if line.startswith("error:")]
@@ -310,7 +311,7 @@ def test_ctrl_c_in_the_middle_of_a_rebalance_stops_every_worker_within_seconds(
     log, other_log = tmp_path / "run.log", tmp_path / "other.log"
     with log.open("ab") as sink:  # a session of its own: Ctrl-C reaches the whole group
         run = subprocess.Popen(
-            [RATER, "run", "--workers", "2", "--batch", "20"], env=env_of(settings),
+            [RATER, "run", "--workers", "2", "--batch-size", "20"], env=env_of(settings),
             stdout=sink, stderr=sink, start_new_session=True,
         )  # fmt: skip
     other = None
@@ -319,7 +320,7 @@ def test_ctrl_c_in_the_middle_of_a_rebalance_stops_every_worker_within_seconds(
         _wait_for(lambda: text().count("partitions assigned") >= 2, 60, "both joined", log)
         publish(settings, load.messages)
         revoked_before = text().count("partitions revoked")
-        other = spawn(settings, "--batch", "20", log=other_log)  # joins: a rebalance
+        other = spawn(settings, "--batch-size", "20", log=other_log)  # joins: a rebalance
         _wait_for(lambda: text().count("partitions revoked") > revoked_before, 60,
                   "the rebalance began", log)  # fmt: skip
         stopping = time.monotonic()

@@ -107,7 +107,7 @@ def test_the_others_drain_the_backlog_when_a_worker_leaves(
     # (500 ms): a rebalance nearly always starts while they wait there and records arrive,
     # the moment a loop holding a lock across the fetch deadlocked
     stayers = [
-        spawn(settings, "--batch", "50", log=log, batch_timeout_ms="1000")
+        spawn(settings, "--batch-size", "50", log=log, batch_timeout_ms="1000")
         for _ in range(workers - 1)
     ]
     expected = Workload()
@@ -119,7 +119,7 @@ def test_the_others_drain_the_backlog_when_a_worker_leaves(
             load = workload(world, BACKLOG, seed=rng.randrange(1 << 30), prefix=prefix)
             invalid += load.invalid
             extra = ["--until-idle", "1"] if mode == "until-idle" else []
-            leaver = spawn(settings, "--batch", "50", *extra, log=log)
+            leaver = spawn(settings, "--batch-size", "50", *extra, log=log)
             # the backlog in two parts with a random pause: the leaver joins, rates, leaves at
             # any point of it (an idle leaver leaves during a long enough pause)
             half = len(load.messages) // 2
