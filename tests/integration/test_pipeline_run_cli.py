@@ -230,15 +230,18 @@ def test_an_unreachable_clickhouse_is_waited_out_not_taken_for_a_stall(
     def said(text: str) -> Any:
         return lambda: text in log.read_text(errors="replace")
 
-    # the first step that needs ClickHouse: the check for Redis losses before the first debit
-    _wait_for(said("ClickHouse unreachable: retrying to"), 60, "a retry line", log)
-    # well past the stall timeout: the watchdog sees ClickHouse down, the worker waits
-    _wait_for(said("ClickHouse (") or said("does not answer"), 30, "the watchdog's note", log)
-    time.sleep(2)
-    assert run.poll() is None, log.read_text(errors="replace")[-3000:]
-    stopping = time.monotonic()
-    run.send_signal(signal.SIGTERM)
-    assert _wait(run, log, 30) == 0
+    try:
+        # the first step that needs ClickHouse: the check for Redis losses before the first debit
+        _wait_for(said("ClickHouse unreachable: retrying to"), 60, "a retry line", log)
+        # well past the stall timeout: the watchdog sees ClickHouse down, the worker waits
+        _wait_for(said("ClickHouse (") or said("does not answer"), 30, "the watchdog's note", log)
+        time.sleep(2)
+        assert run.poll() is None, log.read_text(errors="replace")[-3000:]
+    finally:  # never a worker left running after a failed wait
+        stopping = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        code = _wait(run, log, 30)
+    assert code == 0
     assert time.monotonic() - stopping < settings.shutdown_timeout_s + 2
     text = log.read_text(errors="replace")
     assert "worker stalled" not in text
