@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from rater.billing.recovery import Recovery
 from rater.cli.grammar import Command, Deprecated
 from rater.cli.main import settings_of
 from rater.pipeline.worker import WorkerFailed, WorkerSummary, run_workers
@@ -60,7 +61,9 @@ def run(
     """
     settings = settings_of(ctx).replace(workers=workers, batch_max_records=batch_max_records)
     try:
-        summaries = run_workers(settings, settings.workers, until_idle, progress=True)
+        summaries = run_workers(
+            settings, settings.workers, until_idle, progress=True, loss_check=Recovery
+        )
     except WorkerFailed as failure:
         click.secho(f"error: {failure}", fg="red", err=True)
         sys.exit(failure.exit_status)

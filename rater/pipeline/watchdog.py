@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 from rater import clickhouse
 from rater.errors import ServiceUnavailable
+from rater.kafka import probe as kafka_probe
 from rater.logs import get_logger
 from rater.redis import connection as redis_client
 from rater.settings import Settings
-from rater.stack import broker
 
 log = get_logger(__name__)
 
@@ -92,7 +92,7 @@ def probe_services(settings: Settings) -> list[str]:
     probes: dict[str, Callable[[], object]] = {
         "Redis": lambda: _ping_redis(settings),
         "ClickHouse": lambda: clickhouse.ping(settings),
-        "Kafka": lambda: broker.probe(settings, timeout_s=PROBE_TIMEOUT_S / 2),
+        "Kafka": lambda: kafka_probe.answers(settings, timeout_s=PROBE_TIMEOUT_S / 2),
     }
     pool = concurrent.futures.ThreadPoolExecutor(3, thread_name_prefix="probe")
     futures = {name: pool.submit(probe) for name, probe in probes.items()}

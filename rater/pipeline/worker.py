@@ -19,9 +19,10 @@ Liveness (docs/DESIGN.md section 3, "Liveness"):
   shutdown_timeout_s, and the consumer leaves the group; a worker process still running then
   is ended by its watchdog.
 
-Redis data loss (docs/DESIGN.md section 3, "Redis data loss"): one Recovery
-(rater/billing/recovery.py) per worker, sharing the pipeline's debiter, re-applies what Redis
-lost from what ClickHouse stored, through `check_partitions` (see its docstring): on
+Redis data loss (docs/DESIGN.md section 3, "Redis data loss"): one LossCheck per worker (the
+Recovery of rater/billing/recovery.py, handed in by `rater run` as `loss_check`: the pipeline
+imports no billing, docs/ARCHITECTURE.md), sharing the pipeline's debiter, re-applies what
+Redis lost from what ClickHouse stored, through `check_partitions` (see its docstring): on
 assignment, before the first debit on another Redis server process (a restart, a promoted
 replica) and every recovery_check_s.
 `until_idle_s`: a worker exits cleanly, having committed, after that many seconds without
@@ -39,8 +40,8 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import redis as redis_lib
 from aiokafka import AIOKafkaProducer
@@ -49,18 +50,19 @@ from clickhouse_driver import errors as ch_errors
 from redis.exceptions import ClusterDownError, TryAgainError
 
 from rater import kafka, metrics
-from rater.billing.recovery import Recovery
 from rater.errors import RaterError
 from rater.kafka import topic_identity
 from rater.logs import configure_logging, get_logger
 from rater.pipeline.checkpoint import Checkpoint, Checkpointer
 from rater.pipeline.consume import BrokerTimeout, CdrConsumer, Record
+from rater.pipeline.debit import Debiter
 from rater.pipeline.flow import BatchReport, Pipeline
 from rater.pipeline.progress import Progress, Reporter, WorkerSummary
 from rater.pipeline.supervisor import Supervisor
 from rater.pipeline.watchdog import EXIT_FAILED, EXIT_STALLED, Health, Watchdog
 from rater.redis import connection as redis_client
 from rater.redis.connection import RedisLike
+from rater.redis.topology import Topology
 from rater.settings import Settings
 
 log = get_logger(__name__)
@@ -82,6 +84,22 @@ REDIS_TIMEOUT_S = 30
 ASSIGNED_CHECK_S = 5.0
 
 ProgressSink = Callable[[Progress], None]
+
+
+class Repaired(Protocol):
+    cdrs_applied: int
+
+
+class LossCheck(Protocol):
+    """What a worker needs of rater/billing/recovery.py's Recovery."""
+
+    def server_changed(self) -> bool: ...
+
+    def check_and_repair(self, topic_id: str, partitions: Sequence[int]) -> Repaired: ...
+
+
+#: makes a worker's LossCheck from its settings, the pipeline's topology and debiter
+LossCheckFactory = Callable[[Settings, Topology, Debiter], LossCheck]
 
 
 class WorkerFailed(RaterError):
@@ -113,8 +131,10 @@ class Worker:
         progress: ProgressSink | None = None,
         hard_exit: bool = False,
         watch_parent: bool = False,
+        loss_check: LossCheckFactory | None = None,
     ) -> None:
         self.settings = settings
+        self.loss_check = loss_check
         self.index, self.run_number = index, run
         self.until_idle_s = until_idle_s
         self.stop = stop or asyncio.Event()
@@ -137,7 +157,7 @@ class Worker:
         self._consumer: CdrConsumer | None = None
         self._checkpointer: Checkpointer | None = None
         self._checking: asyncio.Task[None] | None = None
-        self._recovery: Recovery | None = None
+        self._recovery: LossCheck | None = None
         #: the assigned partitions, as a tuple the prepare thread may read
         self._assigned: tuple[int, ...] = ()
         #: the Redis server changed (or a check failed) and what it lost was not applied again
@@ -328,12 +348,13 @@ class Worker:
         self._producer = kafka.producer(settings)
         await asyncio.wait_for(self._producer.start(), settings.broker_timeout_s)
         self._pipeline = Pipeline(settings, topic_id, self._redis, self._producer)
-        debiter = self._pipeline.debiter
-        self._recovery = Recovery(settings, debiter.topology, debiter)
-        # the server this worker starts on; the assignment's check covers what it lacks
-        first_look = functools.partial(asyncio.to_thread, self._recovery.server_changed)
-        await self._retrying("read the Redis server's run id", first_look)
-        self._pipeline.before_debit = self._before_debit
+        if self.loss_check is not None:
+            debiter = self._pipeline.debiter
+            self._recovery = self.loss_check(settings, debiter.topology, debiter)
+            # the server this worker starts on; the assignment's check covers what it lacks
+            first_look = functools.partial(asyncio.to_thread, self._recovery.server_changed)
+            await self._retrying("read the Redis server's run id", first_look)
+            self._pipeline.before_debit = self._before_debit
         self.health.doing("warm-up")
         await asyncio.to_thread(self._pipeline.warm_up)
         self._consumer = CdrConsumer(settings, self)
@@ -654,10 +675,13 @@ async def run_worker(
     index: int = 0,
     until_idle_s: float | None = None,
     stop: asyncio.Event | None = None,
+    loss_check: LossCheckFactory | None = None,
 ) -> WorkerSummary:
     """Consume until `stop` is set (or idle for until_idle_s); returns what was done.
     WorkerFailed when the worker stalled or failed for good."""
-    worker = Worker(settings, index=index, until_idle_s=until_idle_s, stop=stop)
+    worker = Worker(
+        settings, index=index, until_idle_s=until_idle_s, stop=stop, loss_check=loss_check
+    )
     return await worker.run()
 
 
@@ -670,6 +694,7 @@ def worker_main(
     run: int = 0,
     progress: ProgressSink | None = None,
     child: bool = False,
+    loss_check: LossCheckFactory | None = None,
 ) -> WorkerSummary:
     """One worker as the whole of its process: its own loop, metrics port, signal handlers and
     watchdog that may end the process (os._exit) when the worker cannot stop by itself."""
@@ -690,7 +715,7 @@ def worker_main(
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
         worker = Worker(
             settings, index=index, run=run, until_idle_s=until_idle_s, stop=stop,
-            progress=progress, hard_exit=True, watch_parent=child,
+            progress=progress, hard_exit=True, watch_parent=child, loss_check=loss_check,
         )  # fmt: skip
         return await worker.run()
 
@@ -705,6 +730,7 @@ def _child(
     *,
     events: Any = None,
     run: int = 0,
+    loss_check: LossCheckFactory | None = None,
 ) -> None:
     """A worker process: its summary goes to `out`, its progress to `events` (when given). Its
     exit status: 0 stopped or idle, 3 stalled, 1 any other failure."""
@@ -717,7 +743,7 @@ def _child(
     try:
         summary = worker_main(
             settings, index, until_idle_s, run=run,
-            progress=send if events is not None else None, child=True,
+            progress=send if events is not None else None, child=True, loss_check=loss_check,
         )  # fmt: skip
     except WorkerFailed as failure:
         log.error(str(failure), worker=index)
@@ -729,21 +755,28 @@ def _child(
 
 
 def run_workers(
-    settings: Settings, workers: int, until_idle_s: float | None, *, progress: bool = False
+    settings: Settings,
+    workers: int,
+    until_idle_s: float | None,
+    *,
+    progress: bool = False,
+    loss_check: LossCheckFactory | None = None,
 ) -> list[WorkerSummary]:
     """Run `workers` workers until they stop (SIGTERM, SIGINT) or go idle; their summaries.
 
     One worker runs in this process; more run as processes under a Supervisor, which restarts
     one that dies or stalls and gives up, with a RaterError, after settings.restart_max failures
     in a row. `progress`: a live line on a terminal (records rated, CDRs/s, lag, time left),
-    else a progress log line every settings.progress_interval_s.
+    else a progress log line every settings.progress_interval_s. `loss_check`: what checks
+    for and repairs Redis data loss (`rater run` hands in rater/billing/recovery.py's Recovery).
     """
     reporter = Reporter(interval_s=settings.progress_interval_s) if progress else None
     try:
         if workers <= 1:
             sink = reporter.update if reporter is not None else None
-            return [worker_main(settings, 0, until_idle_s, progress=sink)]
-        supervisor = Supervisor(settings, workers, until_idle_s, target=_child, reporter=reporter)
+            return [worker_main(settings, 0, until_idle_s, progress=sink, loss_check=loss_check)]
+        target = functools.partial(_child, loss_check=loss_check)  # picklable: module-level
+        supervisor = Supervisor(settings, workers, until_idle_s, target=target, reporter=reporter)
         return supervisor.run()
     finally:
         if reporter is not None:
