@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -43,6 +42,7 @@ from rater import stack as local_stack
 from rater.accounts.api import Accounts
 from rater.accounts.model import Card, Customer, CustomerKind
 from rater.billing.reconcile import reconcile
+from rater.billing.recovery import Recovery
 from rater.errors import ConfigError, RaterError
 from rater.loadgen.generate import GenerationOptions
 from rater.loadgen.manifest import Manifest
@@ -246,9 +246,11 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  manifest: {manifest_path}")
 
     _title(f"5. {args.workers} workers rate them")
-    # LIVE LINE: {"progress": sys.stderr.isatty()} here once run_workers takes that option
-    live: dict[str, Any] = {}
-    summaries = run_workers(settings, args.workers, until_idle_s=5.0, **live)
+    # the live progress line on a terminal; elsewhere (a log, CI) the summary below says it all
+    summaries = run_workers(
+        settings, args.workers, until_idle_s=5.0, progress=sys.stderr.isatty(),
+        loss_check=Recovery,
+    )  # fmt: skip
     ok = _report(settings, redis, manifest, summaries, reseller_id)
     return 0 if ok else 1
 
