@@ -65,7 +65,7 @@ def _latest(log: Path) -> list[int]:
     return found[-1][1] if found else []
 
 
-def one_run(base: Settings, session_ms: int, workers: int, folder: Path) -> float:
+def one_run(base: Settings, session_ms: int, workers: int, folder: Path) -> float:  # noqa: PLR0912 - one measured run, its steps in the order they happen
     """Seconds from the SIGKILL to a survivor's assignment covering the victim's partitions."""
     tag = uuid.uuid4().hex[:8]
     settings = base.replace(

@@ -669,7 +669,7 @@ def _latencies(timestamps: list[int]) -> list[tuple[float, float]]:
     return samples
 
 
-async def run_worker(  # noqa: PLR0915 - the worker's whole lifecycle on one screen; its file belongs to the worker and consume-loop work
+async def run_worker(
     settings: Settings,
     *,
     index: int = 0,

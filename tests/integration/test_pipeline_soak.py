@@ -88,7 +88,7 @@ def _tail(log: Path) -> str:
 
 
 @pytest.mark.parametrize("workers", [2, 3])
-def test_the_others_drain_the_backlog_when_a_worker_leaves(
+def test_the_others_drain_the_backlog_when_a_worker_leaves(  # noqa: PLR0912, PLR0915 - rounds of one scenario, read top to bottom
     workers: int, kafka_topics: Settings, redis: RedisLike, ch: Any, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:6]
