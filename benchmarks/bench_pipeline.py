@@ -28,11 +28,12 @@ import signal
 import statistics
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from benchmarks.cpu import CpuMeter
+from benchmarks.cpu import CpuMeter, stack_pids
 from benchmarks.harness import BenchContext, BenchReport, Measurement
 from rater import clickhouse, kafka
 from rater.loadgen.runner import LoadgenOptions
@@ -70,12 +71,7 @@ def run(ctx: BenchContext) -> BenchReport:
         loadgen_run(settings, LoadgenOptions(count=backlog, progress=False), scenario)
 
         ceiling = asyncio.run(_consume_and_decode(settings, backlog))
-        meter = CpuMeter(ctx.settings.stack_dir)
-        meter.start()
-        summaries = _workers(settings, until_idle_s=3.0)
-        _settle_merges(settings)
-        spent = meter.stop()
-        stored = _stored(settings)
+        summaries, spent, stored = _metered_workers(settings, ctx.settings.stack_dir)
         records = sum(s.records for s in summaries)
         span = max(s.last_at for s in summaries) - min(s.first_at for s in summaries if s.first_at)
         e2e = records / span if span > 0 else 0.0
@@ -108,9 +104,9 @@ def run(ctx: BenchContext) -> BenchReport:
                 for name, seconds in sorted(spent.items(), key=lambda item: -item[1])
             ]
             report.notes.append(
-                f"CPU per stored CDR: {total:.1f} CPU seconds over {stored:,} stored rows while "
-                "the workers ran the backlog, ClickHouse's merges of them included; the workers' "
-                "share holds their start-up and group join (a few seconds of a 300k backlog)."
+                f"CPU per stored CDR: {total:.1f} CPU seconds over {stored:,} stored rows, from "
+                "the first stored row to the last (the workers' start-up and group join left "
+                "out), ClickHouse's merges of them included."
             )
 
         rate = max(100.0, e2e / 2)
@@ -167,18 +163,35 @@ async def _consume_and_decode(settings: Settings, count: int) -> float:
         await consumer.stop()
 
 
-def _workers(settings: Settings, *, until_idle_s: float) -> list[WorkerSummary]:
+def _metered_workers(
+    settings: Settings, stack_dir: Any, idle_s: float = 10.0
+) -> tuple[list[WorkerSummary], dict[str, float], int]:
+    """`WORKERS` worker processes over the backlog, with the CPU seconds every process spends
+    from the first stored row to the last (the workers' start-up and group join left out;
+    ClickHouse's merges of the stored rows waited for), and the rows stored. The workers idle
+    `idle_s` before they leave, so their /proc entries are read while they still run."""
     context = multiprocessing.get_context("spawn")
     out: Any = context.Queue()
     processes = [
-        context.Process(
-            target=_child, args=(settings.replace(metrics_port=0), i, until_idle_s, out)
-        )
+        context.Process(target=_child, args=(settings.replace(metrics_port=0), i, idle_s, out))
         for i in range(WORKERS)
     ]
     for process in processes:
         process.start()
-    return _collect(processes, out)
+    while _stored(settings) == 0 and any(p.is_alive() for p in processes):
+        time.sleep(0.02)
+    workers = {f"worker {i + 1}": p.pid for i, p in enumerate(processes) if p.pid}
+    meter = CpuMeter({**stack_pids(Path(stack_dir)), **workers}).start()
+    last, quiet = -1, 0
+    while quiet < 3:  # no new row for 1.5 s: the backlog is stored
+        count = _stored(settings)
+        quiet = quiet + 1 if count == last else 0
+        last = count
+        time.sleep(0.5)
+    spent = meter.read(list(workers))
+    _settle_merges(settings)
+    spent |= meter.read([name for name in meter.pids if name not in workers])
+    return _collect(processes, out), spent, last
 
 
 def _collect(processes: list[Any], out: Any) -> list[WorkerSummary]:

@@ -41,17 +41,15 @@ def stack_pids(stack_dir: Path) -> dict[str, int]:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds spent between `start` and `stop` by the stack's servers and by the
-    children this process waited for in between (the workers)."""
+    """CPU seconds spent by named running processes since `start`."""
 
-    stack_dir: Path
+    pids: dict[str, int]
 
-    def start(self) -> None:
-        self.pids = stack_pids(self.stack_dir)
+    def start(self) -> CpuMeter:
         self.before = {name: process_cpu_s(pid) for name, pid in self.pids.items()}
-        self.children_before = children_cpu_s()
+        return self
 
-    def stop(self) -> dict[str, float]:
-        spent = {name: process_cpu_s(pid) - self.before[name] for name, pid in self.pids.items()}
-        spent["workers"] = children_cpu_s() - self.children_before
-        return spent
+    def read(self, names: list[str] | None = None) -> dict[str, float]:
+        """Seconds spent since `start` by the named processes (all when None)."""
+        chosen = self.pids if names is None else {n: self.pids[n] for n in names}
+        return {name: process_cpu_s(pid) - self.before[name] for name, pid in chosen.items()}
