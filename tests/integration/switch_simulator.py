@@ -83,8 +83,9 @@ def build(settings: Settings, client: Any) -> SimWorld:
     with a caller number) and simc2 (10.00): small balances, so calls compete for them."""
     store = TariffStore(client, settings, clickhouse=False)
     world = SimWorld(Accounts(settings, client, actor="simulator"), [], [], ["simc1", "simc2"])
-    for table in (SELL, BUY):
-        world.versions[table.name] = [store.save(table)]
+    # the sell table is the reseller's own, the buy table the operator's (tariff owners)
+    world.versions[SELL.name] = [store.save(SELL, owner=RESELLER)]
+    world.versions[BUY.name] = [store.save(BUY)]
     accounts = world.accounts
     accounts.create_reseller(RESELLER, "Simulated reseller", credit="60", buy_tariff=BUY.name)
     accounts.create_customer("simc1", "SIP one", reseller_id=RESELLER, tariff=SELL.name,

@@ -64,7 +64,7 @@ class Counted:
 @pytest.fixture
 def world(target: Target) -> tuple[Target, Accounts, str, str]:  # noqa: F811
     store = TariffStore(target.client, target.settings, clickhouse=False)
-    store.save(SELL)
+    store.save(SELL, owner="R1")
     store.save(BUY)
     accounts = Accounts(target.settings, target.client)
     accounts.create_reseller("R1", "Reseller", credit="100", buy_tariff="wholesale")

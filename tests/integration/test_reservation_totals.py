@@ -38,7 +38,7 @@ BUY = TariffTable(
 def _world(settings: Settings, client: Any, *, balance: str = "10") -> tuple[Accounts, str, str]:
     """Reseller R1 (credit 1,000,000), customer C1 with `balance` and a 5.00 card."""
     store = TariffStore(client, settings, clickhouse=False)
-    store.save(SELL)
+    store.save(SELL, owner="R1")
     store.save(BUY)
     accounts = Accounts(settings, client)
     accounts.create_reseller("R1", "Reseller", credit="1000000", buy_tariff="wholesale")
