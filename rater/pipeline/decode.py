@@ -375,8 +375,41 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+#: "YYYY-MM-DDTHH:MM" + offset suffix -> epoch seconds of that minute (UTC), for strings the
+#: full parse below accepted; a CDR's three times share few minutes
+_MINUTES: dict[str, int] = {}
+#: entries of _MINUTES kept at most (a month of minutes in a few offsets); then it starts over
+_MINUTES_MAX = 200_000
+_SECONDS = {f"{second:02d}": second for second in range(60)}
+
+
 def _fast_time(value: object) -> int:
-    """Epoch seconds of the common forms, or -1 to send the record down the checked path."""
+    """Epoch seconds of the common forms, or -1 to send the record down the checked path.
+
+    An ISO 8601 string whose minute and offset were seen before costs one slice, two dict
+    look-ups and an addition (about a third of the full parse: the seconds are the only part
+    left to check); any other goes through `_parse_fast_time`, which fills the cache.
+    """
+    if type(value) is str and len(value) >= 20:
+        base = _MINUTES.get(value[:16] + value[19:])
+        if base is not None and value[16] == ":":
+            second = _SECONDS.get(value[17:19])
+            if second is not None:
+                return base + second
+    seconds = _parse_fast_time(value)
+    if seconds >= 0 and type(value) is str:
+        text: str = value
+        second = _SECONDS.get(text[17:19])
+        base = seconds - second if second is not None else -1
+        if base >= 0 and base + 59 <= _EPOCH_MAX:
+            if len(_MINUTES) >= _MINUTES_MAX:
+                _MINUTES.clear()
+            _MINUTES[text[:16] + text[19:]] = base
+    return seconds
+
+
+def _parse_fast_time(value: object) -> int:
+    """`_fast_time` without the minute cache."""
     kind = type(value)
     if kind is int:
         number: int = value  # type: ignore[assignment]

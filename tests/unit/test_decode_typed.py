@@ -194,3 +194,37 @@ def test_columns_keep_their_dtypes() -> None:
     (batch, _), _ = both([orjson.dumps(cdr())])
     assert batch.start.dtype == np.int64
     assert batch.billsec.dtype == np.int32
+
+
+# ------------------------------------------------------------------ the minute cache of times
+_iso_parts = st.tuples(
+    st.integers(1969, 2107),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.sampled_from(["00", "07", "59", "60", "5", "5 ", " 5", "+5", "٣٤", "²³", "0x"]),
+    st.sampled_from(["Z", "+00:00", "+02:00", "-05:30", "+24:00", "+02:60", "", "z", "+0200"]),
+    st.sampled_from(["T", " ", "t", "_"]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_iso_parts, min_size=1, max_size=20))
+def test_the_minute_cache_reads_times_as_the_full_parse(parts: list[tuple[Any, ...]]) -> None:
+    texts = [
+        f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{sec}{off}"
+        for y, mo, d, h, mi, sec, off, sep in parts
+    ]
+    # the same strings twice: the second pass reads them from the cache
+    for text in texts + texts[::-1]:
+        assert decoding._fast_time(text) == decoding._parse_fast_time(text), text
+
+
+def test_the_minute_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decoding, "_MINUTES_MAX", 3)
+    decoding._MINUTES.clear()
+    for minute in range(10):
+        text = f"2026-09-21T14:{minute:02d}:30Z"
+        assert decoding._fast_time(text) == decoding._parse_fast_time(text)
+        assert len(decoding._MINUTES) <= 3
