@@ -101,7 +101,7 @@ class _Found:
     price: npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Job:
     """What every block is rated with (forked jobs inherit it)."""
 
@@ -112,6 +112,8 @@ class _Job:
     pieces: dict[object, str] = field(default_factory=dict)
     """JSON of each tariff row's fields, made once per row (a 20,000-prefix deck has about
     12,000 rows matched in every block)."""
+    row_table: npt.NDArray[np.object_] | None = None
+    """the kernel's pieces by compiled row id (None until the first block)."""
 
     def piece(self, key: object, prefix: str, destination: str) -> str:
         found = self.pieces.get(key)
@@ -180,20 +182,31 @@ def _rate_kernel(job: _Job, batch: CdrBatch) -> _Found:
         errors[i] = _no_match(numbers[i], table)
     index = np.flatnonzero(ok & (rows >= 0))
     matched = rows[index]
-    prefixes, destinations = compiled.row_prefix, compiled.row_destination
-    pieces = {
-        row: job.piece(row, str(prefixes[row]), str(destinations[row]))
-        for row in np.unique(matched).tolist()
-    }
     positions = index.tolist()
     return _Found(
         errors,
         positions,
         [numbers[i] for i in positions],
-        [pieces[row] for row in matched.tolist()],
+        _row_pieces(job, compiled, matched),
         result.billable[index].tolist(),
         result.price[index],
     )
+
+
+def _row_pieces(job: _Job, compiled: CompiledTariffs, rows: npt.NDArray[np.int32]) -> list[str]:
+    """The JSON piece of each matched row, from a table of every compiled row's piece that
+    fills as rows are first matched (a numpy take instead of a dict look-up per CDR)."""
+    table = job.row_table
+    if table is None:
+        table = job.row_table = np.empty(len(compiled.row_prefix), dtype=object)
+    unique = np.unique(rows)
+    known = table[unique].tolist()
+    for row in [r for r, piece in zip(unique.tolist(), known, strict=True) if piece is None]:
+        table[row] = job.piece(
+            row, str(compiled.row_prefix[row]), str(compiled.row_destination[row])
+        )
+    result: list[str] = table[rows].tolist()
+    return result
 
 
 def _no_match(number: str, table: TariffTable) -> str:

@@ -390,10 +390,15 @@ def _fast_time(value: object) -> int:
     look-ups and an addition (about a third of the full parse: the seconds are the only part
     left to check); any other goes through `_parse_fast_time`, which fills the cache.
     """
-    if type(value) is str and len(value) >= 20:
-        base = _MINUTES.get(value[:16] + value[19:])
-        if base is not None and value[16] == ":":
-            second = _SECONDS.get(value[17:19])
+    kind = type(value)
+    if kind is int:  # epoch seconds or milliseconds: nothing to cache
+        number: int = value  # type: ignore[assignment]
+        seconds = number // 1000 if number >= _MS_THRESHOLD else number
+        return seconds if 0 <= seconds <= _EPOCH_MAX else -1
+    if kind is str and len(value) >= 20:  # type: ignore[arg-type]
+        base = _MINUTES.get(value[:16] + value[19:])  # type: ignore[index]
+        if base is not None and value[16] == ":":  # type: ignore[index]
+            second = _SECONDS.get(value[17:19])  # type: ignore[index]
             if second is not None:
                 return base + second
     seconds = _parse_fast_time(value)
