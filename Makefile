@@ -9,6 +9,9 @@
 #                Redis Cluster; the stack is stopped afterwards
 #   make bench   venv + install, a stack of its own (.stack-bench/, ports 28xxx), every
 #                benchmarks/bench_*.py module, results in benchmarks/RESULTS.md
+#   make soak    venv + install, a stack of its own (.stack-soak/, ports 26xxx), the rebalance
+#                soak: workers leave mid-backlog SOAK_ROUNDS times per group size (make test
+#                runs 3); replay a failure's timing with RATER_TEST_SOAK_SEED=<seed it printed>
 #   make lint    ruff check + mypy
 #
 # Two `make test` runs at the same time need different ports and folders:
@@ -43,13 +46,16 @@ CLUSTER_TESTS ?= tests/integration/test_debit_rules.py tests/integration/test_de
 	tests/integration/test_switch_simulator.py \
 	tests/integration/test_portal_http.py tests/integration/test_tariff_owners.py
 BENCH_ARGS ?=
+SOAK_PORT_BASE ?= 26
+SOAK_STACK_DIR ?= $(CURDIR)/.stack-soak
+SOAK_ROUNDS ?= 25
 
 # RATER_* settings of a stack on port base $(1) with state folder $(2)
 stack_env = RATER_STACK_DIR=$(2) RATER_KAFKA_BOOTSTRAP=127.0.0.1:$(1)092 \
 	RATER_REDIS_URL=redis://127.0.0.1:$(1)379/0 RATER_CLICKHOUSE_PORT=$(1)000 \
 	RATER_CLICKHOUSE_HTTP_PORT=$(1)123 RATER_METRICS_PORT=$(1)464 RATER_HTTP_PORT=$(1)080
 
-.PHONY: help install demo test bench lint clean
+.PHONY: help install demo test bench soak lint clean
 
 help:
 	@sed -n '1,15p' Makefile
@@ -112,6 +118,16 @@ bench: install
 	trap '$(RATER) stack down >/dev/null || true' EXIT
 	$(RATER) stack up --redis-cluster
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# The same fresh-state rules as `make test`. 25 rounds per group size (2 and 3 workers) take
+# about 8 minutes on a quiet 2-core machine (about 9 s a round).
+soak: install
+	@export $(call stack_env,$(SOAK_PORT_BASE),$(SOAK_STACK_DIR))
+	$(RATER) stack down --purge >/dev/null
+	trap '$(RATER) stack down >/dev/null || true' EXIT
+	$(RATER) stack up
+	CI=true RATER_TEST_SOAK_ROUNDS=$(SOAK_ROUNDS) $(VENV)/bin/pytest $(PYTEST_ARGS) \
+	  tests/integration/test_pipeline_soak.py tests/integration/test_pipeline_liveness.py
 
 clean:
 	@rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -34,6 +34,7 @@ from aiokafka import TopicPartition
 from benchmarks import plots
 from benchmarks.harness import BenchContext, BenchReport, Measurement
 from rater import clickhouse, kafka
+from rater.kafka.ends import high_watermarks
 from rater.loadgen.generate import GenerationOptions, Generator
 from rater.loadgen.numbers import NumberBook
 from rater.loadgen.population import Scenario
@@ -153,7 +154,8 @@ async def _publish_and_wait(
     await watcher.start()
     try:
         parts = [TopicPartition(settings.topic_cdrs, p) for p in range(settings.partitions)]
-        ends = await watcher.end_offsets(parts)
+        watcher.assign(parts)
+        ends = await high_watermarks(watcher, parts)  # not end_offsets (rater/kafka/ends.py)
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while time.monotonic() < deadline:
             done = [((await watcher.committed(tp)) or 0) >= ends[tp] for tp in parts]

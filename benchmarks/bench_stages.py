@@ -21,6 +21,7 @@ from aiokafka import TopicPartition
 from benchmarks import bench_scaling, plots
 from benchmarks.harness import BenchContext, BenchReport, Measurement
 from rater import clickhouse, kafka
+from rater.kafka.ends import high_watermarks
 from rater.pipeline.decode import decode, zone
 from rater.settings import Settings
 
@@ -39,7 +40,7 @@ async def read_topic(settings: Settings, topic: str, *, with_decode: bool) -> tu
         partitions = consumer.partitions_for_topic(topic) or set()
         parts = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
+        ends = await high_watermarks(consumer, parts)  # not end_offsets (rater/kafka/ends.py)
         await consumer.seek_to_beginning(*parts)
         total_end = sum(ends.values())
         utc = zone("UTC")

@@ -79,6 +79,22 @@ class Settings:
     batch_timeout_ms: int = 100
     workers: int = 1
     metrics_port: int = 9464
+    # liveness (rater/pipeline/worker.py)
+    #: a worker with lag that commits nothing for this long, while Redis, ClickHouse and Kafka
+    #: answer, logs why and exits non-zero (a supervisor restarts it)
+    stall_timeout_s: int = 60
+    #: bound on every single request to the broker (commit, committed offsets, join, leave)
+    broker_timeout_s: int = 15
+    #: how long a revoke waits for the batch in flight to store and commit
+    drain_timeout_s: int = 30
+    #: SIGTERM / SIGINT: a worker is gone within this many seconds, committed or not
+    shutdown_timeout_s: int = 8
+    #: `rater run --workers N`: a worker that fails this many times in a row stops them all
+    restart_max: int = 5
+    #: first delay before restarting a failed worker; doubles per failure, up to 30 s
+    restart_backoff_ms: int = 1000
+    #: when stderr is not a terminal, `rater run` logs a progress line this often
+    progress_interval_s: int = 10
     #: the rater HTTP API (18080 on the local stack; `rater stack status` shows it)
     http_port: int = 18080
     #: duplicates of (switch, cdr_id) are caught within this window, measured on the CDR's end
@@ -179,7 +195,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "console"  # console | json
     # fault injection (tests only): SIGKILL the worker at a named point of a batch
-    #: "" (off) | after_debit | after_store | before_commit
+    #: "" (off) | after_debit | after_store | before_commit; stall_before_commit waits forever
+    #: (the event loop stays free), freeze_before_commit blocks the event loop
     fault_point: str = ""
     #: the batch (1-based, counted per process) at which the fault fires
     fault_after_batches: int = 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from rater.cli.main import settings_of
-from rater.pipeline.worker import WorkerSummary, run_workers
+from rater.pipeline.worker import WorkerFailed, WorkerSummary, run_workers
 
 
 @click.command()
@@ -37,11 +39,22 @@ def run(
 
     \b
     Workers join one consumer group and split the topic's partitions; Prometheus metrics are
-    served on RATER_METRICS_PORT (+1 per further worker). SIGTERM: each worker finishes its
-    batch, commits and leaves the group.
+    served on RATER_METRICS_PORT (+1 per further worker). On a terminal a live line shows the
+    records rated, CDRs/s, the lag and the time left; otherwise a progress line is logged every
+    RATER_PROGRESS_INTERVAL_S seconds.
+    \b
+    SIGTERM or Ctrl-C: each worker commits what is stored and leaves the group, within
+    RATER_SHUTDOWN_TIMEOUT_S seconds. A worker that dies or stalls (lag and nothing committed
+    for RATER_STALL_TIMEOUT_S while the services answer) is restarted; after
+    RATER_RESTART_MAX failures in a row all stop. Exit status: 0 stopped or idle, 3 a lone
+    worker stalled, 1 any other failure.
     """
     settings = settings_of(ctx).replace(workers=workers, batch_max_records=batch_max_records)
-    summaries = run_workers(settings, settings.workers, until_idle)
+    try:
+        summaries = run_workers(settings, settings.workers, until_idle, progress=True)
+    except WorkerFailed as failure:
+        click.secho(f"error: {failure}", fg="red", err=True)
+        sys.exit(failure.exit_status)
     _print_summary(summaries)
 
 

@@ -1,41 +1,69 @@
-"""The cdrs topic consumer: getmany batches, replay-safe positions, commit on revoke.
+"""The cdrs topic consumer: bounded fetches, replay-safe positions, rebalance callbacks.
 
-Positions (docs/DESIGN.md section 3, "Replays"): on assignment each partition is sought to the lower
-of the group's committed offset and the Redis watermark + 1, so debits lost with Redis' last
-second of append-only file are applied again (ClickHouse then stores only what it lacks).
+Positions (docs/DESIGN.md section 3, "Replays"): on assignment every partition is sought
+explicitly, to the lower of the group's committed offset and the Redis watermark + 1 (so
+debits lost with Redis' last second of append-only file are applied again), or to the log's
+start when nothing is committed. Every partition being sought, records fetched before the
+assignment finished can be dropped without loss: the new positions read them again.
 
-Rebalances: aiokafka calls the listener from its coordinator task while the worker may be in the
-middle of a batch. The worker holds `lock` from a batch's fetch to its commit; the revoke
-callback takes the same lock, so a batch is finished and committed before its partitions move
-to another worker, and nothing is processed while positions are being set.
+Liveness (docs/DESIGN.md section 3): nothing here waits on a rebalance while holding anything a
+rebalance needs. aiokafka runs the rebalance callbacks in its coordinator task, and once a
+reassignment has begun its fetch waits for the next assignment, with no timeout of its own; a
+loop that held a lock across the fetch, which the revoke callback also wanted, deadlocked (the
+member heartbeats "rebalancing" for ever). So:
+- the fetch holds no lock and is bounded (batch_timeout_ms + broker_timeout_s);
+- every request to the broker (commit, committed offsets, seeks, start, stop) is bounded by
+  broker_timeout_s;
+- `epoch` changes when a revoke starts and when an assignment ends: the worker drops records
+  whose fetch began in another epoch (they may belong to another member, or precede a seek);
+- the assignment callback waits for a fetch in flight to return before it seeks (`_fetching`),
+  so no fetch straddles a seek and the records dropped are always ones the new positions read
+  again. That wait is short and bounded: aiokafka ended the reassignment before it called the
+  callback, so the fetch waits only for data (batch_timeout_ms) or its own bound. The revoke
+  callback takes nothing a fetch holds;
+- the callbacks themselves are the worker's (`Rebalance`), bounded there.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from rater import kafka, metrics
+from rater.errors import ServiceUnavailable
+from rater.kafka import ends
 from rater.logs import get_logger
 from rater.settings import Settings
 
 log = get_logger(__name__)
 
-#: partition -> highest applied offset (-1: none); read from Redis on assignment
-WatermarksFn = Callable[[list[int]], Awaitable[dict[int, int]]]
-#: called with partitions about to move away (after their last batch committed)
-RevokedFn = Callable[[list[int]], None]
-#: waits until the batch whose store and commit are still running has committed
-DrainFn = Callable[[], Awaitable[None]]
+T = TypeVar("T")
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
-async def _nothing() -> None:
-    return None
+class BrokerTimeout(ServiceUnavailable):
+    """A request to the broker did not complete within settings.broker_timeout_s."""
+
+
+class Rebalance(Protocol):
+    """What the worker does when partitions move (each call bounded by the worker)."""
+
+    async def partitions_revoked(self, partitions: list[int]) -> None:
+        """Before partitions move away: finish and commit what is in flight for them."""
+
+    async def watermarks(self, partitions: list[int]) -> dict[int, int]:
+        """Partition -> highest offset whose debit Redis holds (-1: none)."""
+
+    async def partitions_assigned(self, partitions: list[int]) -> None:
+        """After positions were chosen, before any record of the partitions is fetched."""
 
 
 @dataclass
@@ -43,38 +71,80 @@ class CdrConsumer:
     """One worker's aiokafka consumer of settings.topic_cdrs in the group."""
 
     settings: Settings
-    watermarks: WatermarksFn
-    on_revoked: RevokedFn = lambda _partitions: None
-    drain: DrainFn = _nothing
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    owner: Rebalance
     consumer: AIOKafkaConsumer = field(init=False)
-    #: partitions currently assigned (kept for lag and idle detection)
+    #: partitions currently assigned
     assigned: set[int] = field(default_factory=set)
-    #: monotonic time of the last assignment change
-    changed_at: float = 0.0
+    #: partition -> next offset to process (set by the seek on assignment, advanced by commits)
+    positions: dict[int, int] = field(default_factory=dict)
+    #: changes when a revoke starts and when an assignment ends
+    epoch: int = 0
+    #: between a revoke's start and the next assignment's end
     rebalancing: bool = False
+    #: monotonic time of the last assignment change, and of the last revoke's start
+    changed_at: float = 0.0
+    rebalancing_since: float = 0.0
+    #: an assignment that could not choose positions: the worker must not go on
+    failed: BaseException | None = None
+    #: held across one getmany; the assignment callback takes it before seeking
+    _fetching: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.consumer = kafka.consumer(self.settings)
 
+    # ----------------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         self.consumer.subscribe([self.settings.topic_cdrs], listener=_Listener(self))
-        await self.consumer.start()
+        # start() returns after the first join, which waits for members that went away without
+        # leaving until their session expires: a request's bound plus two sessions (a join
+        # right after a group's members were stopped took 16 s on the local broker)
+        join_s = self.settings.broker_timeout_s + 2 * self.settings.session_timeout_ms / 1000
+        try:
+            await asyncio.wait_for(self.consumer.start(), join_s)
+        except TimeoutError:
+            raise BrokerTimeout(
+                f"Kafka at {self.settings.kafka_bootstrap}: no answer within {join_s:.0f} s "
+                "to join the group"
+            ) from None
 
-    async def stop(self) -> None:
-        """Leave the group (a final revoke commits nothing new: batches commit themselves)."""
-        await self.consumer.stop()
+    async def stop(self, timeout_s: float) -> None:
+        """Leave the group (bounded: a member that cannot leave is dropped by the broker after
+        its session timeout)."""
+        try:
+            await asyncio.wait_for(self.consumer.stop(), timeout_s)
+        except (TimeoutError, KafkaError, OSError) as error:
+            log.warning("the consumer did not leave the group cleanly", error=repr(error))
 
-    async def fetch(self, timeout_ms: int) -> list[ConsumerRecord[bytes, bytes]]:
-        """One getmany: records of all partitions, each partition in offset order."""
+    async def bounded(self, step: Awaitable[T], what: str) -> T:
+        """One request to the broker, bounded by settings.broker_timeout_s."""
+        try:
+            return await asyncio.wait_for(step, self.settings.broker_timeout_s)
+        except TimeoutError:
+            raise BrokerTimeout(
+                f"Kafka at {self.settings.kafka_bootstrap}: no answer within "
+                f"{self.settings.broker_timeout_s} s to {what}"
+            ) from None
+
+    # ----------------------------------------------------------------------- records
+    async def fetch(self, timeout_ms: int) -> list[Record]:
+        """One getmany: records of all partitions, each partition in offset order; [] while a
+        rebalance is in progress (fetched records may belong to another member then)."""
         if self.rebalancing:
-            # between revoke and assign: records fetched now may belong to another worker
             await asyncio.sleep(timeout_ms / 1000)
             return []
-        batches = await self.consumer.getmany(
-            timeout_ms=timeout_ms, max_records=self.settings.batch_max_records
-        )
-        records: list[ConsumerRecord[bytes, bytes]] = []
+        try:
+            async with self._fetching:
+                batches = await asyncio.wait_for(
+                    self.consumer.getmany(
+                        timeout_ms=timeout_ms, max_records=self.settings.batch_max_records
+                    ),
+                    timeout_ms / 1000 + self.settings.broker_timeout_s,
+                )
+        except TimeoutError:
+            # aiokafka waits for the next assignment inside getmany once a reassignment began;
+            # the bound hands control back to the worker, which checks its stop and health
+            return []
+        records: list[Record] = []
         for tp in sorted(batches, key=lambda t: t.partition):
             records.extend(batches[tp])
         return records
@@ -87,87 +157,105 @@ class CdrConsumer:
         topic = self.settings.topic_cdrs
         offsets = {TopicPartition(topic, p): o for p, o in next_offsets.items()}
         try:
-            await self.consumer.commit(offsets)
-        except CommitFailedError as error:
+            await self.bounded(self.consumer.commit(offsets), "commit offsets")
+        except (CommitFailedError, IllegalStateError) as error:
             log.warning("commit refused after a rebalance", error=str(error))
             return False
+        for partition, offset in next_offsets.items():
+            if partition in self.assigned:  # batches commit in order: the latest is the position
+                self.positions[partition] = offset
         return True
 
-    def lag(self, positions: dict[int, int]) -> dict[int, int]:
-        """Partition -> records between `positions` (next offsets to read) and the high
-        watermark, for the assigned partitions the fetcher has seen."""
+    def lag(self) -> dict[int, int | None]:
+        """Assigned partition -> records between the committed position and the high watermark
+        of the latest fetch response (None before the first; rater/kafka/ends.py)."""
         topic = self.settings.topic_cdrs
-        out: dict[int, int] = {}
-        for partition in self.assigned:
-            high = self.consumer.highwater(TopicPartition(topic, partition))
-            if high is not None and partition in positions:
-                out[partition] = max(0, high - positions[partition])
+        out: dict[int, int | None] = {}
+        for partition in sorted(self.assigned):
+            tp = TopicPartition(topic, partition)
+            try:
+                high = self.consumer.highwater(tp)
+            except AssertionError:  # assignment changing under us
+                high = None
+            out[partition] = ends.lag(high, self.positions.get(partition))
         return out
 
-    async def _assigned(self, assigned: set[TopicPartition]) -> None:
-        # no batch runs while positions are chosen (a fetch would read from the old position)
-        async with self.lock:
-            await self._assign(assigned)
+    # ----------------------------------------------------------------------- rebalances
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+        loop = asyncio.get_running_loop()
+        self.epoch += 1
+        self.rebalancing = True
+        self.rebalancing_since = self.changed_at = loop.time()
+        partitions = sorted(tp.partition for tp in revoked)
+        metrics.inc(metrics.REBALANCES, 1, "revoked")
+        try:
+            await self.owner.partitions_revoked(partitions)
+        finally:
+            self.assigned -= set(partitions)
+            for partition in partitions:
+                self.positions.pop(partition, None)
+                with contextlib.suppress(KeyError):  # a series never set (some versions raise)
+                    metrics.LAG.remove(str(partition))
+        if partitions:
+            log.info("partitions revoked", partitions=partitions)
 
-    async def _assign(self, assigned: set[TopicPartition]) -> None:
+    async def _assigned(self, assigned: set[TopicPartition]) -> None:
         partitions = sorted(tp.partition for tp in assigned)
-        self.assigned = set(partitions)
-        self.rebalancing = False
-        self.changed_at = asyncio.get_running_loop().time()
-        metrics.REBALANCES.labels("assigned").inc()
-        if not partitions:
-            return
-        marks = await self.watermarks(partitions)
+        metrics.inc(metrics.REBALANCES, 1, "assigned")
+        try:
+            bound = self.settings.batch_timeout_ms / 1000 + self.settings.broker_timeout_s + 1
+            async with asyncio.timeout(bound):
+                await self._fetching.acquire()  # no fetch in flight across the seeks
+            try:
+                seeks = await self._seek(assigned) if partitions else {}
+            finally:
+                self._fetching.release()
+            self.positions = dict(seeks)
+            self.assigned = set(partitions)
+            if partitions:
+                log.info("partitions assigned", partitions=partitions, seek=seeks)
+            await self.owner.partitions_assigned(partitions)
+        except Exception as error:  # aiokafka would only log it; the worker must stop
+            self.failed = error
+            log.error("partitions assigned, but positions could not be chosen",
+                      partitions=partitions, error=repr(error))  # fmt: skip
+        finally:
+            self.epoch += 1
+            self.rebalancing = False
+            self.changed_at = asyncio.get_running_loop().time()
+
+    async def _seek(self, assigned: set[TopicPartition]) -> dict[int, int]:
+        marks = await self.owner.watermarks(sorted(tp.partition for tp in assigned))
         seeks: dict[int, int] = {}
-        for tp in assigned:
+        for tp in sorted(assigned):
             committed = await self._committed(tp)
-            mark = marks.get(tp.partition, -1)
             if committed is None:
-                # nothing committed: from the log's start (auto_offset_reset=earliest), which is
-                # at or below any watermark; what was debited there is replayed, not skipped
+                # nothing committed: from the log's start, which is at or below any watermark;
+                # what was debited there is replayed, not skipped
+                await self.bounded(self.consumer.seek_to_beginning(tp), "find the log's start")
+                seeks[tp.partition] = await self.bounded(self.consumer.position(tp), "position")
                 continue
+            mark = marks.get(tp.partition, -1)
             # a watermark below the commit: Redis lost its last writes (its append-only file's
             # last second); replay from it so the lost debits are applied again
             target = mark + 1 if 0 <= mark < committed - 1 else committed
             self.consumer.seek(tp, target)
             seeks[tp.partition] = target
-        log.info("partitions assigned", partitions=partitions, seek=seeks)
+        return seeks
 
     async def _committed(self, tp: TopicPartition) -> int | None:
         for attempt in range(10):
             try:
-                committed: int | None = await self.consumer.committed(tp)
-            except KafkaError as error:
-                if not error.retriable or attempt == 9:
+                committed: int | None = await self.bounded(
+                    self.consumer.committed(tp), "read the committed offset"
+                )
+            except (KafkaError, BrokerTimeout) as error:
+                if (isinstance(error, KafkaError) and not error.retriable) or attempt == 9:
                     raise
                 await asyncio.sleep(0.2 * (attempt + 1))
             else:
                 return committed
         return None
-
-    async def _revoked(self, revoked: set[TopicPartition]) -> None:
-        # the lock waits for the batch in flight: it commits before the partitions move
-        async with self.lock:
-            await self.drain()
-            partitions = sorted(tp.partition for tp in revoked)
-            self.assigned -= set(partitions)
-            self.rebalancing = True
-            self.changed_at = asyncio.get_running_loop().time()
-            metrics.REBALANCES.labels("revoked").inc()
-            for partition in partitions:
-                if _has_label(partition):
-                    metrics.LAG.remove(str(partition))
-            self.on_revoked(partitions)
-            if partitions:
-                log.info("partitions revoked", partitions=partitions)
-
-
-def _has_label(partition: int) -> bool:
-    return any(
-        sample.labels.get("partition") == str(partition)
-        for metric in metrics.LAG.collect()
-        for sample in metric.samples
-    )
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from rater import kafka
+from rater.kafka import ends
 from rater.pipeline.decode import Reject
 from rater.redis import keys as redis_keys
 from rater.redis.connection import RedisLike
@@ -47,7 +49,7 @@ class DeadLetter:
     reason: str
     key: bytes | None
     value: bytes
-    #: the `reason_kind` header (rater/reasons.py); "" when the reader did not take it
+    #: the `reason_kind` header (rater/reasons.py); "" on a letter written without one
     reason_kind: str = ""
     #: the original's `rater-switch` and `rater-format` headers (rater/pipeline/formats/): a
     #: replay sends them again, so a switch's own format is decoded as such
@@ -194,53 +196,56 @@ def _header(headers: Iterable[tuple[str, bytes]], name: str) -> str:
     return ""
 
 
-async def read_all(settings: Settings, *, timeout_s: float = 10.0) -> list[DeadLetter]:
-    """Every dead letter, oldest first per partition, de-duplicated by record identity."""
+async def read_all(settings: Settings, *, timeout_s: float = 15.0) -> list[DeadLetter]:
+    """Every dead letter, oldest first per partition, de-duplicated by record identity.
+
+    Read to the high watermark the fetch responses carry, not to end_offsets, which the local
+    broker answers short (rater/kafka/ends.py). ServiceUnavailable when the broker sends
+    nothing for timeout_s before the end: never part of the topic as if it were all of it.
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
     )
-    await consumer.start()
+    await asyncio.wait_for(consumer.start(), timeout_s)
     try:
         partitions = consumer.partitions_for_topic(settings.topic_dlq)
         if partitions is None:
-            await consumer.topics()  # refresh metadata once
+            await asyncio.wait_for(consumer.topics(), timeout_s)  # refresh metadata once
             partitions = consumer.partitions_for_topic(settings.topic_dlq) or set()
         tps = [TopicPartition(settings.topic_dlq, p) for p in sorted(partitions)]
         if not tps:
             return []
         consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
+        await asyncio.wait_for(consumer.seek_to_beginning(*tps), timeout_s)
         letters: list[DeadLetter] = []
         seen: set[tuple[str, int, int]] = set()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining and loop.time() < deadline:
-            batch = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, records in batch.items():
+        async for batch in ends.read_to_end(consumer, tps, idle_timeout_s=timeout_s):
+            for tp, records in sorted(batch.items()):
                 for record in records:
-                    headers = list(record.headers or ())
-                    letter = DeadLetter(
-                        dlq_partition=tp.partition,
-                        dlq_offset=record.offset,
-                        topic=_header(headers, "topic"),
-                        topic_id=_header(headers, "topic_id"),
-                        partition=int(_header(headers, "partition") or -1),
-                        offset=int(_header(headers, "offset") or -1),
-                        reason=_header(headers, "reason"),
-                        key=record.key,
-                        value=record.value or b"",
-                        origin_headers=tuple(_origin(record)),
-                    )
+                    letter = _letter(tp.partition, record)
                     if letter.identity not in seen:
                         seen.add(letter.identity)
                         letters.append(letter)
-                    if record.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
         return letters
     finally:
         await consumer.stop()
+
+
+def _letter(dlq_partition: int, record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
+    headers = list(record.headers or ())
+    return DeadLetter(
+        dlq_partition=dlq_partition,
+        dlq_offset=record.offset,
+        topic=_header(headers, "topic"),
+        topic_id=_header(headers, "topic_id"),
+        partition=int(_header(headers, "partition") or -1),
+        offset=int(_header(headers, "offset") or -1),
+        reason=_header(headers, "reason"),
+        reason_kind=_header(headers, "reason_kind"),
+        key=record.key,
+        value=record.value or b"",
+        origin_headers=tuple(_origin(record)),
+    )
 
 
 async def replay(settings: Settings, redis: RedisLike) -> int:

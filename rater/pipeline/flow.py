@@ -21,7 +21,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +103,9 @@ class Pipeline:
     switch_names: SwitchNames = field(init=False)
     late_check: LateCheck = field(init=False)
     batches: int = 0
+    #: called (in the prepare thread) right before a batch is debited; what it raises ends the
+    #: batch's prepare with nothing debited (the worker checks the Redis server here)
+    before_debit: Callable[[], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.switches = SwitchRegistry(self.redis)
@@ -128,23 +131,56 @@ class Pipeline:
         return await asyncio.to_thread(self._rate_and_debit, records)
 
     async def finish(self, prepared: Prepared) -> BatchReport:
-        """Store the rows (ClickHouse) and dead-letter the rejects. About 90% of a store is
-        the server's work (parts, materialized views), so the worker overlaps it with the next
-        batch's prepare."""
+        """Store the rows, dead-letter the rejects, count: a prepared batch's way to the point
+        where its offsets may be committed (rater/pipeline/checkpoint.py runs these steps one
+        by one, retrying each, and commits after them)."""
+        await self.store_rows(prepared)
+        await self.dead_letter(prepared)
+        self.fault("after_store", prepared.batch)
+        return self.account(prepared)
+
+    async def store_rows(self, prepared: Prepared) -> int:
+        """Insert the batch's rows and conflicts ClickHouse does not hold yet (both idempotent,
+        rater/pipeline/conflicts.py). About 90% of a store is the server's work (parts,
+        materialized views), so the worker overlaps it with the next batch's prepare."""
         report = prepared.report
         with _Timer(report.stage_seconds)("store"):
             report.stored = await asyncio.to_thread(self.store.store, self.topic_id, prepared.rows)
             await asyncio.to_thread(self.conflicts.store, self.topic_id, prepared.conflicts)
+        return report.stored
+
+    async def dead_letter(self, prepared: Prepared) -> int:
+        """Publish the rejects not dead-lettered yet (a Redis watermark makes it idempotent)."""
+        report = prepared.report
         with _Timer(report.stage_seconds)("dead_letter"):
             report.dead_lettered = await dlq.publish(
                 self.producer, self.redis, self.settings, self.topic_id, prepared.rejects
             )
-        self.fault("after_store", prepared.batch)
+        return report.dead_lettered
+
+    def account(self, prepared: Prepared) -> BatchReport:
+        """Outcome counts and metrics of a stored batch."""
+        report = prepared.report
         _count(report, prepared.rows, prepared.duplicates, prepared.rejects)
         if len(prepared.conflicts):
             report.outcomes[(CONFLICT, "")] = len(prepared.conflicts)
         _observe(report, prepared.rows, prepared.replayed)
         return report
+
+    def new_incarnation(self, topic_id: str) -> None:
+        """The cdrs topic started a new log (the broker lost its own): later batches are keyed
+        by the new incarnation, and nothing learnt about the old one's offsets applies."""
+        self.topic_id = topic_id
+        self.store.forget_all()
+
+    def watermark(self, partition: int) -> int:
+        """Highest offset of a partition whose debit Redis holds (-1: none): where a new owner
+        may have to replay from (docs/DESIGN.md section 3, "Replays")."""
+        return self.debiter.watermark(self.topic_id, partition)
+
+    def partitions_revoked(self, partitions: list[int]) -> None:
+        """These partitions moved to another worker, which may store them from now on."""
+        self.store.forget(partitions)
 
     def _rate_and_debit(self, records: Sequence[KafkaRecord]) -> Prepared:
         report = BatchReport(records=len(records))
@@ -173,6 +209,8 @@ class Pipeline:
                 max_price=settings.max_price_micro,
             )  # fmt: skip
         with timer("debit"):
+            if self.before_debit is not None:
+                self.before_debit()
             result = guarded.debit(self.debiter, self.topic_id, rows)
             conflicts = Conflicts.of(rows.cdrs, result)
             rows, duplicates, replayed = apply_outcomes(
@@ -196,11 +234,27 @@ class Pipeline:
         normalise_many(["+31201234567"], SwitchSettings())
 
     def fault(self, point: str, batch: int) -> None:
-        """Fault injection for the tests: SIGKILL ourselves at a named point of a batch
-        (settings.fault_point, from batch settings.fault_after_batches on)."""
-        if self.settings.fault_point == point and batch >= self.settings.fault_after_batches:
+        """Fault injection for the tests, at a named point of a batch from batch
+        settings.fault_after_batches on: SIGKILL ourselves (after_debit, after_store,
+        before_commit) or stop dead (freeze_before_commit: the calling thread sleeps, which on
+        the event loop's thread freezes the worker; stall_* points are awaited by the checkpoint
+        instead, see `stalls`)."""
+        wanted = self.settings.fault_point
+        if batch < self.settings.fault_after_batches or wanted.removeprefix("freeze_") != point:
+            return
+        if wanted == point:
             log.warning("fault injection: SIGKILL", point=point, batch=batch)
             os.kill(os.getpid(), signal.SIGKILL)
+        log.warning("fault injection: freeze", point=point, batch=batch)
+        time.sleep(86_400)
+
+    def stalls(self, point: str, batch: int) -> bool:
+        """Fault injection: True when the batch should wait forever at `point` with the event
+        loop free (settings.fault_point stall_<point>), as a deadlocked await would."""
+        return (
+            self.settings.fault_point == f"stall_{point}"
+            and batch >= self.settings.fault_after_batches
+        )
 
 
 class _Timer:

@@ -123,6 +123,10 @@ class CdrStore:
         for key in [k for k in self._stored_high if k[1] in partitions]:
             del self._stored_high[key]
 
+    def forget_all(self) -> None:
+        """A new topic incarnation: every cached high offset belongs to the old log."""
+        self._stored_high.clear()
+
     def stored_high(self, topic_id: str, partition: int) -> int:
         """Highest offset of (topic_id, partition) in ClickHouse (-1 when none), cached."""
         key = (topic_id, partition)

@@ -9,8 +9,15 @@ test stack, with this session's ClickHouse database and Redis database 0 as the 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -144,3 +151,53 @@ def test_clean_never_flushes_a_database_the_demo_did_not_write(
     finally:
         mine.flushdb()
         mine.close()
+
+
+def test_the_demo_shows_the_live_progress_line_on_a_terminal(
+    kafka_topics: Settings, redis: RedisLike
+) -> None:
+    """Step 5 (the workers rate the CDRs) is the newcomer's first look at `rater run`: on a
+    terminal it draws the live line (records rated, CDRs/s, lag), as `rater run` does."""
+    settings = kafka_topics.replace(clickhouse_database=f"t_demo_{uuid.uuid4().hex[:8]}")
+    clickhouse.migrate(settings)
+    env = _env(settings)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    out = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            out.extend(chunk)
+
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "rater.demo", "--count", "1500", "--workers", "1"],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+        )  # fmt: skip
+        os.close(slave)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            stdout, _ = run.communicate(timeout=600)
+        finally:
+            if run.poll() is None:
+                run.kill()
+            reader.join(5)
+            os.close(master)
+        screen = out.decode(errors="replace")
+        assert run.returncode == 0, stdout.decode(errors="replace")[-3000:] + screen[-3000:]
+        assert b"ALL TOTALS EQUAL THE MANIFEST" in stdout
+        bars = [line for line in re.split(r"[\r\n]", screen) if "rating (1 worker)" in line]
+        assert bars, screen[-3000:]
+        assert any("CDRs/s" in bar and "lag " in bar for bar in bars)
+        _demo(env, "--clean")
+    finally:
+        admin: Any = clickhouse.client(settings, database="default", numpy=False)
+        admin.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+        admin.disconnect()

@@ -21,7 +21,17 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 from click.testing import CliRunner
-from pipeline_world import RESELLER, cdr, make_world, publish, run_in_process
+from pipeline_world import (
+    RESELLER,
+    Workload,
+    World,
+    cdr,
+    make_world,
+    publish,
+    run_in_process,
+    spawn,
+    workload,
+)
 
 from rater import clickhouse, kafka
 from rater.accounts.api import Accounts
@@ -287,3 +297,89 @@ def test_reconcile_names_accounts_an_old_snapshot_lost_and_rebuilds_the_rest(
     assert gone == {("card", batch.cards[0].number)}
     differing = {(c.level, c.account) for c in reconcile(settings, topology.client) if not c.ok}
     assert differing == gone
+
+
+def _balances(client: redis_lib.Redis, world: World) -> dict[str, int]:
+    names = {
+        "res": keys.reseller(RESELLER), "cust1": keys.customer(RESELLER, "cust1"),
+        "cust2": keys.customer(RESELLER, "cust2"),
+        **{card: keys.card(RESELLER, card) for card in world.cards},
+    }  # fmt: skip
+    return {name: int(client.hget(key, "bal") or 0) for name, key in names.items()}
+
+
+def _wait_stored(settings: Settings, prefix: str, count: int, log: Path) -> None:
+    """Until ClickHouse holds `count` CDRs of `prefix` (so their debits were made)."""
+    ch = clickhouse.client(settings, numpy=False)
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            rows = ch.execute(
+                "SELECT count() FROM rated_cdrs WHERE cdr_id LIKE %(p)s", {"p": f"{prefix}-%"}
+            )
+            if int(rows[0][0]) >= count:
+                return
+            if time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-4000:]
+                raise AssertionError(f"{prefix}: {rows[0][0]} of {count} stored\n{tail}")
+            time.sleep(0.2)
+    finally:
+        ch.disconnect()
+
+
+def test_a_running_worker_applies_lost_debits_again_before_later_batches_are_debited(
+    world_settings: tuple[Settings, PrivateRedis], tmp_path: Path
+) -> None:
+    """Redis loses its last writes (here: the AOF cut back, then a restart) while `rater run`
+    runs; the worker's client reconnects by itself. Records still arrive: their batches would
+    raise the watermarks above the lost debits, which then were never applied again (264
+    accounts under-charged in reconcile when it was found). The worker must see the other
+    server process and apply the lost debits before its next debit."""
+    settings, server = world_settings
+    settings = settings.replace(
+        session_timeout_ms=3000, heartbeat_interval_ms=500, batch_max_records=40, metrics_port=0
+    )
+    client = redis_lib.Redis.from_url(settings.redis_url)
+    world = make_world(settings, client, cards=2)
+    opening = _balances(client, world)
+    loads = [
+        workload(world, 400, seed=seed, prefix=p) for seed, p in ((1, "a"), (2, "b"), (3, "c"))
+    ]
+    log = tmp_path / "run.log"
+    worker = spawn(settings, log=log)
+    try:
+        publish(settings, loads[0].messages)
+        _wait_stored(settings, "a", loads[0].unique, log)
+        time.sleep(1.0)  # the last batch's commit and dead letters
+        cut = server.mark()
+        publish(settings, loads[1].messages)
+        _wait_stored(settings, "b", loads[1].unique, log)
+        time.sleep(1.0)
+
+        server.crash_and_cut(cut)  # the worker is not told: its next command reconnects
+        client = redis_lib.Redis.from_url(settings.redis_url)
+        assert _differences(settings), "the cut lost nothing: the test proves nothing"
+        publish(settings, loads[2].messages)
+        _wait_stored(settings, "c", loads[2].unique, log)
+        time.sleep(1.0)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            code = worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            raise
+    text = log.read_text(errors="replace")
+    assert code == 0, text[-4000:]
+    assert _differences(settings) == [], text[-4000:]
+    assert _balances(client, world) == _expected(opening, loads)
+    assert "Redis is another server process than before" in text
+
+
+def _expected(opening: dict[str, int], loads: list[Workload]) -> dict[str, int]:
+    out = dict(opening)
+    for load in loads:
+        for name, price in [*load.price.items(), *load.card_price.items()]:
+            out[name] -= price
+        out["res"] -= load.cost.get(RESELLER, 0)
+    return out
