@@ -52,14 +52,15 @@ def test_a_replay_in_other_batches_neither_doubles_nor_drops_a_ledger_amount(
     load = workload(world, 900, seed=5, prefix="agg")
     publish(settings, load.messages)
 
-    # batches of 60; killed after the store of the third, before its offsets are committed
+    # batches of 60 in inserts of about 120 rows; killed after the insert holding the third
+    # batch, before its offsets are committed
     first = spawn(settings, "--batch", "60", log=log, fault_point="after_store",
-                  fault_after_batches="3")  # fmt: skip
+                  fault_after_batches="3", insert_rows="120")  # fmt: skip
     assert _wait(first, log) == -signal.SIGKILL
     stored_before_replay = totals(ch)["count"]
     assert 0 < stored_before_replay < load.unique
     # the replay reads the uncommitted batches again in batches of 170: other groupings
-    final = spawn(settings, "--batch", "170", "--until-idle", "8", log=log)
+    final = spawn(settings, "--batch", "170", "--until-idle", "8", log=log, insert_rows="400")
     assert _wait(final, log) == 0, log.read_text(errors="replace")[-3000:]
 
     sums = totals(ch)
