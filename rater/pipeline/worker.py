@@ -77,6 +77,9 @@ STOP_GRACE_S = 2.0
 #: Redis reads and scripts: a batch's debit takes milliseconds; a server that does not answer
 #: in 30 s is treated as unreachable (and retried)
 REDIS_TIMEOUT_S = 30
+#: the check on assignment retries for this long inside the assignment callback; past it the
+#: check waits before the partitions' first debit instead (the callback holds the rebalance)
+ASSIGNED_CHECK_S = 5.0
 
 ProgressSink = Callable[[Progress], None]
 
@@ -413,7 +416,7 @@ class Worker:
         self.fetched_next = dict(self.consumer.positions)
         self._assigned = tuple(sorted(self.consumer.assigned))
         self.health.progress_at = time.monotonic()  # new partitions get a whole stall period
-        deadline = time.monotonic() + self.settings.drain_timeout_s
+        deadline = time.monotonic() + ASSIGNED_CHECK_S
         try:
             await self._retrying(
                 "check the assigned partitions",
@@ -439,7 +442,7 @@ class Worker:
         - "server changed": for every assigned partition, before the first debit on a Redis
           server process other than the last one seen (`_before_debit` finds it).
         An infrastructure error it raises is retried like any step's (on assignment for
-        drain_timeout_s, then again before the partitions' first debit, which waits for it);
+        ASSIGNED_CHECK_S, then again before the partitions' first debit, which waits for it);
         any other error stops the worker with a non-zero status.
         """
         if not partitions or self._recovery is None:

@@ -230,7 +230,8 @@ def test_an_unreachable_clickhouse_is_waited_out_not_taken_for_a_stall(
     def said(text: str) -> Any:
         return lambda: text in log.read_text(errors="replace")
 
-    _wait_for(said("ClickHouse unreachable: retrying to store"), 60, "a retry line", log)
+    # the first step that needs ClickHouse: the check for Redis losses before the first debit
+    _wait_for(said("ClickHouse unreachable: retrying to"), 60, "a retry line", log)
     # well past the stall timeout: the watchdog sees ClickHouse down, the worker waits
     _wait_for(said("ClickHouse (") or said("does not answer"), 30, "the watchdog's note", log)
     time.sleep(2)
