@@ -161,6 +161,18 @@ def run(ctx: BenchContext) -> BenchReport:
         + "."
     )
     report.notes.append(
+        "The levers, each measured beside the way before it in this run: insert size (the "
+        "rounds above: the ClickHouse share of CPU per CDR is the part that moves); the typed "
+        "decode and the minute cache of times (bench_decode, worker CPU per CDR); one ledger "
+        "entry per account and insert instead of two or three per call (bench_store_views, "
+        "ClickHouse CPU per row); the offline rater's blocks and jobs (bench_rate_offline). "
+        "This machine's two cores are shared with other work, so CDRs/s and latencies move "
+        "by tens of percent between runs and even between rounds of one run (compare the "
+        "consume + decode ceiling with docs/DESIGN.md section 7); CPU seconds per stored CDR "
+        "count only what the rater's processes spend, so they move much less, and they are "
+        "the figure to compare."
+    )
+    report.notes.append(
         "CPU per stored CDR: CPU seconds of every process from the first stored row to the "
         "last (the workers' start-up and group join left out), ClickHouse's merges of them "
         "included, over the rows stored. Latency: open loop at half the round's end-to-end "
