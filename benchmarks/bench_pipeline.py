@@ -10,7 +10,16 @@
 4. Latency: fresh workers, then an open-loop publisher at half the measured end-to-end rate
    (never from a backlog); publish -> committed latency of sampled records, p50 and p99.
 
-Everything runs in its own topics, consumer group and ClickHouse database, dropped afterwards.
+CPU per stored CDR: the CPU seconds of every process during step 3 (the workers, from
+getrusage once they exit; ClickHouse, Redis and the broker, from /proc), ClickHouse's merges of
+what was stored included (the benchmark waits until they end), divided by the rows stored.
+On a shared machine CDRs/s moves with the neighbours' load; CPU per CDR moves much less.
+
+Steps 1-4 run once per insert size (RATER_INSERT_ROWS, `INSERT_ROWS`): the store gathers
+prepared batches into inserts of that many rows (rater/pipeline/checkpoint.py); 1 stores every
+fetched batch alone, as before the gathering. Each round has its own backlog, topics, consumer
+group and ClickHouse database, dropped afterwards; the first round is the one reported in full,
+the others are beside it as baselines and in the curve of insert size against CPU and p99.
 """
 
 from __future__ import annotations
@@ -23,10 +32,13 @@ import signal
 import statistics
 import time
 import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from benchmarks.cpu import CpuMeter, stack_pids
 from benchmarks.harness import BenchContext, BenchReport, Measurement
 from rater import clickhouse, kafka
 from rater.loadgen.runner import LoadgenOptions
@@ -43,9 +55,135 @@ TARGET_E2E = 50_000  # CDRs/s on this 2-core machine
 WORKERS = 2
 
 
+#: rows per insert (RATER_INSERT_ROWS) of each round; 1 stores every fetched batch alone (how
+#: it was before the store gathered batches). The first is the reported configuration.
+INSERT_ROWS = (20_000, 1, 50_000)
+
+
+@dataclass
+class _Round:
+    """One end-to-end round on a backlog of its own, with one insert size."""
+
+    insert_rows: int
+    e2e: float = 0.0
+    ceiling: float = 0.0
+    stored: int = 0
+    spent: dict[str, float] = field(default_factory=dict)
+    rate: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    stage_note: str = ""
+
+    @property
+    def cpu_us(self) -> float:
+        return 1e6 * sum(self.spent.values()) / self.stored if self.stored else 0.0
+
+    @property
+    def p99_s(self) -> float:
+        return _percentile(self.latencies, 0.99) / 1000 if self.latencies else 0.0
+
+
 def run(ctx: BenchContext) -> BenchReport:
     backlog = 20_000 if ctx.quick else 300_000
     latency_s = 4.0 if ctx.quick else 20.0
+    sizes = INSERT_ROWS[:2] if ctx.quick else INSERT_ROWS
+    rounds = [_one_round(ctx, size, backlog, latency_s) for size in sizes]
+    main = rounds[0]
+    before = next((r for r in rounds if r.insert_rows == 1), None)
+    report = BenchReport(title=TITLE, params={"backlog": backlog, "workers": WORKERS,
+                                              "rows per insert": main.insert_rows})  # fmt: skip
+    report.measurements.append(
+        Measurement(
+            f"end to end, backlog (inserts of {main.insert_rows:,} rows)",
+            main.e2e,
+            "CDRs/s",
+            "consume + decode ceiling",
+            main.ceiling,
+            target=f">= {TARGET_E2E:,} CDRs/s and >= 0.6 x ceiling",
+        )
+    )
+    if before is not None:
+        report.measurements.append(
+            Measurement(
+                f"end to end, backlog (inserts of {main.insert_rows:,} rows)",
+                main.e2e,
+                "CDRs/s",
+                "one insert per fetched batch (before), its own round",
+                before.e2e,
+            )
+        )
+    report.measurements.append(
+        Measurement(
+            "CPU per stored CDR, all processes summed",
+            main.cpu_us,
+            "us",
+            "one insert per fetched batch (before)" if before else None,
+            before.cpu_us if before else None,
+            target="<= 30 us (stretch 25)",
+            higher_is_better=False,
+        )
+    )
+    report.measurements += [
+        Measurement(f"  of which {name}", 1e6 * seconds / main.stored, "us", higher_is_better=False)
+        for name, seconds in sorted(main.spent.items(), key=lambda item: -item[1])
+        if main.stored
+    ]
+    if main.latencies:
+        report.measurements += [
+            Measurement(
+                f"latency p50 at {main.rate:,.0f} CDRs/s",
+                statistics.median(main.latencies) / 1000,
+                "s",
+                higher_is_better=False,
+            ),
+            Measurement(
+                f"latency p99 at {main.rate:,.0f} CDRs/s",
+                main.p99_s,
+                "s",
+                "one insert per fetched batch (before)" if before else None,
+                before.p99_s if before else None,
+                target="<= 1 s",
+                higher_is_better=False,
+            ),
+        ]
+    report.notes.append(main.stage_note)
+    report.notes.append(
+        "Rows per insert against cost, one round each on a backlog and a ClickHouse database "
+        "of its own (RATER_INSERT_ROWS; 1 = every fetched batch of up to "
+        "RATER_BATCH_MAX_RECORDS alone): "
+        + "; ".join(
+            f"{'one batch' if r.insert_rows == 1 else f'{r.insert_rows:,} rows'}: "
+            f"{r.cpu_us:.1f} us CPU per stored CDR "
+            f"({', '.join(f'{k} {1e6 * v / r.stored:.1f}' for k, v in sorted(r.spent.items()))}), "
+            f"{r.e2e:,.0f} CDRs/s, p99 {r.p99_s:.2f} s at {r.rate:,.0f} CDRs/s"
+            for r in rounds
+            if r.stored
+        )
+        + "."
+    )
+    report.notes.append(
+        "The levers, each measured beside the way before it in this run: insert size (the "
+        "rounds above: the ClickHouse share of CPU per CDR is the part that moves); the typed "
+        "decode and the minute cache of times (bench_decode, worker CPU per CDR); one ledger "
+        "entry per account and insert instead of two or three per call (bench_store_views, "
+        "ClickHouse CPU per row); the offline rater's blocks and jobs (bench_rate_offline). "
+        "This machine's two cores are shared with other work, so CDRs/s and latencies move "
+        "by tens of percent between runs and even between rounds of one run (compare the "
+        "consume + decode ceiling with docs/DESIGN.md section 7); CPU seconds per stored CDR "
+        "count only what the rater's processes spend, so they move much less, and they are "
+        "the figure to compare."
+    )
+    report.notes.append(
+        "CPU per stored CDR: CPU seconds of every process from the first stored row to the "
+        "last (the workers' start-up and group join left out), ClickHouse's merges of them "
+        "included, over the rows stored. Latency: open loop at half the round's end-to-end "
+        f"rate for {latency_s:.0f} s into {WORKERS} running workers, from the producer's "
+        "timestamp to the commit of the record's batch (stored, debited, offset committed); "
+        f"{len(main.latencies)} sampled records in the first round."
+    )
+    return report
+
+
+def _one_round(ctx: BenchContext, insert_rows: int, backlog: int, latency_s: float) -> _Round:
     tag = uuid.uuid4().hex[:8]
     settings = ctx.settings.replace(
         topic_cdrs=f"bench-{tag}",
@@ -54,58 +192,28 @@ def run(ctx: BenchContext) -> BenchReport:
         consumer_group=f"bench-{tag}",
         clickhouse_database=f"bench_{tag}",
         session_timeout_ms=6000,
+        insert_rows=insert_rows,
     )
     clickhouse.migrate(settings)
     asyncio.run(kafka.ensure_topics(settings))
-    report = BenchReport(title=TITLE, params={"backlog": backlog, "workers": WORKERS,
-                                              "partitions": settings.partitions})  # fmt: skip
+    result = _Round(insert_rows)
     try:
         scenario = setup_scenario(settings, name="bench", resellers=2, customers=60, cards=120)
         loadgen_run(settings, LoadgenOptions(count=backlog, progress=False), scenario)
 
-        ceiling = asyncio.run(_consume_and_decode(settings, backlog))
-        summaries = _workers(settings, until_idle_s=3.0)
+        result.ceiling = asyncio.run(_consume_and_decode(settings, backlog))
+        summaries, result.spent, result.stored = _metered_workers(settings, ctx.settings.stack_dir)
         records = sum(s.records for s in summaries)
         span = max(s.last_at for s in summaries) - min(s.first_at for s in summaries if s.first_at)
-        e2e = records / span if span > 0 else 0.0
-        report.measurements += [
-            Measurement(
-                "end to end, backlog",
-                e2e,
-                "CDRs/s",
-                "consume + decode ceiling",
-                ceiling,
-                target=f">= {TARGET_E2E:,} CDRs/s and >= 0.5 x ceiling",
-            ),
-        ]
-        report.notes.append(_stage_note(summaries, records, span))
-
-        rate = max(100.0, e2e / 2)
-        latencies = _open_loop(settings, scenario, rate, latency_s)
-        if latencies:
-            p50 = statistics.median(latencies) / 1000
-            p99 = _percentile(latencies, 0.99) / 1000
-            report.measurements += [
-                Measurement(f"latency p50 at {rate:,.0f} CDRs/s", p50, "s", higher_is_better=False),
-                Measurement(
-                    f"latency p99 at {rate:,.0f} CDRs/s",
-                    p99,
-                    "s",
-                    target="< 2 s",
-                    higher_is_better=False,
-                ),
-            ]
-        report.notes.append(
-            f"Latency: open loop at half the end-to-end rate ({rate:,.0f} CDRs/s) for "
-            f"{latency_s:.0f} s into {WORKERS} running workers; {len(latencies)} sampled records, "
-            "from the producer's timestamp to the commit of their batch (stored, debited, "
-            "offset committed)."
-        )
+        result.e2e = records / span if span > 0 else 0.0
+        result.stage_note = _stage_note(summaries, records, span)
+        result.rate = max(100.0, result.e2e / 2)
+        result.latencies = _open_loop(settings, scenario, result.rate, latency_s)
     finally:
         admin = clickhouse.client(settings, database="default", numpy=False)
         admin.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
         admin.disconnect()
-    return report
+    return result
 
 
 async def _consume_and_decode(settings: Settings, count: int) -> float:
@@ -134,18 +242,35 @@ async def _consume_and_decode(settings: Settings, count: int) -> float:
         await consumer.stop()
 
 
-def _workers(settings: Settings, *, until_idle_s: float) -> list[WorkerSummary]:
+def _metered_workers(
+    settings: Settings, stack_dir: Any, idle_s: float = 10.0
+) -> tuple[list[WorkerSummary], dict[str, float], int]:
+    """`WORKERS` worker processes over the backlog, with the CPU seconds every process spends
+    from the first stored row to the last (the workers' start-up and group join left out;
+    ClickHouse's merges of the stored rows waited for), and the rows stored. The workers idle
+    `idle_s` before they leave, so their /proc entries are read while they still run."""
     context = multiprocessing.get_context("spawn")
     out: Any = context.Queue()
     processes = [
-        context.Process(
-            target=_child, args=(settings.replace(metrics_port=0), i, until_idle_s, out)
-        )
+        context.Process(target=_child, args=(settings.replace(metrics_port=0), i, idle_s, out))
         for i in range(WORKERS)
     ]
     for process in processes:
         process.start()
-    return _collect(processes, out)
+    while _stored(settings) == 0 and any(p.is_alive() for p in processes):
+        time.sleep(0.02)
+    workers = {f"worker {i + 1}": p.pid for i, p in enumerate(processes) if p.pid}
+    meter = CpuMeter({**stack_pids(Path(stack_dir)), **workers}).start()
+    last, quiet = -1, 0
+    while quiet < 3:  # no new row for 1.5 s: the backlog is stored
+        count = _stored(settings)
+        quiet = quiet + 1 if count == last else 0
+        last = count
+        time.sleep(0.5)
+    spent = meter.read(list(workers))
+    _settle_merges(settings)
+    spent |= meter.read([name for name in meter.pids if name not in workers])
+    return _collect(processes, out), spent, last
 
 
 def _collect(processes: list[Any], out: Any) -> list[WorkerSummary]:
@@ -244,6 +369,23 @@ def _stored(settings: Settings) -> int:
     client = clickhouse.client(settings, numpy=False)
     try:
         return int(client.execute("SELECT count() FROM rated_cdrs")[0][0])
+    finally:
+        client.disconnect()
+
+
+def _settle_merges(settings: Settings, timeout_s: float = 120.0) -> None:
+    """Until no merge of the benchmark's database ran for three looks in a row (1.5 s)."""
+    client = clickhouse.client(settings, numpy=False)
+    try:
+        quiet = 0
+        deadline = time.monotonic() + timeout_s
+        while quiet < 3 and time.monotonic() < deadline:
+            busy = client.execute(
+                "SELECT count() FROM system.merges WHERE database = %(d)s",
+                {"d": settings.clickhouse_database},
+            )[0][0]
+            quiet = 0 if busy else quiet + 1
+            time.sleep(0.5)
     finally:
         client.disconnect()
 

@@ -77,6 +77,10 @@ class Settings:
     # pipeline
     batch_max_records: int = 5000
     batch_timeout_ms: int = 100
+    #: the store gathers prepared batches into one insert of at least this many rows, or of
+    #: what came within insert_wait_ms of the first (rater/pipeline/checkpoint.py)
+    insert_rows: int = 20_000
+    insert_wait_ms: int = 250
     workers: int = 1
     metrics_port: int = 9464
     # liveness (rater/pipeline/worker.py)
@@ -206,6 +210,8 @@ class Settings:
             raise ConfigError(f"RATER_PARTITIONS must be >= 1, not {self.partitions}")
         if self.batch_max_records < 1:
             raise ConfigError("RATER_BATCH_MAX_RECORDS must be >= 1")
+        if self.insert_rows < 1 or self.insert_wait_ms < 0:
+            raise ConfigError("RATER_INSERT_ROWS must be >= 1 and RATER_INSERT_WAIT_MS >= 0")
         if self.dedup_window_s < 1 or self.future_skew_s < 0:
             raise ConfigError("RATER_DEDUP_WINDOW_S must be >= 1 and RATER_FUTURE_SKEW_S >= 0")
         if not 1 <= self.max_billsec <= _BILLSEC_LIMIT:

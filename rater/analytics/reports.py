@@ -196,20 +196,26 @@ class Reports:
 
     def history(self, reseller: str, customer: str, limit: int = 100) -> Report:
         """The latest changes of one customer's balance, newest first, from the ledger: top-ups,
-        corrections, batch funding, and calls summed per day (one line a day, not a call)."""
+        corrections, batch funding, and calls summed per day (one line a day, not a call).
+
+        A call entry is one call ('call to X', written before migration 080) or the calls of
+        one insert ('412 calls', schemas/clickhouse/080_ledger_calls_grouped.sql)."""
+        # the day (or entry) is grouped by its alias: ClickHouse 18.16 does not match
+        # toDate(ts) in the SELECT list with the same expression in GROUP BY
         rows = self.ch.rows(
             "SELECT toString(max(ts)), kind, '' AS card, toInt64(sum(amount)), "
-            "if(kind = 'call', concat('calls of ', toString(toDate(ts)), ': ', "
-            "toString(count())), any(reason)) AS why, any(actor) FROM ledger "
+            "if(kind = 'call', concat('calls of ', day_or_entry, ': ', "
+            "toString(sum(if(startsWith(reason, 'call to '), 1, "
+            "toInt64OrZero(extract(reason, '^(-?[0-9]+) calls')))))), any(reason)) AS why, "
+            "any(actor), if(kind = 'call', toString(toDate(ts)), entry_id) AS day_or_entry, "
+            "if(kind = 'call', '', toString(ts)) AS at FROM ledger "
             "WHERE level = 'customer' AND reseller = %(r)s AND customer = %(c)s "
-            "GROUP BY kind, if(kind = 'call', toString(toDate(ts)), entry_id), "
-            "if(kind = 'call', '', toString(ts)) "
-            "ORDER BY max(ts) DESC LIMIT %(n)s",
+            "GROUP BY kind, day_or_entry, at ORDER BY max(ts) DESC LIMIT %(n)s",
             {"r": reseller, "c": customer, "n": limit},
         )
         return Report(
             f"Balance history of customer {customer}", self.HISTORY_COLS,
-            [tuple(r) for r in rows], None, [] if rows else ["no balance changes yet"],
+            [tuple(r[:6]) for r in rows], None, [] if rows else ["no balance changes yet"],
         )  # fmt: skip
 
     # ------------------------------------------------------------------------ cards

@@ -157,8 +157,38 @@ class CdrStore:
 
     def store(self, topic_id: str, rows: RatedRows) -> int:
         """Insert the rows ClickHouse does not hold yet; returns how many were inserted."""
+        return self.store_all(topic_id, [rows])[0]
+
+    def store_all(self, topic_id: str, parts: Sequence[RatedRows]) -> list[int]:
+        """Insert the rows of several batches that ClickHouse does not hold yet, in ONE insert;
+        returns how many rows of each part were inserted.
+
+        One insert of many rows costs ClickHouse far less per row than several small ones
+        (fewer parts to write and merge, each view run once per block), so the worker gathers
+        prepared batches and stores them together (rater/pipeline/checkpoint.py)."""
+        kept = [self._not_held(topic_id, rows) for rows in parts]
+        filled = [rows for rows in kept if len(rows)]
+        if not filled:
+            return [0] * len(parts)
+        rated_at = self.clock.time()
+        pieces = [columns_of(topic_id, rows, rated_at=rated_at) for rows in filled]
+        columns = pieces[0]
+        if len(pieces) > 1:
+            columns = [np.concatenate(column) for column in zip(*pieces, strict=True)]
+        self.client.execute(
+            f"INSERT INTO rated_cdrs ({', '.join(COLUMNS)}) VALUES", columns, columnar=True
+        )
+        for rows in filled:
+            for partition in np.unique(rows.cdrs.partition):
+                key = (topic_id, int(partition))
+                high = int(rows.cdrs.offset[rows.cdrs.partition == partition].max())
+                self._stored_high[key] = max(self._stored_high.get(key, -1), high)
+        return [len(rows) for rows in kept]
+
+    def _not_held(self, topic_id: str, rows: RatedRows) -> RatedRows:
+        """The rows whose message identity ClickHouse does not hold yet."""
         if len(rows) == 0:
-            return 0
+            return rows
         partitions = rows.cdrs.partition
         keep = np.ones(len(rows), dtype=bool)
         for partition in np.unique(partitions):
@@ -167,20 +197,7 @@ class CdrStore:
             if held:
                 held_offsets = np.fromiter(held, dtype=np.int64)
                 keep &= ~(mine & np.isin(rows.cdrs.offset, held_offsets))
-        if not keep.all():
-            rows = rows.take(keep)
-        if len(rows) == 0:
-            return 0
-        self.client.execute(
-            f"INSERT INTO rated_cdrs ({', '.join(COLUMNS)}) VALUES",
-            columns_of(topic_id, rows, rated_at=self.clock.time()),
-            columnar=True,
-        )
-        for partition in np.unique(rows.cdrs.partition):
-            key = (topic_id, int(partition))
-            high = int(rows.cdrs.offset[rows.cdrs.partition == partition].max())
-            self._stored_high[key] = max(self._stored_high.get(key, -1), high)
-        return len(rows)
+        return rows if keep.all() else rows.take(keep)
 
 
 def columns_of(topic_id: str, rows: RatedRows, *, rated_at: float | None = None) -> list[object]:

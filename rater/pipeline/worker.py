@@ -359,8 +359,9 @@ class Worker:
         await asyncio.to_thread(self._pipeline.warm_up)
         self._consumer = CdrConsumer(settings, self)
         self._checkpointer = Checkpointer(
-            self._pipeline, self._consumer, self._retrying, self._on_committed
-        )
+            self._pipeline, self._consumer, self._retrying, self._on_committed,
+            insert_rows=settings.insert_rows, insert_wait_s=settings.insert_wait_ms / 1000,
+        )  # fmt: skip
         self.health.doing("join")
         await self._consumer.start()
         log.info("worker started", worker=self.index, topic=settings.topic_cdrs,

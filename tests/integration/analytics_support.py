@@ -22,7 +22,7 @@ from rater.clickhouse.executor import ChdbExecutor, DriverExecutor, Executor
 from rater.settings import Settings
 
 #: migrations the analytics code needs: the base table, the ledger and its call views, its own
-CHDB_MIGRATIONS = (1, 2, 30, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49)
+CHDB_MIGRATIONS = (1, 2, 30, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 80)
 TABLES = ("rated_cdrs", "daily_summary", "card_summary", "rerate_audit", "ledger")
 
 

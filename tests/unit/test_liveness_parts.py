@@ -12,6 +12,7 @@ import asyncio
 import io
 import logging
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,9 +36,10 @@ from rater.settings import Settings
 
 
 class _Prepared:
-    def __init__(self, batch: int) -> None:
+    def __init__(self, batch: int, rows: int = 10) -> None:
         self.batch = batch
-        self.report = BatchReport(records=10)
+        self.rows = [None] * rows
+        self.report = BatchReport(records=rows)
 
 
 class _Stages:
@@ -46,13 +48,13 @@ class _Stages:
     def __init__(self, calls: list[str], *, fail_store: int = 0, stall: bool = False) -> None:
         self.calls, self.fail_store, self.stall = calls, fail_store, stall
 
-    async def store_rows(self, prepared: _Prepared) -> int:
-        self.calls.append(f"store {prepared.batch}")
+    async def store_group(self, batches: list[_Prepared]) -> int:
+        self.calls.append(f"store {' '.join(str(p.batch) for p in batches)}")
         if self.fail_store:
             self.fail_store -= 1
             raise ch_errors.NetworkError("connection refused")
         await asyncio.sleep(0.01)
-        return 10
+        return sum(len(p.rows) for p in batches)
 
     async def dead_letter(self, prepared: _Prepared) -> int:
         self.calls.append(f"dead-letter {prepared.batch}")
@@ -87,13 +89,18 @@ async def _retry(what: str, step: Any) -> Any:
                 raise
 
 
-def _checkpointer(calls: list[str], **stages: Any) -> tuple[Checkpointer, list[Checkpoint]]:
+def _checkpointer(
+    calls: list[str], *, insert_rows: int = 1, insert_wait_s: float = 0.25, **stages: Any
+) -> tuple[Checkpointer, list[Checkpoint]]:
+    """A checkpointer on stand-ins; by default every batch is its own group."""
     done: list[Checkpoint] = []
     checkpointer = Checkpointer(
         _Stages(calls, **stages),  # type: ignore[arg-type]
         _Committer(calls),
         _retry,
         lambda checkpoint, _report: done.append(checkpoint),
+        insert_rows=insert_rows,
+        insert_wait_s=insert_wait_s,
     )
     return checkpointer, done
 
@@ -129,6 +136,74 @@ def test_checkpoints_commit_in_the_order_their_batches_were_submitted() -> None:
         step for batch in (1, 2, 3)
         for step in (f"store {batch}", f"dead-letter {batch}", f"commit {{0: {batch * 10}}}")
     ]  # fmt: skip
+
+
+def test_batches_gather_into_one_insert_and_one_commit_after_it() -> None:
+    calls: list[str] = []
+
+    async def scenario() -> list[Checkpoint]:
+        checkpointer, done = _checkpointer(calls, insert_rows=30, insert_wait_s=5.0)
+        for batch, offsets in ((1, {0: 11, 1: 5}), (2, {0: 20}), (3, {1: 9})):
+            await checkpointer.submit(Checkpoint(_Prepared(batch), offsets))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # 30 rows: the group goes without waiting for its time bound
+        while checkpointer.busy:
+            await asyncio.sleep(0.01)
+        return done
+
+    done = asyncio.run(scenario())
+    # one insert for the three batches, their rejects, then one commit of the highest offsets
+    assert calls == ["store 1 2 3", "dead-letter 1", "dead-letter 2", "dead-letter 3",
+                     "commit {0: 20, 1: 9}"]  # fmt: skip
+    assert [c.committed for c in done] == [True, True, True]
+
+
+def test_a_thin_stream_waits_the_time_bound_at_most() -> None:
+    calls: list[str] = []
+
+    async def scenario() -> float:
+        checkpointer, _ = _checkpointer(calls, insert_rows=20_000, insert_wait_s=0.2)
+        started = time.monotonic()
+        await checkpointer.submit(Checkpoint(_Prepared(1), {0: 11}))  # type: ignore[arg-type]
+        while checkpointer.busy:
+            await asyncio.sleep(0.01)
+        return time.monotonic() - started
+
+    waited = asyncio.run(scenario())
+    assert calls == ["store 1", "dead-letter 1", "commit {0: 11}"]
+    assert 0.18 <= waited < 5.0  # the bound, give or take a loaded machine
+
+
+def test_a_drain_stores_what_gathers_at_once() -> None:
+    calls: list[str] = []
+
+    async def scenario() -> float:
+        checkpointer, _ = _checkpointer(calls, insert_rows=20_000, insert_wait_s=30.0)
+        await checkpointer.submit(Checkpoint(_Prepared(1), {0: 11}))  # type: ignore[arg-type]
+        await checkpointer.submit(Checkpoint(_Prepared(2), {0: 12}))  # type: ignore[arg-type]
+        started = time.monotonic()
+        await asyncio.wait_for(checkpointer.drain(), 10.0)
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 5.0
+    assert calls == ["store 1 2", "dead-letter 1", "dead-letter 2", "commit {0: 12}"]
+
+
+def test_a_full_gathering_group_waits_for_the_one_in_flight() -> None:
+    calls: list[str] = []
+
+    async def scenario() -> None:
+        checkpointer, _ = _checkpointer(calls, insert_rows=20, insert_wait_s=5.0)
+        for batch in range(1, 7):
+            await checkpointer.submit(Checkpoint(_Prepared(batch), {0: batch}))  # type: ignore[arg-type]
+            calls.append(f"submitted {batch}")
+        await checkpointer.drain()
+
+    asyncio.run(scenario())
+    stores = [c for c in calls if c.startswith("store")]
+    assert stores == ["store 1 2", "store 3 4", "store 5 6"]
+    # batch 5 was taken only after the group of 1 and 2 committed (bounded memory)
+    assert calls.index("submitted 5") > calls.index("commit {0: 2}")
+    assert calls[-1] == "commit {0: 6}"
 
 
 def test_an_abandoned_checkpoint_commits_nothing() -> None:

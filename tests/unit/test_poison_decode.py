@@ -90,7 +90,8 @@ def test_each_record_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     values = [orjson.dumps(cdr(start_time="2026-09-21 14:13:20")),  # the checked path
               orjson.dumps(cdr(billsec=-1)), orjson.dumps(cdr())]  # fmt: skip
     batch, rejects = run(*values)
-    assert (len(batch), len(rejects), calls) == (2, 1, 3)
+    # the common message is decoded by msgspec alone; the other two once each by orjson
+    assert (len(batch), len(rejects), calls) == (2, 1, 2)
 
 
 def test_a_reject_carries_its_record_and_switch() -> None:

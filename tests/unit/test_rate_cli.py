@@ -5,11 +5,16 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
+from rater.cli import rate as rate_module
 from rater.cli.rate import rate
+from rater.money import from_micro
 
 TARIFF = """prefix,destination,rate,connect_fee,steps,first_rate,effective_from
 44,UK,0.10,,60/60,,
@@ -151,3 +156,68 @@ def test_files_in_and_out(tariff: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(rate, args)
     assert result.exit_code == 0, result.output
     assert orjson.loads(target.read_bytes())["price"] == "0.1000"
+
+
+# ------------------------------------------------------------------ blocks and --jobs
+def _mixed_lines(count: int) -> list[bytes]:
+    rng = random.Random(11)
+    callees = ["+44", "0044", "+447", "+31", "+316", "+1", "+86", "+3a", "12"]
+    lines: list[bytes] = []
+    for i in range(count):
+        callee = rng.choice(callees) + "".join(rng.choice("0123456789") for _ in range(9))
+        billsec = rng.choice([0, 1, 7, 61, rng.randrange(10_000)])
+        lines.append(_cdr(f"c{i}\u00e9" if i % 7 == 0 else f'c"{i}' if i % 13 == 0 else f"c{i}",
+                          callee, billsec))  # fmt: skip
+        if i % 37 == 0:
+            lines.append(b"")  # an empty line is an error line, never skipped
+        if i % 41 == 0:
+            lines.append(b'{"cdr_id": "broken"')
+    return lines
+
+
+def _raw_run(tariff: Path, data: bytes, *args: str) -> bytes:
+    result = CliRunner().invoke(rate, ["--tariff", str(tariff), *args], input=data)
+    assert result.exit_code == 0, result.output
+    return result.stdout_bytes
+
+
+@pytest.mark.parametrize("block_bytes", [1, 97, 4096, 1 << 22])
+def test_blocks_and_jobs_write_the_same_bytes_as_one_pass(
+    tariff: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = _mixed_lines(600)
+    data = b"\n".join(lines) + b"\n"
+    whole = _raw_run(tariff, data, "--country", "44")
+    monkeypatch.setattr(rate_module, "BLOCK_BYTES", block_bytes)
+    assert _raw_run(tariff, data, "--country", "44") == whole
+    assert _raw_run(tariff, data, "--country", "44", "--jobs", "2") == whole
+    assert _raw_run(tariff, data, "--country", "44", "--engine", "reference") == whole
+    out = [orjson.loads(line) for line in whole.splitlines()]
+    assert len(out) == len(lines)
+    # line numbers count every line of the file, across blocks and jobs
+    for number, (line, rated) in enumerate(zip(lines, out, strict=True), start=1):
+        if "error" in rated:
+            assert str(rated["error"]).startswith(f"line {number}: ")
+        else:
+            assert orjson.loads(line)["cdr_id"] == rated["cdr_id"]
+
+
+def test_crlf_and_a_last_line_without_newline(tariff: Path) -> None:
+    lines = [_cdr("a", "+442071234567", 61), _cdr("b", "+31201234567", 5)]
+    plain = _raw_run(tariff, b"\n".join(lines) + b"\n")
+    assert _raw_run(tariff, b"\r\n".join(lines) + b"\r\n") == plain
+    assert _raw_run(tariff, b"\n".join(lines)) == plain
+    assert _raw_run(tariff, b"\n".join(lines), "--jobs", "2") == plain
+    assert _raw_run(tariff, b"") == b""
+
+
+@given(
+    st.lists(st.integers(-(10**15), 10**15), max_size=50),
+    st.integers(0, 6),
+    st.booleans(),
+)
+def test_prices_text_equals_from_micro(prices: list[int], decimals: int, on_grid: bool) -> None:
+    unit = 10 ** (6 - decimals)
+    values = [p - p % unit for p in prices] if on_grid else prices
+    text = rate_module.prices_text(np.asarray(values, dtype=np.int64), decimals)
+    assert text == [from_micro(p, decimals) for p in values]
