@@ -8,7 +8,7 @@ hang this guards against struck a worker that had been through a few); they must
 CDR of the round, once, with balances and rated_cdrs equal to the reference prices, and stay up.
 
 RATER_TEST_SOAK_ROUNDS rounds per group size: a few in `make test`, many in `make soak`.
-RATER_TEST_SOAK_SEED replays a run's random timing (the seed is printed on failure).
+RATER_TEST_SOAK_SEED replays a run's random timing (each run prints its random seed when it fails).
 """
 
 from __future__ import annotations
