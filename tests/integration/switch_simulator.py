@@ -169,10 +169,20 @@ class CdrSender:
         self._queue.put(message)
 
     def close(self) -> None:
-        """Everything sent and acknowledged."""
+        """Everything sent and acknowledged (again: nothing)."""
+        if not self._thread.is_alive():
+            return
         self._queue.put(None)
         self._thread.join(60)
         assert not self._thread.is_alive(), "the CDR sender did not finish"
+
+    # a `with` block ends the sender on every path: its executor thread, blocked on the queue,
+    # would otherwise keep pytest from exiting after a failure
+    def __enter__(self) -> CdrSender:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     async def _run(self) -> None:
         producer = kafka.producer(self.settings)

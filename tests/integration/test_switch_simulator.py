@@ -65,8 +65,11 @@ def test_simulated_calls_hold_no_more_than_there_is_and_end_with_exact_balances(
     fast = settings.replace(session_timeout_ms=3000, heartbeat_interval_ms=500)
     worker = spawn(fast, log=tmp_path / "worker.log")
     try:
-        with serve(settings, tmp_path, workers=2) as served, Watch(redis, world, settings) as watch:
-            cdrs = CdrSender(settings)
+        with (
+            serve(settings, tmp_path, workers=2) as served,
+            Watch(redis, world, settings) as watch,
+            CdrSender(settings) as cdrs,
+        ):
             cdrs.send(_PROBE)  # the worker has joined once it stored this one
             _wait_stored(ch, _PROBE["switch"], 1, worker, tmp_path)
             Switch(served, tok, cdrs).run(calls)
