@@ -10,15 +10,11 @@ the reason, so nothing is lost and the reason is where `rater dlq show` looks.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiokafka.partitioner import murmur2
-
-from rater.errors import ConfigError
+from rater.kafka.batches import BatchSender
 from rater.pipeline.decode import OTHER_LEG, InvalidRecord
 from rater.pipeline.formats import FORMAT_HEADER, RATER, SWITCH_HEADER, context, format_named
 from rater.tariffs.model import SwitchSettings
@@ -50,22 +46,19 @@ class Sender:
     progress: Progress | None = None
     counts: Counts = field(default_factory=Counts)
     partitions: list[int] = field(default_factory=list)
-    _pending: deque[asyncio.Future[Any]] = field(default_factory=deque)
-    _partition_of: dict[bytes, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.format = format_named(self.format_name or self.settings.format)
         self.context = context(self.settings, self.format_name)
+        self._batches = BatchSender(self.producer, self.topic, max_pending=_MAX_PENDING)
         self.headers = [(SWITCH_HEADER, self.settings.name.encode())]
         if self.format_name:
             self.headers.append((FORMAT_HEADER, self.format_name.encode()))
         self._fast = self.format.name == RATER
 
     async def start(self) -> None:
-        found = await self.producer.partitions_for(self.topic)
-        if not found:
-            raise ConfigError(f"topic {self.topic!r} has no partitions (create it first)")
-        self.partitions = sorted(found)
+        await self._batches.start()
+        self.partitions = self._batches.partitions
 
     def key_of(self, value: bytes) -> bytes | None:
         """The account of a record, as the key; None when the format cannot read it."""
@@ -85,11 +78,7 @@ class Sender:
     def partition(self, key: bytes | None) -> int:
         if key is None:
             return self.partitions[self.counts.records % len(self.partitions)]
-        found = self._partition_of.get(key)
-        if found is None:
-            found = self.partitions[(murmur2(key) & 0x7FFFFFFF) % len(self.partitions)]
-            self._partition_of[key] = found
-        return found
+        return self._batches.partition(key)
 
     async def send(self, values: Sequence[bytes]) -> None:
         """Hand these records to the producer (in order per partition)."""
@@ -101,28 +90,10 @@ class Sender:
             by_partition.setdefault(self.partition(key), []).append((key, value))
             self.counts.records += 1
         for partition, items in by_partition.items():
-            batch = self.producer.create_batch()
-            for key, value in items:
-                if batch.append(key=key, value=value, timestamp=None, headers=self.headers) is None:
-                    await self._send_batch(batch, partition)
-                    batch = self.producer.create_batch()
-                    if (
-                        batch.append(key=key, value=value, timestamp=None, headers=self.headers)
-                        is None
-                    ):
-                        raise ConfigError(f"a record of {len(value)} bytes exceeds the batch size")
-            if batch.record_count():
-                await self._send_batch(batch, partition)
+            await self._batches.send(partition, items, self.headers)
         if self.progress is not None:
             self.progress.update(len(values))
 
-    async def _send_batch(self, batch: Any, partition: int) -> None:
-        future = await self.producer.send_batch(batch, self.topic, partition=partition)
-        self._pending.append(future)
-        while len(self._pending) > _MAX_PENDING or (self._pending and self._pending[0].done()):
-            await self._pending.popleft()
-
     async def acknowledged(self) -> None:
         """Wait until the broker acknowledged everything sent so far."""
-        while self._pending:
-            await self._pending.popleft()
+        await self._batches.acknowledged()

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka.partitioner import murmur2
-
 from rater.errors import ConfigError
+from rater.kafka.batches import BatchSender
 
 #: minimum sleep between two rate-limited sends (shorter sleeps only cost CPU)
 _TICK_S = 0.002
@@ -79,27 +77,22 @@ class Publisher:
         self.topic = topic
         self.rate = rate
         self.progress = progress
-        self.partitions: list[int] = []
-        self._partition_of: dict[bytes, int] = {}
-        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._batches = BatchSender(producer, topic, max_pending=_MAX_PENDING)
         self.sent = 0
         self.started: float | None = None
         self.finished: float | None = None
         self.busy = 0.0
 
     async def start(self) -> None:
-        found = await self.producer.partitions_for(self.topic)
-        if not found:
-            raise ConfigError(f"topic {self.topic!r} has no partitions (create it first)")
-        self.partitions = sorted(found)
+        await self._batches.start()
+
+    @property
+    def partitions(self) -> list[int]:
+        return self._batches.partitions
 
     def partition(self, key: bytes) -> int:
         """The partition aiokafka's DefaultPartitioner would choose for `key`."""
-        found = self._partition_of.get(key)
-        if found is None:
-            found = self.partitions[(murmur2(key) & 0x7FFFFFFF) % len(self.partitions)]
-            self._partition_of[key] = found
-        return found
+        return self._batches.partition(key)
 
     async def publish(self, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
         """Send these messages (in order per partition), at the target rate if one is set."""
@@ -137,39 +130,21 @@ class Publisher:
         for i, key in enumerate(keys):
             by_partition.setdefault(self.partition(key), []).append(i)
         for partition, indices in by_partition.items():
-            batch = self.producer.create_batch()
-            for i in indices:
-                if batch.append(key=keys[i], value=values[i], timestamp=None) is None:
-                    await self._send_batch(batch, partition)
-                    batch = self.producer.create_batch()
-                    if batch.append(key=keys[i], value=values[i], timestamp=None) is None:
-                        raise ConfigError(
-                            f"a message of {len(values[i])} bytes exceeds max_batch_size"
-                        )
-            if batch.record_count():
-                await self._send_batch(batch, partition)
+            await self._batches.send(partition, ((keys[i], values[i]) for i in indices))
         self.sent += len(values)
         if self.progress is not None:
             self.progress.update(len(values))
 
-    async def _send_batch(self, batch: Any, partition: int) -> None:
-        future = await self.producer.send_batch(batch, self.topic, partition=partition)
-        self._pending.append(future)
-        while len(self._pending) > _MAX_PENDING or (self._pending and self._pending[0].done()):
-            await self._pending.popleft()
-
     async def wait_acks(self) -> None:
         """Wait until every batch handed over so far is acknowledged."""
         entered = time.perf_counter()
-        while self._pending:
-            await self._pending.popleft()
+        await self._batches.acknowledged()
         self.busy += time.perf_counter() - entered
 
     async def flush(self) -> PublishStats:
         """Wait for every acknowledgement; the stats of everything sent so far."""
         entered = time.perf_counter()
-        while self._pending:
-            await self._pending.popleft()
+        await self._batches.acknowledged()
         self.finished = time.perf_counter()
         self.busy += self.finished - entered
         seconds = self.finished - self.started if self.started is not None else 0.0
