@@ -29,6 +29,24 @@ _BILLSEC_LIMIT = 2**31 - 1 - 1_000_000
 _DLQ_MIN_BYTES = 4096
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str, *, what: str, example: str) -> tuple[Network, ...]:
+    """'10.0.0.0/8,192.0.2.7,::1' ('' for none); ConfigError naming `what` and the bad entry."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{what}: {part!r} is not an IP address or network (e.g. {example})"
+            ) from None
+    return tuple(out)
+
+
 def _default_stack_dir() -> Path:
     """.stack/ in a source checkout (where `make demo` and `make test` run); installed from a
     wheel, PROJECT_ROOT is the environment's lib folder, so the per-user state folder instead:
@@ -257,20 +275,11 @@ class Settings:
         _ = self.pin_lock_schedule  # parsed once here so a bad value fails at start
 
     @property
-    def http_metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    def http_metrics_networks(self) -> tuple[Network, ...]:
         """http_metrics_allow parsed; ConfigError naming a bad entry."""
-        out = []
-        for part in (p.strip() for p in self.http_metrics_allow.split(",")):
-            if not part:
-                continue
-            try:
-                out.append(ipaddress.ip_network(part, strict=False))
-            except ValueError:
-                raise ConfigError(
-                    f"RATER_HTTP_METRICS_ALLOW: {part!r} is not an IP address or network "
-                    "(e.g. 10.0.0.0/8)"
-                ) from None
-        return tuple(out)
+        return parse_networks(
+            self.http_metrics_allow, what="RATER_HTTP_METRICS_ALLOW", example="10.0.0.0/8"
+        )
 
     # ------------------------------------------------------------------ building
     @classmethod

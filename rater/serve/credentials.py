@@ -37,13 +37,13 @@ from typing import Any
 from rater.errors import AccountError, ConfigError
 from rater.redis import keys
 from rater.redis.connection import RedisLike
+from rater.settings import Network
+from rater.settings import parse_networks as settings_networks
 
 GENERATION = keys.SWITCH_AUTH_GENERATION
 SWITCHES = keys.SWITCH_AUTH_SWITCHES
 ALL_RESELLERS = "*"
 _TOKEN = re.compile(r"([0-9a-f]{12})\.([A-Za-z0-9_-]{43})")
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 token_key = keys.switch_token
@@ -123,17 +123,7 @@ def parse_resellers(text: str) -> frozenset[str]:
 
 def parse_networks(text: str) -> tuple[Network, ...]:
     """'10.0.0.0/8,192.0.2.7,::1' ('' for any address); ConfigError naming a bad entry."""
-    out = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            out.append(ipaddress.ip_network(part, strict=False))
-        except ValueError:
-            raise ConfigError(
-                f"--allow-ip: {part!r} is not an IP address or network (e.g. 192.0.2.0/24)"
-            ) from None
-    return tuple(out)
+    return settings_networks(text, what="--allow-ip", example="192.0.2.0/24")
 
 
 def check_switch(name: str) -> str:

@@ -7,14 +7,11 @@ pipeline notices the new topic incarnation (docs/DESIGN.md section 3).
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
-
-from rater.errors import ServiceUnavailable, StackError
+from rater.errors import StackError
+from rater.kafka.probe import answers
 from rater.settings import Settings
 from rater.stack.service import Service, quiet_clients
 
@@ -38,26 +35,11 @@ def tansu_binary() -> Path:
 
 
 def probe(settings: Settings, timeout_s: float = 5.0) -> str:
-    """Ask the broker for its metadata (the list of topics)."""
-
-    async def ask() -> str:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1000)
-        )
-        try:
-            await asyncio.wait_for(admin.start(), timeout_s)
-            await asyncio.wait_for(admin.list_topics(), timeout_s)
-        finally:
-            await admin.close()
-        return "Kafka protocol (Tansu)"
-
-    try:
-        with quiet_clients():
-            return asyncio.run(ask())
-    except (KafkaError, OSError, TimeoutError) as error:
-        raise ServiceUnavailable(
-            f"Kafka at {settings.kafka_bootstrap} does not answer: {error!r}"
-        ) from error
+    """Ask the broker for its metadata (the list of topics); ServiceUnavailable when it does
+    not answer."""
+    with quiet_clients():
+        answers(settings, timeout_s)
+    return "Kafka protocol (Tansu)"
 
 
 def service(settings: Settings) -> Service:
